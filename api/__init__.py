@@ -1,0 +1,1 @@
+"""civic-ledger api package."""

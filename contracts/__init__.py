@@ -1,0 +1,1 @@
+"""civic-ledger contracts package."""

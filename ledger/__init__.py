@@ -1,0 +1,1 @@
+"""civic-ledger ledger package."""
