@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from api.deps import ReadSessionDep, StateDep
+from ledger import repository as repo
+from ledger import service
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="Database, chain and anchoring worker, with the anchoring lag")
+def healthz(session: ReadSessionDep, state: StateDep) -> Any:
+    """200 when all is well, 503 when the service accepts records but cannot anchor them
+    (the body says which part is down), so a monitor can page someone."""
+    now = datetime.now(UTC)
+    body: dict[str, Any] = {}
+    try:
+        session.execute(text("SELECT 1"))
+        body["database"] = {"ok": True, "backend": state.engine.dialect.name}
+        lag = service.anchoring_lag(session, now)
+        workers = repo.worker_statuses(session)
+    except Exception as exc:
+        body["database"] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        lag, workers = {}, []
+    body["chain"] = state.chain_probe.status()
+    stale_after = timedelta(seconds=max(10.0, 5 * state.settings.anchor_interval))
+    worker: dict[str, Any] = {}
+    for status in workers:
+        beat = status.heartbeat_at if status.heartbeat_at.tzinfo else status.heartbeat_at.replace(tzinfo=UTC)
+        age = (now - beat).total_seconds()
+        worker[status.log] = {
+            "worker": status.worker_id,
+            "state": status.state if age < stale_after.total_seconds() else "stopped",
+            "detail": status.detail,
+            "heartbeat_age_seconds": round(age, 3),
+        }
+    body["worker"] = {
+        "ok": bool(worker) and all(w["state"] in {"idle", "anchoring"} for w in worker.values()),
+        "logs": worker,
+    }
+    body["anchoring"] = lag
+    ok = body["database"]["ok"] and body["chain"].get("ok", False) and body["worker"]["ok"]
+    body["status"] = "ok" if ok else "degraded"
+    return JSONResponse(body, status_code=200 if ok else 503)

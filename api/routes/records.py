@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+from fastapi.responses import JSONResponse
+
+from api.deps import ReadSessionDep
+from ledger import service
+
+router = APIRouter(prefix="/api/v1", tags=["records"])
+
+RecordHash = Annotated[
+    str,
+    Path(
+        pattern=r"^[0-9a-f]{64}$",
+        description="PROTOCOL §2 leaf hash: 64 lowercase hexadecimal characters",
+    ),
+]
+
+
+@router.get(
+    "/records/{record_hash}/receipt",
+    name="record_receipt",
+    summary="The PROTOCOL §4 receipt of a record",
+    responses={
+        202: {"description": "stored, not anchored yet: {\"status\": \"pending\"}"},
+        404: {"description": "no record has this hash"},
+        422: {"description": "not a 64-character lowercase hex hash"},
+    },
+)
+def record_receipt(record_hash: RecordHash, session: ReadSessionDep) -> Any:
+    result = service.receipt(session, record_hash)
+    if isinstance(result, service.ReceiptPending):
+        return JSONResponse(
+            {"status": "pending", "record_hash": result.record_hash, "detail": result.detail},
+            status_code=202,
+        )
+    return result

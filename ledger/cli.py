@@ -1,0 +1,296 @@
+"""``civic-ledger``: run the whole service, or one part of it.
+
+    civic-ledger run        set up the data directory, chain, contract and database, then
+                            supervise the API and the anchoring worker until Ctrl-C/SIGTERM
+    civic-ledger api        the HTTP API alone
+    civic-ledger worker     the anchoring worker alone
+    civic-ledger migrate    bring the database schema up to date
+    civic-ledger deploy     deploy AnchorRegistry and record its address
+
+The API runs in its own process, started by name (``api.app:create_app``), so the ledger
+package never imports the HTTP layer that sits on top of it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from ledger.settings import Settings
+
+log = logging.getLogger("civic")
+
+
+def _configure_logging(name: str) -> None:
+    logging.basicConfig(
+        level=os.environ.get("CIVIC_LOG_LEVEL", "INFO").upper(),
+        format=f"%(asctime)s {name:<10} %(levelname)-7s %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _stop_event() -> threading.Event:
+    stop = threading.Event()
+
+    def _handler(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s, stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _handler)
+    signal.signal(signal.SIGINT, _handler)
+    return stop
+
+
+def _prepare_data_dir(settings: Settings) -> Path:
+    data_dir = settings.resolved_data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(data_dir, 0o700)  # it holds the anchoring key
+    (data_dir / "logs").mkdir(exist_ok=True)
+    return data_dir
+
+
+def cmd_migrate(settings: Settings) -> int:
+    from ledger.db import make_engine
+    from ledger.migrate import upgrade
+
+    engine = make_engine(settings.resolved_database_url)
+    upgrade(engine)
+    engine.dispose()
+    log.info("database schema is up to date (%s)", engine.url.render_as_string(hide_password=True))
+    return 0
+
+
+def _anchor_key(settings: Settings) -> bytes:
+    from ledger.keys import load_or_create_key
+
+    return load_or_create_key(settings.resolved_key_file, settings.key_password)
+
+
+def ensure_contract(settings: Settings, key: bytes) -> str:
+    """The AnchorRegistry address: configured, recorded at an earlier deploy, or deployed now."""
+    from ledger.chain import ChainClient
+    from ledger.deployment import DeploymentInfo, read_deployment, write_deployment
+
+    client = ChainClient(settings.resolved_chain_rpc, key, tx_type=settings.tx_type,
+                         gas_price_wei=settings.gas_price_wei)
+    if settings.contract:
+        if not client.has_code(settings.contract):
+            raise SystemExit(f"CIVIC_CONTRACT={settings.contract} has no contract code on "
+                             f"{settings.resolved_chain_rpc}")
+        return settings.contract
+    recorded = read_deployment(settings.deployment_file)
+    if recorded is not None:
+        if recorded.chain_id == client.chain_id and client.has_code(recorded.address):
+            return recorded.address
+        raise SystemExit(
+            f"{settings.deployment_file} names AnchorRegistry {recorded.address} on chain "
+            f"{recorded.chain_id}, but {settings.resolved_chain_rpc} (chain {client.chain_id}) has "
+            "no code there: the chain was reset or is another chain. Anchored batches recorded "
+            "in the store are no longer provable on it. Point CIVIC_CHAIN_RPC at the original "
+            "chain, or move the data directory aside to start afresh."
+        )
+    deployment = client.deploy_registry()
+    write_deployment(
+        settings.deployment_file,
+        DeploymentInfo(
+            address=deployment.address,
+            chain_id=deployment.chain_id,
+            tx_hash=deployment.tx_hash,
+            block_number=deployment.block_number,
+            rpc=settings.resolved_chain_rpc,
+        ),
+    )
+    log.info("deployed AnchorRegistry at %s (chain %d, block %d)", deployment.address,
+             deployment.chain_id, deployment.block_number)
+    return deployment.address
+
+
+def cmd_deploy(settings: Settings) -> int:
+    _prepare_data_dir(settings)
+    print(ensure_contract(settings, _anchor_key(settings)))
+    return 0
+
+
+def cmd_api(settings: Settings) -> int:
+    import uvicorn
+
+    cmd_migrate(settings)
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=settings.api_host,
+        port=settings.api_port,
+        access_log=os.environ.get("CIVIC_ACCESS_LOG", "0") == "1",
+        log_level="warning",
+    )
+    return 0
+
+
+def cmd_worker(settings: Settings) -> int:
+    from ledger.chain import ChainClient
+    from ledger.db import make_engine, make_session_factory
+    from ledger.deployment import contract_address
+    from ledger.worker import AnchoringWorker, WorkerConfig
+
+    contract = contract_address(settings)
+    if contract is None:
+        log.error("no AnchorRegistry address: set CIVIC_CONTRACT or run `civic-ledger deploy`")
+        return 2
+    cmd_migrate(settings)
+    engine = make_engine(settings.resolved_database_url)
+    chain = ChainClient(
+        settings.resolved_chain_rpc,
+        _anchor_key(settings),
+        tx_type=settings.tx_type,
+        gas_price_wei=settings.gas_price_wei,
+    )
+    worker = AnchoringWorker(
+        engine=engine,
+        session_factory=make_session_factory(engine),
+        chain=chain,
+        config=WorkerConfig(
+            contract=contract,
+            anchor_interval=settings.anchor_interval,
+            batch_max=settings.batch_max,
+            receipt_timeout=settings.receipt_timeout,
+        ),
+    )
+    worker.run(_stop_event())
+    engine.dispose()
+    return 0
+
+
+class Supervisor:
+    """Starts the API and the worker as child processes, restarts one that dies, and
+    stops everything on SIGTERM/SIGINT. Children die with the supervisor (PDEATHSIG)."""
+
+    def __init__(self, settings: Settings, env: dict[str, str]) -> None:
+        self.settings = settings
+        self.env = env
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.restarts: dict[str, list[float]] = {}
+
+    def start(self, name: str) -> None:
+        from ledger.devchain import die_with_parent
+
+        self.children[name] = subprocess.Popen(
+            [sys.executable, "-m", "ledger.cli", name],
+            env=self.env,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - only sets PDEATHSIG
+        )
+
+    def watch(self, stop: threading.Event) -> None:
+        while not stop.wait(0.5):
+            for name, proc in list(self.children.items()):
+                code = proc.poll()
+                if code is None:
+                    continue
+                recent = [t for t in self.restarts.get(name, []) if time.monotonic() - t < 60]
+                if len(recent) >= 5:
+                    log.error("%s exited (code %s) 5 times within a minute; giving up", name, code)
+                    stop.set()
+                    return
+                log.warning("%s exited with code %s; restarting it", name, code)
+                self.restarts[name] = [*recent, time.monotonic()]
+                self.start(name)
+
+    def stop_all(self, timeout: float = 15.0) -> None:
+        for proc in self.children.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for name, proc in self.children.items():
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop in time; killing it", name)
+                proc.kill()
+                proc.wait()
+
+
+def cmd_run(settings: Settings) -> int:
+    from ledger.devchain import start_ganache
+
+    data_dir = _prepare_data_dir(settings)
+    stop = _stop_event()
+    key = _anchor_key(settings)
+    cmd_migrate(settings)
+    chain = None
+    if settings.runs_dev_chain:
+        log.info("starting the local chain (ganache) on port %d, kept in %s",
+                 settings.chain_port, data_dir / "chain")
+        chain = start_ganache(
+            port=settings.chain_port,
+            db_path=data_dir / "chain",
+            funded_keys=[key],
+            chain_id=settings.chain_id,
+            log_path=data_dir / "logs" / "ganache.log",
+        )
+    supervisor: Supervisor | None = None
+    try:
+        contract = ensure_contract(settings, key)
+        env = dict(os.environ)
+        env.update(
+            CIVIC_DATA_DIR=str(data_dir),
+            CIVIC_CHAIN_RPC=settings.resolved_chain_rpc,
+            CIVIC_CONTRACT=contract,
+            CIVIC_DATABASE_URL=settings.resolved_database_url,
+        )
+        supervisor = Supervisor(settings, env)
+        supervisor.start("worker")
+        supervisor.start("api")
+        base = f"http://{settings.api_host}:{settings.api_port}"
+        print(
+            "\ncivic-ledger is running\n"
+            f"  API            {base}/api/v1   (OpenAPI docs: {base}/docs)\n"
+            f"  health         {base}/healthz\n"
+            f"  chain (RPC)    {settings.resolved_chain_rpc}\n"
+            f"  AnchorRegistry {contract}\n"
+            f"  data           {data_dir}\n"
+            "Press Ctrl-C to stop.\n",
+            flush=True,
+        )
+        supervisor.watch(stop)
+    finally:
+        if supervisor is not None:
+            supervisor.stop_all()
+        if chain is not None:
+            chain.stop()
+        log.info("civic-ledger stopped")
+    return 0
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "api": cmd_api,
+    "worker": cmd_worker,
+    "migrate": cmd_migrate,
+    "deploy": cmd_deploy,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="civic-ledger", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=sorted(COMMANDS))
+    args = parser.parse_args(argv)
+    _configure_logging(args.command)
+    try:
+        settings = Settings()
+    except ValueError as exc:
+        print(f"civic-ledger: {exc}", file=sys.stderr)
+        return 2
+    return COMMANDS[args.command](settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

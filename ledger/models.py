@@ -1,0 +1,131 @@
+"""SQLAlchemy models of the ledger store.
+
+Records are append-only: a record row is written once and never updated or deleted (the
+migration installs triggers that refuse it). Everything that changes over time — which
+batch a record is in, whether a batch is anchored — lives in other tables. A batch covers a
+contiguous range of positions in its log, so sealing never has to touch a record row.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants BIGINT.
+BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class LogHead(Base):
+    """One row per log: the lock that serialises appends and the next free position."""
+
+    __tablename__ = "log_heads"
+
+    log: Mapped[str] = mapped_column(String(32), primary_key=True)
+    next_position: Mapped[int] = mapped_column(BigInteger, default=0)
+    sealed_until: Mapped[int] = mapped_column(BigInteger, default=0)  # first unsealed position
+
+
+class TrailHead(Base):
+    """The last record of each trail (log, subject): where the next record links to."""
+
+    __tablename__ = "trail_heads"
+
+    log: Mapped[str] = mapped_column(String(32), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(160), primary_key=True)
+    next_seq: Mapped[int] = mapped_column(Integer)
+    last_leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    last_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RecordRow(Base):
+    """A record exactly as hashed: its canonical bytes and leaf hash. Never updated."""
+
+    __tablename__ = "records"
+    __table_args__ = (
+        UniqueConstraint("log", "position", name="uq_records_log_position"),
+        UniqueConstraint("log", "subject", "seq", name="uq_records_trail_seq"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    log: Mapped[str] = mapped_column(String(32))
+    position: Mapped[int] = mapped_column(BigInteger)
+    subject: Mapped[str] = mapped_column(String(160))
+    seq: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(64))
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    canonical: Mapped[bytes] = mapped_column(LargeBinary)
+    accepted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class BatchRow(Base):
+    """A sealed batch: positions [first_position, first_position + size) of one log.
+
+    state: ``sealed`` (root fixed, nothing sent), ``sent`` (signed transaction stored and
+    broadcast, receipt not yet seen), ``anchored`` (receipt seen, root on chain).
+    """
+
+    __tablename__ = "batches"
+    __table_args__ = (
+        UniqueConstraint("log", "first_position", name="uq_batches_log_first_position"),
+        Index("ix_batches_state", "state"),
+    )
+
+    log: Mapped[str] = mapped_column(String(32), ForeignKey("log_heads.log"), primary_key=True)
+    number: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    first_position: Mapped[int] = mapped_column(BigInteger)
+    size: Mapped[int] = mapped_column(BigInteger)
+    root: Mapped[bytes] = mapped_column(LargeBinary(32))
+    state: Mapped[str] = mapped_column(String(16), default="sealed")
+    sealed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    chain_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    contract: Mapped[str | None] = mapped_column(String(42), nullable=True)
+    tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    raw_tx: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    nonce: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    block_number: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    gas_used: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    anchored_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class SuggestionRow(Base):
+    """The current state of a suggestion, derived from its trail; the trail is the truth."""
+
+    __tablename__ = "suggestions"
+
+    tracking_code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    state: Mapped[str] = mapped_column(String(32))
+    category: Mapped[str] = mapped_column(String(64))
+    district: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(16))
+    submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class WorkerStatus(Base):
+    """Heartbeat of the anchoring worker, per log, for /healthz."""
+
+    __tablename__ = "worker_status"
+
+    log: Mapped[str] = mapped_column(String(32), primary_key=True)
+    worker_id: Mapped[str] = mapped_column(String(128))
+    state: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,129 @@
+"""All SQL of the ledger store. Functions take a session and never commit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from ledger.models import BatchRow, LogHead, RecordRow, SuggestionRow, TrailHead, WorkerStatus
+
+
+def lock_log_head(session: Session, log: str) -> LogHead:
+    """The log's head row, locked until the transaction ends.
+
+    On PostgreSQL ``FOR UPDATE`` serialises appends to one log, so positions are handed out
+    in commit order and the worker never sees position n+1 before n. SQLite serialises every
+    write transaction anyway (BEGIN IMMEDIATE).
+    """
+    head = session.scalars(
+        select(LogHead).where(LogHead.log == log).with_for_update()
+    ).one_or_none()
+    if head is None:
+        raise LookupError(f"unknown log {log!r}")
+    return head
+
+
+def get_log_head(session: Session, log: str) -> LogHead | None:
+    return session.get(LogHead, log)
+
+
+def all_log_heads(session: Session) -> Sequence[LogHead]:
+    return session.scalars(select(LogHead).order_by(LogHead.log)).all()
+
+
+def get_trail_head(session: Session, log: str, subject: str) -> TrailHead | None:
+    return session.get(TrailHead, (log, subject))
+
+
+def add(session: Session, *rows: object) -> None:
+    session.add_all(rows)
+
+
+def record_by_hash(session: Session, leaf_hash: bytes) -> RecordRow | None:
+    return session.scalars(select(RecordRow).where(RecordRow.leaf_hash == leaf_hash)).one_or_none()
+
+
+def leaf_hashes_in_range(session: Session, log: str, first: int, size: int) -> list[bytes]:
+    rows = session.execute(
+        select(RecordRow.position, RecordRow.leaf_hash)
+        .where(RecordRow.log == log, RecordRow.position >= first, RecordRow.position < first + size)
+        .order_by(RecordRow.position)
+    ).all()
+    if len(rows) != size or (rows and rows[0].position != first):
+        raise LookupError(f"log {log} is missing records in positions {first}..{first + size - 1}")
+    return [row.leaf_hash for row in rows]
+
+
+def oldest_record_time_from(session: Session, log: str, position: int) -> datetime | None:
+    return session.scalars(
+        select(RecordRow.accepted_at).where(RecordRow.log == log, RecordRow.position == position)
+    ).one_or_none()
+
+
+def batch(session: Session, log: str, number: int) -> BatchRow | None:
+    return session.get(BatchRow, (log, number))
+
+
+def batch_containing(session: Session, log: str, position: int) -> BatchRow | None:
+    return session.scalars(
+        select(BatchRow)
+        .where(BatchRow.log == log, BatchRow.first_position <= position)
+        .order_by(BatchRow.first_position.desc())
+        .limit(1)
+    ).one_or_none()
+
+
+def last_batch(session: Session, log: str) -> BatchRow | None:
+    return session.scalars(
+        select(BatchRow).where(BatchRow.log == log).order_by(BatchRow.number.desc()).limit(1)
+    ).one_or_none()
+
+
+def oldest_unanchored_batch(session: Session, log: str) -> BatchRow | None:
+    return session.scalars(
+        select(BatchRow)
+        .where(BatchRow.log == log, BatchRow.state != "anchored")
+        .order_by(BatchRow.number)
+        .limit(1)
+    ).one_or_none()
+
+
+def count_batches_by_state(session: Session) -> dict[tuple[str, str], int]:
+    rows = session.execute(
+        select(BatchRow.log, BatchRow.state, func.count()).group_by(BatchRow.log, BatchRow.state)
+    ).all()
+    return {(log, state): count for log, state, count in rows}
+
+
+def last_anchored_batch(session: Session, log: str) -> BatchRow | None:
+    return session.scalars(
+        select(BatchRow)
+        .where(BatchRow.log == log, BatchRow.state == "anchored")
+        .order_by(BatchRow.number.desc())
+        .limit(1)
+    ).one_or_none()
+
+
+def get_suggestion(session: Session, tracking_code: str) -> SuggestionRow | None:
+    return session.get(SuggestionRow, tracking_code)
+
+
+def worker_statuses(session: Session) -> Sequence[WorkerStatus]:
+    return session.scalars(select(WorkerStatus).order_by(WorkerStatus.log)).all()
+
+
+def upsert_worker_status(
+    session: Session, log: str, worker_id: str, state: str, detail: str | None, at: datetime
+) -> None:
+    row = session.get(WorkerStatus, log)
+    if row is None:
+        session.add(WorkerStatus(log=log, worker_id=worker_id, state=state, detail=detail, heartbeat_at=at))
+    else:
+        row.worker_id, row.state, row.detail, row.heartbeat_at = worker_id, state, detail, at
+
+
+def advance_sealed_until(session: Session, log: str, position: int) -> None:
+    session.execute(update(LogHead).where(LogHead.log == log).values(sealed_until=position))

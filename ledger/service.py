@@ -1,0 +1,258 @@
+"""Rules and transactions of the ledger: appending records, receipts, anchors, health.
+
+Services ``flush()``; the caller's unit of work commits (one transaction per request).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from ledger import repository as repo
+from ledger.errors import BatchNotFound, InvalidInput, RecordNotFound
+from ledger.merkle import path_from_levels, tree_levels
+from ledger.models import BatchRow, RecordRow, SuggestionRow, TrailHead
+from ledger.records import LOGS, SealedRecord, build_record, is_hex64
+from ledger.schemas import SuggestionIn
+
+Clock = Callable[[], datetime]
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_tracking_code() -> str:
+    """``SG-XXXX-XXXX-XXXX``: 60 random bits in Crockford base32, easy to read out on a phone."""
+    chars = "".join(secrets.choice(_CROCKFORD) for _ in range(12))
+    return f"SG-{chars[:4]}-{chars[4:8]}-{chars[8:]}"
+
+
+def append_record(
+    session: Session,
+    *,
+    log: str,
+    type: str,  # noqa: A002 - PROTOCOL calls it "type"
+    subject: str,
+    actor: Mapping[str, str],
+    body: Mapping[str, Any],
+    clock: Clock = utc_now,
+) -> SealedRecord:
+    """Append one record to a log, linked to the end of its trail, and flush it.
+
+    Holds the log's head lock until the caller's transaction ends, so positions and the
+    trail's seq/prev are assigned without races.
+    """
+    if log not in LOGS:
+        raise InvalidInput(f"unknown log {log!r}")
+    head = repo.lock_log_head(session, log)
+    trail = repo.get_trail_head(session, log, subject)
+    seq, prev = (0, None) if trail is None else (trail.next_seq, trail.last_leaf_hash)
+    now = clock()
+    if trail is not None:
+        # Times never go backwards inside a trail (PROTOCOL §5), even if the wall clock does.
+        last_at = trail.last_at if trail.last_at.tzinfo else trail.last_at.replace(tzinfo=UTC)
+        now = max(now, last_at)
+    sealed = build_record(
+        log=log,
+        type=type,
+        subject=subject,
+        seq=seq,
+        prev=prev,
+        actor=actor,
+        body=body,
+        now=now,
+        salt=secrets.token_bytes,
+    )
+    repo.add(
+        session,
+        RecordRow(
+            log=log,
+            position=head.next_position,
+            subject=subject,
+            seq=seq,
+            type=type,
+            leaf_hash=sealed.leaf_hash,
+            canonical=sealed.canonical,
+            accepted_at=now,
+        ),
+    )
+    head.next_position += 1
+    if trail is None:
+        repo.add(
+            session,
+            TrailHead(
+                log=log, subject=subject, next_seq=1, last_leaf_hash=sealed.leaf_hash, last_at=now
+            ),
+        )
+    else:
+        trail.next_seq = seq + 1
+        trail.last_leaf_hash = sealed.leaf_hash
+        trail.last_at = now
+    session.flush()
+    return sealed
+
+
+def submit_suggestion(
+    session: Session, suggestion: SuggestionIn, *, channel: str = "web", clock: Clock = utc_now
+) -> tuple[str, SealedRecord]:
+    """A citizen's suggestion becomes the first record of a new trail in the suggestions log."""
+    tracking_code = new_tracking_code()
+    while repo.get_suggestion(session, tracking_code) is not None:
+        tracking_code = new_tracking_code()
+    body = {
+        "title": suggestion.title,
+        "text": suggestion.text,
+        "category": suggestion.category,
+        "district": suggestion.district,
+        "channel": channel,
+    }
+    # The submitter appears only under a fresh pseudonym; no account, name or address.
+    actor = {"role": "citizen", "id": "anon-" + secrets.token_hex(8)}
+    sealed = append_record(
+        session,
+        log="suggestions",
+        type="suggestion.submitted",
+        subject=tracking_code,
+        actor=actor,
+        body=body,
+        clock=clock,
+    )
+    at = clock()
+    repo.add(
+        session,
+        SuggestionRow(
+            tracking_code=tracking_code,
+            state="SUBMITTED",
+            category=suggestion.category,
+            district=suggestion.district,
+            channel=channel,
+            submitted_at=at,
+            updated_at=at,
+        ),
+    )
+    session.flush()
+    return tracking_code, sealed
+
+
+def parse_record_hash(text: str) -> bytes:
+    if not is_hex64(text):
+        raise InvalidInput("a record hash is 64 lowercase hexadecimal characters")
+    return bytes.fromhex(text)
+
+
+_tree_cache: dict[tuple[str, int], list[list[bytes]]] = {}
+_TREE_CACHE_MAX = 64
+
+
+def batch_levels(session: Session, batch: BatchRow) -> list[list[bytes]]:
+    """The Merkle tree levels of a sealed batch, rebuilt from the store and checked against
+    the sealed root; cached, since a sealed batch never changes."""
+    key = (batch.log, batch.number)
+    levels = _tree_cache.get(key)
+    if levels is None or levels[-1][0] != batch.root:
+        leaves = repo.leaf_hashes_in_range(session, batch.log, batch.first_position, batch.size)
+        levels = tree_levels(leaves)
+        if levels[-1][0] != batch.root:
+            raise RuntimeError(
+                f"batch {batch.log}/{batch.number}: the stored records no longer give the sealed root"
+            )
+        if len(_tree_cache) >= _TREE_CACHE_MAX:
+            _tree_cache.pop(next(iter(_tree_cache)))
+        _tree_cache[key] = levels
+    return levels
+
+
+@dataclass(frozen=True)
+class ReceiptPending:
+    record_hash: str
+    detail: str
+
+
+def receipt(session: Session, record_hash: str) -> dict[str, Any] | ReceiptPending:
+    """PROTOCOL §4 receipt of a record, or ReceiptPending while its batch is not anchored."""
+    leaf = parse_record_hash(record_hash)
+    row = repo.record_by_hash(session, leaf)
+    if row is None:
+        raise RecordNotFound(f"no record has hash {record_hash}")
+    batch = repo.batch_containing(session, row.log, row.position)
+    if batch is None or batch.first_position + batch.size <= row.position:
+        return ReceiptPending(record_hash, "the record is stored and waits to be sealed into a batch")
+    if batch.state != "anchored":
+        return ReceiptPending(
+            record_hash, f"the record is sealed in batch {batch.number}, which is being anchored"
+        )
+    index = row.position - batch.first_position
+    levels = batch_levels(session, batch)
+    return {
+        "v": 1,
+        "record": json.loads(row.canonical),
+        "proof": {
+            "log": batch.log,
+            "batch": batch.number,
+            "index": index,
+            "size": batch.size,
+            "path": [h.hex() for h in path_from_levels(levels, index)],
+            "root": batch.root.hex(),
+        },
+        "anchor": {
+            "chain_id": batch.chain_id,
+            "contract": batch.contract,
+            "tx": batch.tx_hash,
+            "block": batch.block_number,
+        },
+    }
+
+
+def anchored_batch(session: Session, log: str, number: int) -> dict[str, Any] | ReceiptPending:
+    """The public export of one batch: its root, anchor and every leaf hash in order."""
+    if log not in LOGS:
+        raise BatchNotFound(f"unknown log {log!r}; logs are {', '.join(sorted(LOGS))}")
+    batch = repo.batch(session, log, number)
+    if batch is None:
+        raise BatchNotFound(f"log {log} has no batch {number}")
+    if batch.state != "anchored":
+        return ReceiptPending("", f"batch {number} of log {log} is sealed and being anchored")
+    leaves = batch_levels(session, batch)[0]
+    return {
+        "log": log,
+        "batch": number,
+        "root": batch.root.hex(),
+        "size": batch.size,
+        "tx": batch.tx_hash,
+        "block": batch.block_number,
+        "chain_id": batch.chain_id,
+        "contract": batch.contract,
+        "leaf_hashes": [h.hex() for h in leaves],
+    }
+
+
+def anchoring_lag(session: Session, now: datetime | None = None) -> dict[str, Any]:
+    """Per log: records not yet anchored and how long the oldest of them has waited."""
+    now = now or utc_now()
+    result: dict[str, Any] = {}
+    for head in repo.all_log_heads(session):
+        anchored = repo.last_anchored_batch(session, head.log)
+        anchored_until = anchored.first_position + anchored.size if anchored else 0
+        waiting = head.next_position - anchored_until
+        oldest = repo.oldest_record_time_from(session, head.log, anchored_until) if waiting else None
+        if oldest is not None and oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=UTC)
+        result[head.log] = {
+            "records": head.next_position,
+            "unanchored_records": waiting,
+            "unsealed_records": head.next_position - head.sealed_until,
+            "anchored_batches": anchored.number + 1 if anchored else 0,
+            "oldest_unanchored_age_seconds": round((now - oldest).total_seconds(), 3)
+            if oldest
+            else 0.0,
+        }
+    return result

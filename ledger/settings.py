@@ -1,0 +1,90 @@
+"""The one settings class. Every value comes from the environment with the CIVIC_ prefix.
+
+Defaults run the whole service on one machine: SQLite and a local ganache chain, both kept
+under ``./data``. ``CIVIC_ENV=production`` refuses the development conveniences.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MAX_BATCH = 2**32 - 1  # the contract stores a batch's size as uint32
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CIVIC_", extra="ignore", frozen=True)
+
+    env: Literal["development", "test", "production"] = "development"
+    data_dir: Path = Path("./data")
+    database_url: str | None = None
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8000, ge=1, le=65535)
+    chain_port: int = Field(8545, ge=1, le=65535)
+    chain_id: int = Field(1337, ge=1, description="chain id of the local development chain")
+    chain_rpc: str | None = None
+    contract: str | None = Field(None, pattern=r"^0x[0-9a-fA-F]{40}$")
+    anchor_interval: float = Field(2.0, gt=0, le=3600)
+    batch_max: int = Field(1000, ge=1, le=MAX_BATCH)
+    key_file: Path | None = None
+    key_password_file: Path | None = None
+    tx_type: Literal["auto", "legacy", "eip1559"] = "auto"
+    gas_price_wei: int | None = Field(None, ge=0)
+    receipt_timeout: float = Field(30.0, gt=0)
+    max_body_bytes: int = Field(64 * 1024, ge=1024)
+
+    @model_validator(mode="after")
+    def _production_refuses_development_defaults(self) -> Settings:
+        if self.env != "production":
+            return self
+        problems = []
+        if not self.chain_rpc:
+            problems.append("CIVIC_CHAIN_RPC must name the production chain (no local ganache)")
+        if not self.contract:
+            problems.append("CIVIC_CONTRACT must name the deployed AnchorRegistry")
+        if not self.database_url or self.database_url.startswith("sqlite"):
+            problems.append("CIVIC_DATABASE_URL must point at PostgreSQL")
+        if not self.key_file or not self.key_password_file:
+            problems.append(
+                "CIVIC_KEY_FILE and CIVIC_KEY_PASSWORD_FILE must name an encrypted keystore "
+                "(the plain development key is refused)"
+            )
+        if problems:
+            raise ValueError("production settings refused: " + "; ".join(problems))
+        return self
+
+    @cached_property
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.resolved_data_dir / 'civic-ledger.db'}"
+
+    @cached_property
+    def resolved_key_file(self) -> Path:
+        return (self.key_file or self.resolved_data_dir / "anchor.key").expanduser()
+
+    @property
+    def key_password(self) -> str | None:
+        if self.key_password_file is None:
+            return None
+        return self.key_password_file.read_text(encoding="utf-8").rstrip("\n")
+
+    @cached_property
+    def resolved_chain_rpc(self) -> str:
+        return self.chain_rpc or f"http://127.0.0.1:{self.chain_port}"
+
+    @property
+    def runs_dev_chain(self) -> bool:
+        return self.chain_rpc is None
+
+    @property
+    def deployment_file(self) -> Path:
+        return self.resolved_data_dir / "contract.json"
