@@ -1,0 +1,228 @@
+"""The anchoring worker against a real ganache and a real database: it seals, anchors,
+and after a crash at any point resumes with no batch lost, skipped or anchored twice."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from ledger import repository, service
+from ledger.chain import ChainClient
+from ledger.merkle import merkle_root
+from ledger.models import BatchRow, RecordRow
+from ledger.worker import AnchoringWorker, WorkerConfig
+from tests.fixtures.db import Database
+from verifier.chain import Web3ChainReader
+from verifier.receipt import verify_receipt
+from verifier.verdicts import Verdict
+
+pytestmark = pytest.mark.chain
+
+
+def _append(db: Database, n: int, subject: str = "SG-W") -> list[str]:
+    hashes = []
+    with db.sessions.begin() as session:
+        for i in range(n):
+            sealed = service.append_record(
+                session,
+                log="suggestions",
+                type="suggestion.transition",
+                subject=subject,
+                actor={"role": "staff", "id": "staff-7"},
+                body={"from": "ASSIGNED", "to": "IN_PROGRESS", "n": i},
+            )
+            hashes.append(sealed.record_hash)
+    return hashes
+
+
+def _worker(db: Database, registry, client: ChainClient | None = None, **config) -> AnchoringWorker:  # type: ignore[no-untyped-def]
+    settings = {"anchor_interval": 0.0, "batch_max": 1000, "receipt_timeout": 10.0, **config}
+    return AnchoringWorker(
+        engine=db.engine,
+        session_factory=db.sessions,
+        chain=client or registry.client,
+        config=WorkerConfig(contract=registry.address, logs=["suggestions"], **settings),
+    )
+
+
+def _batches(db: Database) -> list[BatchRow]:
+    with db.sessions() as session:
+        return list(session.scalars(select(BatchRow).order_by(BatchRow.number)))
+
+
+def _release(*workers: AnchoringWorker) -> None:
+    for worker in workers:
+        for state in worker.logs:
+            state.lock.release()
+
+
+def test_records_are_sealed_anchored_and_every_receipt_verifies(database: Database, registry, ganache) -> None:  # type: ignore[no-untyped-def]
+    hashes = _append(database, 7)
+    worker = _worker(database, registry)
+    assert worker.step() is True
+    [batch] = _batches(database)
+    assert (batch.number, batch.size, batch.state) == (0, 7, "anchored")
+    on_chain = registry.client.batch_of(registry.address, "suggestions", 0)
+    assert on_chain is not None and on_chain.root == batch.root and on_chain.size == 7
+    reader = Web3ChainReader(ganache.rpc_url)
+    with database.sessions() as session:
+        for h in hashes:
+            receipt = service.receipt(session, h)
+            assert isinstance(receipt, dict)
+            assert receipt["anchor"]["tx"] == batch.tx_hash
+            assert verify_receipt(receipt, reader).verdict is Verdict.VALID
+    assert worker.step() is False  # nothing left to do
+    _release(worker)
+
+
+def test_batches_hold_at_most_batch_max_records_in_order(database: Database, registry) -> None:  # type: ignore[no-untyped-def]
+    _append(database, 25)
+    worker = _worker(database, registry, batch_max=10)
+    while worker.step():
+        pass
+    batches = _batches(database)
+    assert [(b.number, b.first_position, b.size, b.state) for b in batches] == [
+        (0, 0, 10, "anchored"), (1, 10, 10, "anchored"), (2, 20, 5, "anchored")
+    ]
+    assert registry.client.next_batch(registry.address, "suggestions") == 3
+    with database.sessions() as session:
+        leaves = list(session.scalars(select(RecordRow.leaf_hash).order_by(RecordRow.position)))
+    for b in batches:
+        assert merkle_root(leaves[b.first_position : b.first_position + b.size]) == b.root
+    _release(worker)
+
+
+def test_a_small_batch_waits_for_the_anchor_interval(database: Database, registry) -> None:  # type: ignore[no-untyped-def]
+    _append(database, 3)
+    now = datetime.now(UTC)
+    clock = {"now": now}
+    worker = _worker(database, registry, anchor_interval=60.0)
+    worker.clock = lambda: clock["now"]
+    assert worker.step() is False and _batches(database) == []
+    clock["now"] = now + timedelta(seconds=61)
+    assert worker.step() is True
+    assert [b.size for b in _batches(database)] == [3]
+    _release(worker)
+
+
+def test_crash_after_sealing_before_sending(database: Database, registry) -> None:  # type: ignore[no-untyped-def]
+    _append(database, 4)
+    first = _worker(database, registry)
+    first.seal("suggestions", force=True)
+    _release(first)  # the process died here
+    second = _worker(database, registry)
+    assert second.step() is True
+    assert [(b.number, b.state) for b in _batches(database)] == [(0, "anchored")]
+    _release(second)
+
+
+def test_crash_after_storing_the_signed_tx_before_broadcast(database: Database, registry) -> None:  # type: ignore[no-untyped-def]
+    _append(database, 4)
+    first = _worker(database, registry)
+    batch = first.seal("suggestions", force=True)
+    signed = registry.client.sign_anchor(registry.address, "suggestions", 0, batch.root, batch.size)
+    first._update(batch, state="sent", tx_hash=signed.tx_hash, raw_tx=signed.raw, nonce=signed.nonce,
+                  chain_id=registry.client.chain_id, contract=registry.address)
+    _release(first)  # died before send_raw
+    second = _worker(database, registry)
+    assert second.step() is True
+    [stored] = _batches(database)
+    assert stored.state == "anchored" and stored.tx_hash == signed.tx_hash
+    assert registry.client.next_batch(registry.address, "suggestions") == 1
+    _release(second)
+
+
+def test_crash_after_the_tx_was_mined_before_it_was_recorded(database: Database, registry) -> None:  # type: ignore[no-untyped-def]
+    _append(database, 4)
+    first = _worker(database, registry)
+    batch = first.seal("suggestions", force=True)
+    signed = registry.client.sign_anchor(registry.address, "suggestions", 0, batch.root, batch.size)
+    first._update(batch, state="sent", tx_hash=signed.tx_hash, raw_tx=signed.raw, nonce=signed.nonce,
+                  chain_id=registry.client.chain_id, contract=registry.address)
+    registry.client.send_raw(signed.raw)
+    assert registry.client.wait_for_receipt(signed.tx_hash, 10) is not None
+    _release(first)  # died before marking the batch anchored
+    _append(database, 2)
+    second = _worker(database, registry)
+    while second.step():
+        pass
+    batches = _batches(database)
+    assert [(b.number, b.size, b.state) for b in batches] == [(0, 4, "anchored"), (1, 2, "anchored")]
+    assert batches[0].tx_hash == signed.tx_hash
+    assert registry.client.next_batch(registry.address, "suggestions") == 2
+    _release(second)
+
+
+def test_a_batch_anchored_behind_the_workers_back_is_recognised(database: Database, registry) -> None:  # type: ignore[no-untyped-def]
+    _append(database, 3)
+    worker = _worker(database, registry)
+    batch = worker.seal("suggestions", force=True)
+    signed = registry.client.sign_anchor(registry.address, "suggestions", 0, batch.root, batch.size)
+    registry.client.send_raw(signed.raw)
+    registry.client.wait_for_receipt(signed.tx_hash, 10)
+    assert worker.step() is True
+    [stored] = _batches(database)
+    assert stored.state == "anchored" and stored.tx_hash == signed.tx_hash
+    _release(worker)
+
+
+def test_a_different_root_on_chain_stops_the_log_and_is_reported(database: Database, registry) -> None:  # type: ignore[no-untyped-def]
+    _append(database, 3)
+    worker = _worker(database, registry)
+    worker.seal("suggestions", force=True)
+    forged = registry.client.sign_anchor(registry.address, "suggestions", 0, b"\x11" * 32, 3)
+    registry.client.send_raw(forged.raw)
+    registry.client.wait_for_receipt(forged.tx_hash, 10)
+    worker.step()
+    [stored] = _batches(database)
+    assert stored.state == "sealed"
+    state = worker.logs[0]
+    assert state.state == "chain_error" and "refusing to continue" in (state.detail or "")
+    _release(worker)
+
+
+def test_only_one_worker_is_active_per_log(database: Database, registry, ganache) -> None:  # type: ignore[no-untyped-def]
+    _append(database, 30)
+    second_client = ChainClient(ganache.rpc_url, ganache.keys[0])
+    workers = [_worker(database, registry, batch_max=4),
+               _worker(database, registry, client=second_client, batch_max=4)]
+    errors: list[BaseException] = []
+
+    def run(worker: AnchoringWorker) -> None:
+        try:
+            for _ in range(20):
+                worker.step()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(w,)) for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert sorted(w.logs[0].held for w in workers) == [False, True]
+    batches = _batches(database)
+    assert [b.number for b in batches] == list(range(8))
+    assert all(b.state == "anchored" for b in batches)
+    assert sum(b.size for b in batches) == 30
+    assert registry.client.next_batch(registry.address, "suggestions") == 8
+    _release(*workers)
+
+
+def test_an_unreachable_chain_is_reported_and_records_keep_coming(database: Database, registry, ganache) -> None:  # type: ignore[no-untyped-def]
+    dead = ChainClient("http://127.0.0.1:9", ganache.keys[0], request_timeout=1.0)
+    worker = _worker(database, registry, client=dead)
+    _append(database, 2)
+    worker.step()
+    assert worker.logs[0].state == "chain_unreachable"
+    _append(database, 2)  # the store keeps accepting
+    with database.sessions() as session:
+        lag = service.anchoring_lag(session)["suggestions"]
+        statuses = {s.log: s.state for s in repository.worker_statuses(session)}
+    assert lag["unanchored_records"] == 4
+    assert statuses["suggestions"] == "chain_unreachable"
+    _release(worker)

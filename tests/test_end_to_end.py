@@ -1,0 +1,175 @@
+"""The whole service as a user runs it: `civic-ledger run` (ganache, contract, database,
+API, worker) in its own process group, driven over HTTP, checked with `civic-verify`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ledger.devchain import free_port
+from verifier.chain import Web3ChainReader
+from verifier.receipt import verify_receipt
+from verifier.verdicts import Verdict
+
+pytestmark = pytest.mark.chain
+
+GOOD = {"title": "小区门口积水", "text": "每逢下雨，幸福小区南门积水没过脚踝。", "category": "城乡建设", "district": "鼓楼区"}
+
+
+class Service:
+    def __init__(self, data_dir: Path, database_url: str | None = None, interval: float = 2.0) -> None:
+        self.data_dir = data_dir
+        self.api_port = free_port()
+        self.chain_port = free_port()
+        self.env = {
+            **os.environ,
+            "CIVIC_DATA_DIR": str(data_dir),
+            "CIVIC_API_PORT": str(self.api_port),
+            "CIVIC_CHAIN_PORT": str(self.chain_port),
+            "CIVIC_ANCHOR_INTERVAL": str(interval),
+        }
+        for name in ("CIVIC_CHAIN_RPC", "CIVIC_CONTRACT", "CIVIC_DATABASE_URL"):
+            self.env.pop(name, None)
+        if database_url:
+            self.env["CIVIC_DATABASE_URL"] = database_url
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.api = f"http://127.0.0.1:{self.api_port}"
+        self.rpc = f"http://127.0.0.1:{self.chain_port}"
+
+    def start(self, timeout: float = 90.0) -> None:
+        log = open(self.data_dir.parent / f"service-{self.api_port}.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ledger.cli", "run"],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.log_tail()
+            try:
+                if httpx.get(f"{self.api}/healthz", timeout=2).status_code in (200, 503):
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise AssertionError("service did not come up:\n" + self.log_tail())
+
+    def log_tail(self) -> str:
+        return (self.data_dir.parent / f"service-{self.api_port}.log").read_text(errors="replace")[-4000:]
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(30)
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def receipt(self, record_hash: str, timeout: float) -> tuple[dict, float]:
+        start = time.monotonic()
+        while time.monotonic() - start < timeout:
+            r = httpx.get(f"{self.api}/api/v1/records/{record_hash}/receipt", timeout=5)
+            if r.status_code == 200:
+                return r.json(), time.monotonic() - start
+            assert r.status_code == 202, r.text
+            time.sleep(0.1)
+        raise AssertionError(f"no receipt for {record_hash} within {timeout}s\n{self.log_tail()}")
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Service]:
+    svc = Service(tmp_path / "data")
+    svc.start()
+    yield svc
+    if svc.proc and svc.proc.poll() is None:
+        svc.kill9()
+
+
+def _verify_cli(path: Path, rpc: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "verifier.cli", "receipt", str(path), "--rpc", rpc],
+        capture_output=True, text=True, timeout=60,
+    )
+
+
+def test_submit_anchor_verify_and_detect_alteration(service: Service, tmp_path: Path) -> None:
+    accepted = [httpx.post(f"{service.api}/api/v1/suggestions", json={**GOOD, "title": f"积水 {i}"}, timeout=5)
+                for i in range(3)]
+    assert all(r.status_code == 201 for r in accepted)
+    record_hash = accepted[0].json()["record_hash"]
+    receipt, waited = service.receipt(record_hash, timeout=30)
+    assert waited <= 2 * 2.0, f"receipt took {waited:.2f}s, more than twice the anchor interval"
+    assert receipt["record"]["subject"] == accepted[0].json()["tracking_code"]
+    assert receipt["proof"]["size"] == 3 and len(receipt["proof"]["path"]) == 2
+
+    path = tmp_path / "receipt.json"
+    path.write_text(json.dumps(receipt, ensure_ascii=False))
+    result = _verify_cli(path, service.rpc)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "valid" in result.stdout
+
+    # One changed character anywhere in the record, or in any path element: altered.
+    tampered_text = json.loads(json.dumps(receipt))
+    tampered_text["record"]["body"]["text"] = tampered_text["record"]["body"]["text"].replace("脚踝", "膝盖")
+    tampered_path = json.loads(json.dumps(receipt))
+    element = tampered_path["proof"]["path"][1]
+    tampered_path["proof"]["path"][1] = ("0" if element[0] != "0" else "1") + element[1:]
+    for tampered in (tampered_text, tampered_path):
+        path.write_text(json.dumps(tampered, ensure_ascii=False))
+        result = _verify_cli(path, service.rpc)
+        assert result.returncode == 1
+        assert "altered" in result.stdout
+
+    batch = httpx.get(f"{service.api}/api/v1/anchors/suggestions/{receipt['proof']['batch']}", timeout=5).json()
+    assert batch["root"] == receipt["proof"]["root"] and batch["tx"] == receipt["anchor"]["tx"]
+    assert {r.json()["record_hash"] for r in accepted} == set(batch["leaf_hashes"])
+
+    health = httpx.get(f"{service.api}/healthz", timeout=5)
+    assert health.status_code == 200, health.text
+    assert health.json()["worker"]["logs"]["suggestions"]["state"] in {"idle", "anchoring"}
+    assert service.stop() == 0
+
+
+def test_kill_9_during_a_burst_loses_nothing_acknowledged(service: Service) -> None:
+    acknowledged: list[str] = []
+    stop = threading.Event()
+
+    def burst() -> None:
+        with httpx.Client(timeout=5) as client:
+            i = 0
+            while not stop.is_set():
+                i += 1
+                try:
+                    r = client.post(f"{service.api}/api/v1/suggestions", json={**GOOD, "title": f"第{i}条"})
+                except httpx.HTTPError:
+                    continue  # the service died under us: not acknowledged
+                if r.status_code == 201:
+                    acknowledged.append(r.json()["record_hash"])
+
+    threads = [threading.Thread(target=burst) for _ in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(3.5)
+    service.kill9()
+    stop.set()
+    for t in threads:
+        t.join()
+    assert len(acknowledged) > 20
+
+    service.start()
+    reader = Web3ChainReader(service.rpc)
+    for record_hash in acknowledged:
+        receipt, _ = service.receipt(record_hash, timeout=60)
+        assert verify_receipt(receipt, reader).verdict is Verdict.VALID
+    assert service.stop() == 0
