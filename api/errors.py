@@ -31,22 +31,38 @@ async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
         detail = next(e for e in errors if e.get("type") == "json_invalid")
         ctx = detail.get("ctx") or {}
         return JSONResponse(
-            {"error": "MalformedJSON", "detail": f"the body is not valid JSON: {ctx.get('error', '')}".strip()},
+            {
+                "error": "MalformedJSON",
+                "detail": f"the body is not valid JSON: {ctx.get('error', '')}".strip(),
+            },
             status_code=400,
         )
     fields = [
-        {"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"), "message": e.get("msg"), "type": e.get("type")}
+        {
+            "field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"),
+            "message": e.get("msg"),
+            "type": e.get("type"),
+        }
         for e in errors
     ]
     return JSONResponse(
-        {"error": "ValidationError", "detail": "; ".join(_describe(e) for e in errors), "fields": fields},
+        {
+            "error": "ValidationError",
+            "detail": "; ".join(_describe(e) for e in errors),
+            "fields": fields,
+        },
         status_code=422,
     )
 
 
 async def http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    names = {404: "NotFound", 405: "MethodNotAllowed", 413: "PayloadTooLarge", 415: "UnsupportedMediaType"}
+    names = {
+        404: "NotFound",
+        405: "MethodNotAllowed",
+        413: "PayloadTooLarge",
+        415: "UnsupportedMediaType",
+    }
     return JSONResponse(
         {"error": names.get(exc.status_code, "HTTPError"), "detail": exc.detail},
         status_code=exc.status_code,

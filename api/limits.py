@@ -32,7 +32,9 @@ class BodySizeLimit:
                 try:
                     declared = int(value)
                 except ValueError:
-                    await self._refuse(send, 400, "MalformedRequest", "Content-Length is not a number")
+                    await self._refuse(
+                        send, 400, "MalformedRequest", "Content-Length is not a number"
+                    )
                     return
                 if declared > self.limit:
                     await self._refuse(send, 413, "PayloadTooLarge", self._message())
@@ -72,7 +74,10 @@ class BodySizeLimit:
             {
                 "type": "http.response.start",
                 "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())],
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(payload)).encode()),
+                ],
             }
         )
         await send({"type": "http.response.body", "body": payload})

@@ -80,12 +80,18 @@ def ensure_contract(settings: Settings, key: bytes) -> str:
     from ledger.chain import ChainClient
     from ledger.deployment import DeploymentInfo, read_deployment, write_deployment
 
-    client = ChainClient(settings.resolved_chain_rpc, key, tx_type=settings.tx_type,
-                         gas_price_wei=settings.gas_price_wei)
+    client = ChainClient(
+        settings.resolved_chain_rpc,
+        key,
+        tx_type=settings.tx_type,
+        gas_price_wei=settings.gas_price_wei,
+    )
     if settings.contract:
         if not client.has_code(settings.contract):
-            raise SystemExit(f"CIVIC_CONTRACT={settings.contract} has no contract code on "
-                             f"{settings.resolved_chain_rpc}")
+            raise SystemExit(
+                f"CIVIC_CONTRACT={settings.contract} has no contract code on "
+                f"{settings.resolved_chain_rpc}"
+            )
         return settings.contract
     recorded = read_deployment(settings.deployment_file)
     if recorded is not None:
@@ -109,8 +115,12 @@ def ensure_contract(settings: Settings, key: bytes) -> str:
             rpc=settings.resolved_chain_rpc,
         ),
     )
-    log.info("deployed AnchorRegistry at %s (chain %d, block %d)", deployment.address,
-             deployment.chain_id, deployment.block_number)
+    log.info(
+        "deployed AnchorRegistry at %s (chain %d, block %d)",
+        deployment.address,
+        deployment.chain_id,
+        deployment.block_number,
+    )
     return deployment.address
 
 
@@ -185,7 +195,7 @@ class Supervisor:
         self.children[name] = subprocess.Popen(
             [sys.executable, "-m", "ledger.cli", name],
             env=self.env,
-            preexec_fn=die_with_parent,  # noqa: PLW1509 - only sets PDEATHSIG
+            preexec_fn=die_with_parent,
         )
 
     def watch(self, stop: threading.Event) -> None:
@@ -226,8 +236,11 @@ def cmd_run(settings: Settings) -> int:
     cmd_migrate(settings)
     chain = None
     if settings.runs_dev_chain:
-        log.info("starting the local chain (ganache) on port %d, kept in %s",
-                 settings.chain_port, data_dir / "chain")
+        log.info(
+            "starting the local chain (ganache) on port %d, kept in %s",
+            settings.chain_port,
+            data_dir / "chain",
+        )
         chain = start_ganache(
             port=settings.chain_port,
             db_path=data_dir / "chain",
@@ -279,8 +292,11 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="civic-ledger", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="civic-ledger",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("command", choices=sorted(COMMANDS))
     args = parser.parse_args(argv)
     _configure_logging(args.command)

@@ -74,7 +74,7 @@ def check_record_shape(record: Any) -> None:
 
     if integer("v") != PROTOCOL_VERSION:
         raise RecordShapeError(f"'v' must be {PROTOCOL_VERSION}")
-    if record["log"] not in LOGS:
+    if not isinstance(record["log"], str) or record["log"] not in LOGS:
         raise RecordShapeError(f"'log' must be one of {sorted(LOGS)}")
     if not isinstance(record["type"], str) or not _TYPE.fullmatch(record["type"]):
         raise RecordShapeError("'type' must be a dotted lowercase name like suggestion.submitted")
@@ -95,7 +95,7 @@ def check_record_shape(record: Any) -> None:
         or set(actor) != {"role", "id"}
         or not all(isinstance(actor[k], str) and actor[k] for k in ("role", "id"))
     ):
-        raise RecordShapeError("'actor' must be {\"role\": string, \"id\": string}")
+        raise RecordShapeError('\'actor\' must be {"role": string, "id": string}')
     if not isinstance(record["body"], Mapping):
         raise RecordShapeError("'body' must be an object")
     if not isinstance(record["salt"], str) or not _SALT.fullmatch(record["salt"]):
@@ -123,7 +123,7 @@ class SealedRecord:
 def build_record(
     *,
     log: str,
-    type: str,  # noqa: A002 - the PROTOCOL member is called "type"
+    type: str,
     subject: str,
     seq: int,
     prev: bytes | None,

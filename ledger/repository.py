@@ -120,7 +120,9 @@ def upsert_worker_status(
 ) -> None:
     row = session.get(WorkerStatus, log)
     if row is None:
-        session.add(WorkerStatus(log=log, worker_id=worker_id, state=state, detail=detail, heartbeat_at=at))
+        session.add(
+            WorkerStatus(log=log, worker_id=worker_id, state=state, detail=detail, heartbeat_at=at)
+        )
     else:
         row.worker_id, row.state, row.detail, row.heartbeat_at = worker_id, state, detail, at
 

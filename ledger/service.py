@@ -40,7 +40,7 @@ def append_record(
     session: Session,
     *,
     log: str,
-    type: str,  # noqa: A002 - PROTOCOL calls it "type"
+    type: str,
     subject: str,
     actor: Mapping[str, str],
     body: Mapping[str, Any],
@@ -163,7 +163,8 @@ def batch_levels(session: Session, batch: BatchRow) -> list[list[bytes]]:
         levels = tree_levels(leaves)
         if levels[-1][0] != batch.root:
             raise RuntimeError(
-                f"batch {batch.log}/{batch.number}: the stored records no longer give the sealed root"
+                f"batch {batch.log}/{batch.number}: "
+                "the stored records no longer give the sealed root"
             )
         if len(_tree_cache) >= _TREE_CACHE_MAX:
             _tree_cache.pop(next(iter(_tree_cache)))
@@ -185,7 +186,9 @@ def receipt(session: Session, record_hash: str) -> dict[str, Any] | ReceiptPendi
         raise RecordNotFound(f"no record has hash {record_hash}")
     batch = repo.batch_containing(session, row.log, row.position)
     if batch is None or batch.first_position + batch.size <= row.position:
-        return ReceiptPending(record_hash, "the record is stored and waits to be sealed into a batch")
+        return ReceiptPending(
+            record_hash, "the record is stored and waits to be sealed into a batch"
+        )
     if batch.state != "anchored":
         return ReceiptPending(
             record_hash, f"the record is sealed in batch {batch.number}, which is being anchored"
@@ -243,7 +246,9 @@ def anchoring_lag(session: Session, now: datetime | None = None) -> dict[str, An
         anchored = repo.last_anchored_batch(session, head.log)
         anchored_until = anchored.first_position + anchored.size if anchored else 0
         waiting = head.next_position - anchored_until
-        oldest = repo.oldest_record_time_from(session, head.log, anchored_until) if waiting else None
+        oldest = (
+            repo.oldest_record_time_from(session, head.log, anchored_until) if waiting else None
+        )
         if oldest is not None and oldest.tzinfo is None:
             oldest = oldest.replace(tzinfo=UTC)
         result[head.log] = {

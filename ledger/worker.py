@@ -155,7 +155,9 @@ class AnchoringWorker:
 
     def run(self, stop: threading.Event, poll: float = 0.1) -> None:
         """Work until ``stop`` is set; then release the locks."""
-        log.info("anchoring worker %s starting for logs %s", self.worker_id, [s.name for s in self.logs])
+        log.info(
+            "anchoring worker %s starting for logs %s", self.worker_id, [s.name for s in self.logs]
+        )
         try:
             while not stop.is_set():
                 busy = self.step()
@@ -276,7 +278,9 @@ class AnchoringWorker:
             if receipt is None and self._reconcile(batch):
                 return
             if receipt is None:
-                log.info("log %s: rebroadcasting batch %d (%s)", batch.log, batch.number, batch.tx_hash)
+                log.info(
+                    "log %s: rebroadcasting batch %d (%s)", batch.log, batch.number, batch.tx_hash
+                )
                 try:
                     self.chain.send_raw(batch.raw_tx)
                 except ChainUnavailable:
@@ -284,8 +288,14 @@ class AnchoringWorker:
                 except ChainError as exc:
                     # Our stored transaction can no longer be mined (its nonce was used):
                     # forget it and sign afresh; the contract still guards the batch number.
-                    self._update(batch, state="sealed", tx_hash=None, raw_tx=None, nonce=None,
-                                 last_error=f"rebroadcast refused: {exc}")
+                    self._update(
+                        batch,
+                        state="sealed",
+                        tx_hash=None,
+                        raw_tx=None,
+                        nonce=None,
+                        last_error=f"rebroadcast refused: {exc}",
+                    )
                     return
                 receipt = self.chain.wait_for_receipt(batch.tx_hash, self.config.receipt_timeout)
             if receipt is not None:
@@ -340,7 +350,9 @@ class AnchoringWorker:
             anchored_at=self.clock(),
             last_error=None,
         )
-        log.info("log %s: batch %d found anchored on chain (tx %s)", batch.log, batch.number, tx_hash)
+        log.info(
+            "log %s: batch %d found anchored on chain (tx %s)", batch.log, batch.number, tx_hash
+        )
         return True
 
     def _settle(self, batch: BatchRow, receipt: AnchorReceipt) -> None:
@@ -355,13 +367,25 @@ class AnchoringWorker:
             )
             log.info(
                 "log %s: anchored batch %d (%d records) in block %d, %d gas",
-                batch.log, batch.number, batch.size, receipt.block_number, receipt.gas_used,
+                batch.log,
+                batch.number,
+                batch.size,
+                receipt.block_number,
+                receipt.gas_used,
             )
             return
         if not self._reconcile(batch):
-            self._update(batch, state="sealed", tx_hash=None, raw_tx=None, nonce=None,
-                         last_error=f"anchor transaction {receipt.tx_hash} reverted")
-            raise ChainError(f"anchor transaction {receipt.tx_hash} for batch {batch.number} reverted")
+            self._update(
+                batch,
+                state="sealed",
+                tx_hash=None,
+                raw_tx=None,
+                nonce=None,
+                last_error=f"anchor transaction {receipt.tx_hash} reverted",
+            )
+            raise ChainError(
+                f"anchor transaction {receipt.tx_hash} for batch {batch.number} reverted"
+            )
 
     def _update(self, batch: BatchRow, **values: object) -> None:
         with self.sessions.begin() as session:

@@ -46,10 +46,12 @@ def machine() -> str:
         mem = f", {kib / 1024 / 1024:.0f} GiB RAM"
     except (OSError, ValueError, IndexError):
         pass
-    return f"{os.cpu_count()} cores ({cpu}){mem}, Python {platform.python_version()}, {platform.system()}"
+    python = f"Python {platform.python_version()}"
+    return f"{os.cpu_count()} cores ({cpu}){mem}, {python}, {platform.system()}"
 
 
 # -- append -------------------------------------------------------------------------------
+
 
 def bench_append(url: str, n: int) -> dict[str, Any]:
     from ledger import service
@@ -60,7 +62,12 @@ def bench_append(url: str, n: int) -> dict[str, Any]:
     engine = make_engine(url)
     upgrade(engine)
     sessions = make_session_factory(engine)
-    suggestion = SuggestionIn(title="路灯不亮", text="幸福路口的路灯坏了三周。" * 5, category="城乡建设", district="鼓楼区")
+    suggestion = SuggestionIn(
+        title="路灯不亮",
+        text="幸福路口的路灯坏了三周。" * 5,
+        category="城乡建设",
+        district="鼓楼区",
+    )
     start = time.perf_counter()
     for _ in range(n):
         with sessions.begin() as session:
@@ -95,6 +102,7 @@ def run_append(quick: bool) -> dict[str, Any]:
 
 # -- merkle -------------------------------------------------------------------------------
 
+
 def run_merkle(quick: bool) -> dict[str, Any]:
     from datetime import timedelta
 
@@ -107,10 +115,20 @@ def run_merkle(quick: bool) -> dict[str, Any]:
     t0 = datetime(2026, 11, 27, tzinfo=UTC)
     entries = [
         build_record(
-            log="votes", type="ballot.cast", subject=f"SIM-1/D{i:06d}", seq=0, prev=None,
+            log="votes",
+            type="ballot.cast",
+            subject=f"SIM-1/D{i:06d}",
+            seq=0,
+            prev=None,
             actor={"role": "deputy", "id": f"D{i:06d}"},
-            body={"simulation": "SIM-1", "voter": f"D{i:06d}", "choices": {"P1": "yes"}, "nonce": i},
-            now=t0 + timedelta(milliseconds=i), salt=secrets.token_bytes,
+            body={
+                "simulation": "SIM-1",
+                "voter": f"D{i:06d}",
+                "choices": {"P1": "yes"},
+                "nonce": i,
+            },
+            now=t0 + timedelta(milliseconds=i),
+            salt=secrets.token_bytes,
         ).canonical
         for i in range(n)
     ]
@@ -125,8 +143,7 @@ def run_merkle(quick: bool) -> dict[str, Any]:
     for e in entries:
         tree.append_entry(e)
     their_root = tree.get_root()
-    proof_sample = n if not quick else n
-    for i in range(1, proof_sample + 1):
+    for i in range(1, n + 1):
         tree.prove_inclusion(i)
     theirs = time.perf_counter() - start
 
@@ -144,6 +161,7 @@ def run_merkle(quick: bool) -> dict[str, Any]:
 
 # -- latency ------------------------------------------------------------------------------
 
+
 def run_latency(quick: bool, interval: float = 2.0) -> dict[str, Any]:
     import httpx
 
@@ -152,13 +170,23 @@ def run_latency(quick: bool, interval: float = 2.0) -> dict[str, Any]:
     n = 40 if quick else 200
     with tempfile.TemporaryDirectory() as tmp:
         api_port, chain_port = free_port(), free_port()
-        env = {**os.environ, "CIVIC_DATA_DIR": f"{tmp}/data", "CIVIC_API_PORT": str(api_port),
-               "CIVIC_CHAIN_PORT": str(chain_port), "CIVIC_ANCHOR_INTERVAL": str(interval)}
+        env = {
+            **os.environ,
+            "CIVIC_DATA_DIR": f"{tmp}/data",
+            "CIVIC_API_PORT": str(api_port),
+            "CIVIC_CHAIN_PORT": str(chain_port),
+            "CIVIC_ANCHOR_INTERVAL": str(interval),
+        }
         for name in ("CIVIC_CHAIN_RPC", "CIVIC_CONTRACT", "CIVIC_DATABASE_URL"):
             env.pop(name, None)
         log = open(f"{tmp}/service.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen([sys.executable, "-m", "ledger.cli", "run"], env=env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ledger.cli", "run"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         api = f"http://127.0.0.1:{api_port}"
         try:
             deadline = time.monotonic() + 90
@@ -174,9 +202,16 @@ def run_latency(quick: bool, interval: float = 2.0) -> dict[str, Any]:
             anchored: dict[str, float] = {}
             lock = threading.Lock()
             with httpx.Client(timeout=10) as client:
-                body = {"title": "噪音扰民", "text": "夜间施工噪音。", "category": "生态环境", "district": "台江区"}
+                body = {
+                    "title": "噪音扰民",
+                    "text": "夜间施工噪音。",
+                    "category": "生态环境",
+                    "district": "台江区",
+                }
                 for i in range(n):
-                    r = client.post(f"{api}/api/v1/suggestions", json={**body, "title": f"噪音 {i}"})
+                    r = client.post(
+                        f"{api}/api/v1/suggestions", json={**body, "title": f"噪音 {i}"}
+                    )
                     r.raise_for_status()
                     accepted[r.json()["record_hash"]] = time.monotonic()
                     time.sleep(interval * 4 / n)  # spread over about four intervals
@@ -191,11 +226,17 @@ def run_latency(quick: bool, interval: float = 2.0) -> dict[str, Any]:
             proc.terminate()
             proc.wait(30)
     q = statistics.quantiles(waits, n=100)
-    return {"records": n, "anchor_interval_s": interval, "p50_s": round(q[49], 3),
-            "p95_s": round(q[94], 3), "max_s": round(waits[-1], 3)}
+    return {
+        "records": n,
+        "anchor_interval_s": interval,
+        "p50_s": round(q[49], 3),
+        "p95_s": round(q[94], 3),
+        "max_s": round(waits[-1], 3),
+    }
 
 
 # -- gas ----------------------------------------------------------------------------------
+
 
 def run_gas(quick: bool) -> dict[str, Any]:
     import secrets as _secrets
@@ -211,32 +252,57 @@ def run_gas(quick: bool) -> dict[str, Any]:
 
 # -- report -------------------------------------------------------------------------------
 
+
 def render(results: dict[str, Any], when: str) -> str:
-    lines = ["# Benchmarks", "", f"Measured {when} on {machine()}.", "",
-             "Run `./scripts/bench` to measure again; it rewrites this file.", ""]
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Measured {when} on {machine()}.",
+        "",
+        "Run `./scripts/bench` to measure again; it rewrites this file.",
+        "",
+    ]
     if "append" in results:
-        lines += ["## Records appended per second (in-process, one transaction per record)", "",
-                  "| database | records | seconds | records/s |", "|---|---|---|---|"]
+        lines += [
+            "## Records appended per second (in-process, one transaction per record)",
+            "",
+            "| database | records | seconds | records/s |",
+            "|---|---|---|---|",
+        ]
         for db, r in results["append"].items():
             lines.append(f"| {db} | {r['records']} | {r['seconds']} | {r['per_second']} |")
         lines.append("")
     if "merkle" in results:
         m = results["merkle"]
-        lines += ["## Merkle batch: root plus every inclusion proof", "",
-                  f"{m['records']:,} records (leaf hashing included): civic-ledger "
-                  f"{m['civic_ledger_seconds']} s, pymerkle {m['pymerkle_seconds']} s on the same "
-                  f"entries in the same run: **{m['speedup']}×** faster; roots agree.", ""]
+        lines += [
+            "## Merkle batch: root plus every inclusion proof",
+            "",
+            f"{m['records']:,} records (leaf hashing included): civic-ledger "
+            f"{m['civic_ledger_seconds']} s, pymerkle {m['pymerkle_seconds']} s on the same "
+            f"entries in the same run: **{m['speedup']}×** faster; roots agree.",
+            "",
+        ]
     if "latency" in results:
         lt = results["latency"]
-        lines += ["## Accept-to-anchored latency (real service over HTTP, local ganache)", "",
-                  f"{lt['records']} suggestions spread over about four anchor intervals of "
-                  f"{lt['anchor_interval_s']} s: p50 **{lt['p50_s']} s**, p95 **{lt['p95_s']} s**, "
-                  f"max {lt['max_s']} s. The floor is the anchor interval: a batch is sealed when its "
-                  "oldest record has waited that long (or CIVIC_BATCH_MAX records wait).", ""]
+        lines += [
+            "## Accept-to-anchored latency (real service over HTTP, local ganache)",
+            "",
+            f"{lt['records']} suggestions spread over about four anchor intervals of "
+            f"{lt['anchor_interval_s']} s: p50 **{lt['p50_s']} s**, p95 **{lt['p95_s']} s**, "
+            f"max {lt['max_s']} s. The floor is the anchor interval: a batch is sealed when its "
+            "oldest record has waited that long (or CIVIC_BATCH_MAX records wait).",
+            "",
+        ]
     if "gas" in results:
         g = results["gas"]
-        lines += ["## Gas per anchored batch and per record (same ganache node)", "",
-                  "```json", json.dumps(g, indent=2), "```", ""]
+        lines += [
+            "## Gas per anchored batch and per record (same ganache node)",
+            "",
+            "```json",
+            json.dumps(g, indent=2),
+            "```",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -255,8 +321,9 @@ def main() -> int:
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     if not args.no_write:
         (ROOT / "docs" / "BENCHMARKS.md").write_text(render(results, when), encoding="utf-8")
-        (ROOT / "docs" / "benchmarks.json").write_text(json.dumps({"when": when, "machine": machine(),
-                                                                  **results}, indent=2) + "\n")
+        (ROOT / "docs" / "benchmarks.json").write_text(
+            json.dumps({"when": when, "machine": machine(), **results}, indent=2) + "\n"
+        )
     return 0
 
 

@@ -23,11 +23,18 @@ from verifier.verdicts import Verdict
 
 pytestmark = pytest.mark.chain
 
-GOOD = {"title": "小区门口积水", "text": "每逢下雨，幸福小区南门积水没过脚踝。", "category": "城乡建设", "district": "鼓楼区"}
+GOOD = {
+    "title": "小区门口积水",
+    "text": "每逢下雨，幸福小区南门积水没过脚踝。",
+    "category": "城乡建设",
+    "district": "鼓楼区",
+}
 
 
 class Service:
-    def __init__(self, data_dir: Path, database_url: str | None = None, interval: float = 2.0) -> None:
+    def __init__(
+        self, data_dir: Path, database_url: str | None = None, interval: float = 2.0
+    ) -> None:
         self.data_dir = data_dir
         self.api_port = free_port()
         self.chain_port = free_port()
@@ -50,7 +57,10 @@ class Service:
         log = open(self.data_dir.parent / f"service-{self.api_port}.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ledger.cli", "run"],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -64,7 +74,9 @@ class Service:
         raise AssertionError("service did not come up:\n" + self.log_tail())
 
     def log_tail(self) -> str:
-        return (self.data_dir.parent / f"service-{self.api_port}.log").read_text(errors="replace")[-4000:]
+        return (self.data_dir.parent / f"service-{self.api_port}.log").read_text(errors="replace")[
+            -4000:
+        ]
 
     def stop(self) -> int:
         assert self.proc is not None
@@ -99,13 +111,19 @@ def service(tmp_path: Path) -> Iterator[Service]:
 def _verify_cli(path: Path, rpc: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "verifier.cli", "receipt", str(path), "--rpc", rpc],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
 def test_submit_anchor_verify_and_detect_alteration(service: Service, tmp_path: Path) -> None:
-    accepted = [httpx.post(f"{service.api}/api/v1/suggestions", json={**GOOD, "title": f"积水 {i}"}, timeout=5)
-                for i in range(3)]
+    accepted = [
+        httpx.post(
+            f"{service.api}/api/v1/suggestions", json={**GOOD, "title": f"积水 {i}"}, timeout=5
+        )
+        for i in range(3)
+    ]
     assert all(r.status_code == 201 for r in accepted)
     record_hash = accepted[0].json()["record_hash"]
     receipt, waited = service.receipt(record_hash, timeout=30)
@@ -121,7 +139,9 @@ def test_submit_anchor_verify_and_detect_alteration(service: Service, tmp_path: 
 
     # One changed character anywhere in the record, or in any path element: altered.
     tampered_text = json.loads(json.dumps(receipt))
-    tampered_text["record"]["body"]["text"] = tampered_text["record"]["body"]["text"].replace("脚踝", "膝盖")
+    tampered_text["record"]["body"]["text"] = tampered_text["record"]["body"]["text"].replace(
+        "脚踝", "膝盖"
+    )
     tampered_path = json.loads(json.dumps(receipt))
     element = tampered_path["proof"]["path"][1]
     tampered_path["proof"]["path"][1] = ("0" if element[0] != "0" else "1") + element[1:]
@@ -131,7 +151,9 @@ def test_submit_anchor_verify_and_detect_alteration(service: Service, tmp_path: 
         assert result.returncode == 1
         assert "altered" in result.stdout
 
-    batch = httpx.get(f"{service.api}/api/v1/anchors/suggestions/{receipt['proof']['batch']}", timeout=5).json()
+    batch = httpx.get(
+        f"{service.api}/api/v1/anchors/suggestions/{receipt['proof']['batch']}", timeout=5
+    ).json()
     assert batch["root"] == receipt["proof"]["root"] and batch["tx"] == receipt["anchor"]["tx"]
     assert {r.json()["record_hash"] for r in accepted} == set(batch["leaf_hashes"])
 
@@ -151,7 +173,9 @@ def test_kill_9_during_a_burst_loses_nothing_acknowledged(service: Service) -> N
             while not stop.is_set():
                 i += 1
                 try:
-                    r = client.post(f"{service.api}/api/v1/suggestions", json={**GOOD, "title": f"第{i}条"})
+                    r = client.post(
+                        f"{service.api}/api/v1/suggestions", json={**GOOD, "title": f"第{i}条"}
+                    )
                 except httpx.HTTPError:
                     continue  # the service died under us: not acknowledged
                 if r.status_code == 201:

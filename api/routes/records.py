@@ -24,7 +24,7 @@ RecordHash = Annotated[
     name="record_receipt",
     summary="The PROTOCOL §4 receipt of a record",
     responses={
-        202: {"description": "stored, not anchored yet: {\"status\": \"pending\"}"},
+        202: {"description": 'stored, not anchored yet: {"status": "pending"}'},
         404: {"description": "no record has this hash"},
         422: {"description": "not a 64-character lowercase hex hash"},
     },

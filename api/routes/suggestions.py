@@ -20,7 +20,9 @@ router = APIRouter(prefix="/api/v1", tags=["suggestions"])
         422: {"description": "a field is missing, of the wrong type, empty or too long"},
     },
 )
-def submit_suggestion(body: SuggestionIn, session: SessionDep, request: Request) -> SuggestionAccepted:
+def submit_suggestion(
+    body: SuggestionIn, session: SessionDep, request: Request
+) -> SuggestionAccepted:
     """Store the suggestion as the first record of its trail. The answer carries the
     tracking code and the record hash; the receipt follows once the batch is anchored."""
     tracking_code, sealed = service.submit_suggestion(session, body)

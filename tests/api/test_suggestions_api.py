@@ -12,7 +12,12 @@ from sqlalchemy import func, select
 from ledger.models import RecordRow, SuggestionRow
 from tests.fixtures.db import Database
 
-GOOD = {"title": "路灯不亮", "text": "幸福路口的路灯坏了三周。", "category": "城乡建设", "district": "鼓楼区"}
+GOOD = {
+    "title": "路灯不亮",
+    "text": "幸福路口的路灯坏了三周。",
+    "category": "城乡建设",
+    "district": "鼓楼区",
+}
 
 
 def _stored(database: Database) -> tuple[int, int]:
@@ -23,7 +28,9 @@ def _stored(database: Database) -> tuple[int, int]:
         )
 
 
-def test_submit_returns_tracking_code_and_record_hash(client: TestClient, database: Database) -> None:
+def test_submit_returns_tracking_code_and_record_hash(
+    client: TestClient, database: Database
+) -> None:
     response = client.post("/api/v1/suggestions", json=GOOD)
     assert response.status_code == 201, response.text
     body = response.json()
@@ -40,7 +47,12 @@ def test_submit_returns_tracking_code_and_record_hash(client: TestClient, databa
 @pytest.mark.parametrize(
     ("payload", "status", "error", "detail"),
     [
-        ({k: v for k, v in GOOD.items() if k != "title"}, 422, "ValidationError", r"title: Field required"),
+        (
+            {k: v for k, v in GOOD.items() if k != "title"},
+            422,
+            "ValidationError",
+            r"title: Field required",
+        ),
         ({**GOOD, "title": 5}, 422, "ValidationError", r"title: Input should be a valid string"),
         ({**GOOD, "title": "   "}, 422, "ValidationError", r"title: .*must not be empty"),
         ({**GOOD, "title": "a\nb"}, 422, "ValidationError", r"title: .*single line"),
@@ -64,7 +76,9 @@ def test_bad_suggestions_are_refused_precisely_and_store_nothing(
 
 def test_malformed_json_is_a_400(client: TestClient, database: Database) -> None:
     response = client.post(
-        "/api/v1/suggestions", content=b'{"title": "x",', headers={"content-type": "application/json"}
+        "/api/v1/suggestions",
+        content=b'{"title": "x",',
+        headers={"content-type": "application/json"},
     )
     assert response.status_code == 400
     assert response.json()["error"] == "MalformedJSON"
@@ -74,7 +88,9 @@ def test_malformed_json_is_a_400(client: TestClient, database: Database) -> None
 def test_bodies_over_64_kib_are_refused_with_413(client: TestClient, database: Database) -> None:
     big = json.dumps({**GOOD, "text": "字" * 30000}).encode()
     assert len(big) > 64 * 1024
-    response = client.post("/api/v1/suggestions", content=big, headers={"content-type": "application/json"})
+    response = client.post(
+        "/api/v1/suggestions", content=big, headers={"content-type": "application/json"}
+    )
     assert response.status_code == 413
     assert response.json()["error"] == "PayloadTooLarge"
 
@@ -82,7 +98,9 @@ def test_bodies_over_64_kib_are_refused_with_413(client: TestClient, database: D
         for i in range(0, len(big), 8192):
             yield big[i : i + 8192]
 
-    response = client.post("/api/v1/suggestions", content=chunks(), headers={"content-type": "application/json"})
+    response = client.post(
+        "/api/v1/suggestions", content=chunks(), headers={"content-type": "application/json"}
+    )
     assert response.status_code == 413
     assert _stored(database) == (0, 0)
 
@@ -110,7 +128,9 @@ def test_unknown_or_malformed_lookups(client: TestClient, path: str, status: int
     assert response.json()["detail"]
 
 
-def test_healthz_reports_the_unreachable_chain_but_submissions_still_work(client: TestClient) -> None:
+def test_healthz_reports_the_unreachable_chain_but_submissions_still_work(
+    client: TestClient,
+) -> None:
     assert client.post("/api/v1/suggestions", json=GOOD).status_code == 201
     response = client.get("/healthz")
     assert response.status_code == 503

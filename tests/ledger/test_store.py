@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 from sqlalchemy import delete, select, text, update
@@ -16,7 +17,9 @@ from ledger.records import check_record_shape, record_leaf_hash
 from ledger.schemas import SuggestionIn
 from tests.fixtures.db import Database
 
-SUGGESTION = SuggestionIn(title="路灯不亮", text="幸福路口的路灯坏了三周。", category="城乡建设", district="鼓楼区")
+SUGGESTION = SuggestionIn(
+    title="路灯不亮", text="幸福路口的路灯坏了三周。", category="城乡建设", district="鼓楼区"
+)
 
 
 def _append(db: Database, subject: str, n: int = 1) -> list[str]:
@@ -56,7 +59,9 @@ def test_submission_is_a_protocol_record_whose_hash_is_its_identity(database: Da
     assert code.startswith("SG-") and len(code) == 17
 
 
-def test_trail_records_link_to_their_predecessor_and_positions_are_dense(database: Database) -> None:
+def test_trail_records_link_to_their_predecessor_and_positions_are_dense(
+    database: Database,
+) -> None:
     a = _append(database, "SG-A", 3)
     b = _append(database, "SG-B", 2)
     with database.sessions() as session:
@@ -66,19 +71,32 @@ def test_trail_records_link_to_their_predecessor_and_positions_are_dense(databas
     for trail in (a, b):
         assert [records[h]["seq"] for h in trail] == list(range(len(trail)))
         assert records[trail[0]]["prev"] is None
-        for before, after in zip(trail, trail[1:], strict=False):
+        for before, after in pairwise(trail):
             assert records[after]["prev"] == before
 
 
 def test_trail_time_never_goes_backwards_even_if_the_clock_does(database: Database) -> None:
     late = datetime(2026, 11, 27, 10, 0, 0, tzinfo=UTC)
     with database.sessions.begin() as session:
-        first = service.append_record(session, log="votes", type="simulation.opened", subject="SIM-1",
-                                      actor={"role": "staff", "id": "s"}, body={}, clock=lambda: late)
+        first = service.append_record(
+            session,
+            log="votes",
+            type="simulation.opened",
+            subject="SIM-1",
+            actor={"role": "staff", "id": "s"},
+            body={},
+            clock=lambda: late,
+        )
     with database.sessions.begin() as session:
-        second = service.append_record(session, log="votes", type="simulation.closed", subject="SIM-1",
-                                       actor={"role": "staff", "id": "s"}, body={},
-                                       clock=lambda: late - timedelta(minutes=5))
+        second = service.append_record(
+            session,
+            log="votes",
+            type="simulation.closed",
+            subject="SIM-1",
+            actor={"role": "staff", "id": "s"},
+            body={},
+            clock=lambda: late - timedelta(minutes=5),
+        )
     assert second.record["at"] >= first.record["at"] == "2026-11-27T10:00:00.000Z"
 
 
@@ -107,7 +125,9 @@ def test_a_failed_request_leaves_nothing_behind(database: Database) -> None:
         assert service.anchoring_lag(session)["suggestions"]["records"] == 0
 
 
-def test_concurrent_appends_get_unique_dense_positions_and_unbroken_trails(database: Database) -> None:
+def test_concurrent_appends_get_unique_dense_positions_and_unbroken_trails(
+    database: Database,
+) -> None:
     errors: list[BaseException] = []
 
     def writer(subject: str) -> None:
@@ -131,5 +151,5 @@ def test_concurrent_appends_get_unique_dense_positions_and_unbroken_trails(datab
     for trail in by_subject.values():
         trail.sort(key=lambda rec: rec["seq"])
         assert [rec["seq"] for rec in trail] == list(range(30))
-        for before, after in zip(trail, trail[1:], strict=False):
+        for before, after in pairwise(trail):
             assert after["prev"] == record_leaf_hash(before).hex()

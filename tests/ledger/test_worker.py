@@ -59,7 +59,9 @@ def _release(*workers: AnchoringWorker) -> None:
             state.lock.release()
 
 
-def test_records_are_sealed_anchored_and_every_receipt_verifies(database: Database, registry, ganache) -> None:  # type: ignore[no-untyped-def]
+def test_records_are_sealed_anchored_and_every_receipt_verifies(
+    database: Database, registry, ganache
+) -> None:  # type: ignore[no-untyped-def]
     hashes = _append(database, 7)
     worker = _worker(database, registry)
     assert worker.step() is True
@@ -85,7 +87,9 @@ def test_batches_hold_at_most_batch_max_records_in_order(database: Database, reg
         pass
     batches = _batches(database)
     assert [(b.number, b.first_position, b.size, b.state) for b in batches] == [
-        (0, 0, 10, "anchored"), (1, 10, 10, "anchored"), (2, 20, 5, "anchored")
+        (0, 0, 10, "anchored"),
+        (1, 10, 10, "anchored"),
+        (2, 20, 5, "anchored"),
     ]
     assert registry.client.next_batch(registry.address, "suggestions") == 3
     with database.sessions() as session:
@@ -124,8 +128,15 @@ def test_crash_after_storing_the_signed_tx_before_broadcast(database: Database, 
     first = _worker(database, registry)
     batch = first.seal("suggestions", force=True)
     signed = registry.client.sign_anchor(registry.address, "suggestions", 0, batch.root, batch.size)
-    first._update(batch, state="sent", tx_hash=signed.tx_hash, raw_tx=signed.raw, nonce=signed.nonce,
-                  chain_id=registry.client.chain_id, contract=registry.address)
+    first._update(
+        batch,
+        state="sent",
+        tx_hash=signed.tx_hash,
+        raw_tx=signed.raw,
+        nonce=signed.nonce,
+        chain_id=registry.client.chain_id,
+        contract=registry.address,
+    )
     _release(first)  # died before send_raw
     second = _worker(database, registry)
     assert second.step() is True
@@ -140,8 +151,15 @@ def test_crash_after_the_tx_was_mined_before_it_was_recorded(database: Database,
     first = _worker(database, registry)
     batch = first.seal("suggestions", force=True)
     signed = registry.client.sign_anchor(registry.address, "suggestions", 0, batch.root, batch.size)
-    first._update(batch, state="sent", tx_hash=signed.tx_hash, raw_tx=signed.raw, nonce=signed.nonce,
-                  chain_id=registry.client.chain_id, contract=registry.address)
+    first._update(
+        batch,
+        state="sent",
+        tx_hash=signed.tx_hash,
+        raw_tx=signed.raw,
+        nonce=signed.nonce,
+        chain_id=registry.client.chain_id,
+        contract=registry.address,
+    )
     registry.client.send_raw(signed.raw)
     assert registry.client.wait_for_receipt(signed.tx_hash, 10) is not None
     _release(first)  # died before marking the batch anchored
@@ -150,13 +168,18 @@ def test_crash_after_the_tx_was_mined_before_it_was_recorded(database: Database,
     while second.step():
         pass
     batches = _batches(database)
-    assert [(b.number, b.size, b.state) for b in batches] == [(0, 4, "anchored"), (1, 2, "anchored")]
+    assert [(b.number, b.size, b.state) for b in batches] == [
+        (0, 4, "anchored"),
+        (1, 2, "anchored"),
+    ]
     assert batches[0].tx_hash == signed.tx_hash
     assert registry.client.next_batch(registry.address, "suggestions") == 2
     _release(second)
 
 
-def test_a_batch_anchored_behind_the_workers_back_is_recognised(database: Database, registry) -> None:  # type: ignore[no-untyped-def]
+def test_a_batch_anchored_behind_the_workers_back_is_recognised(
+    database: Database, registry
+) -> None:  # type: ignore[no-untyped-def]
     _append(database, 3)
     worker = _worker(database, registry)
     batch = worker.seal("suggestions", force=True)
@@ -169,7 +192,9 @@ def test_a_batch_anchored_behind_the_workers_back_is_recognised(database: Databa
     _release(worker)
 
 
-def test_a_different_root_on_chain_stops_the_log_and_is_reported(database: Database, registry) -> None:  # type: ignore[no-untyped-def]
+def test_a_different_root_on_chain_stops_the_log_and_is_reported(
+    database: Database, registry
+) -> None:  # type: ignore[no-untyped-def]
     _append(database, 3)
     worker = _worker(database, registry)
     worker.seal("suggestions", force=True)
@@ -187,8 +212,10 @@ def test_a_different_root_on_chain_stops_the_log_and_is_reported(database: Datab
 def test_only_one_worker_is_active_per_log(database: Database, registry, ganache) -> None:  # type: ignore[no-untyped-def]
     _append(database, 30)
     second_client = ChainClient(ganache.rpc_url, ganache.keys[0])
-    workers = [_worker(database, registry, batch_max=4),
-               _worker(database, registry, client=second_client, batch_max=4)]
+    workers = [
+        _worker(database, registry, batch_max=4),
+        _worker(database, registry, client=second_client, batch_max=4),
+    ]
     errors: list[BaseException] = []
 
     def run(worker: AnchoringWorker) -> None:
@@ -213,7 +240,9 @@ def test_only_one_worker_is_active_per_log(database: Database, registry, ganache
     _release(*workers)
 
 
-def test_an_unreachable_chain_is_reported_and_records_keep_coming(database: Database, registry, ganache) -> None:  # type: ignore[no-untyped-def]
+def test_an_unreachable_chain_is_reported_and_records_keep_coming(
+    database: Database, registry, ganache
+) -> None:  # type: ignore[no-untyped-def]
     dead = ChainClient("http://127.0.0.1:9", ganache.keys[0], request_timeout=1.0)
     worker = _worker(database, registry, client=dead)
     _append(database, 2)
