@@ -36,5 +36,8 @@ def read_session(state: StateDep) -> Iterator[Session]:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-SessionDep = Annotated[Session, Depends(write_session)]
+# scope="function": commit *before* the response is sent. With the default ("request") the
+# commit would run after the client already holds a 201, and a crash in between would lose
+# an acknowledged record (the kill -9 end-to-end test caught exactly that).
+SessionDep = Annotated[Session, Depends(write_session, scope="function")]
 ReadSessionDep = Annotated[Session, Depends(read_session)]

@@ -127,7 +127,7 @@ def root_from_inclusion_path(leaf: bytes, index: int, size: int, path: Sequence[
 def verify_inclusion(
     leaf: bytes, index: int, size: int, path: Sequence[bytes], root: bytes
 ) -> bool:
-    """True when ``path`` proves ``leaf`` at ``index`` in the tree of ``size`` leaves with ``root``."""
+    """True when ``path`` proves ``leaf`` at ``index`` of a ``size``-leaf tree with ``root``."""
     try:
         return root_from_inclusion_path(leaf, index, size, path) == root
     except InvalidProof:

@@ -339,7 +339,12 @@ class AnchoringWorker:
                 f"{batch.root.hex()} size {batch.size}: refusing to continue this log"
             )
         found = self.chain.find_anchor(self.config.contract, batch.log, batch.number)
-        tx_hash, block = found if found else (batch.tx_hash or "", on_chain.block_number)
+        if found is None:
+            raise ChainError(
+                f"batch {batch.number} of log {batch.log} is anchored on chain but its Anchored "
+                f"event is not in block {on_chain.block_number}; cannot name the transaction"
+            )
+        tx_hash, block = found
         self._update(
             batch,
             state="anchored",

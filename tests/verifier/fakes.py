@@ -1,0 +1,169 @@
+"""Receipts built with the real core, and an in-memory ChainReader for unit tests.
+
+The fake stands in for a chain only in these unit tests (CONVENTIONS §9); the end-to-end
+suite runs the same verifier against a real node.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ledger.merkle import all_inclusion_paths
+from ledger.records import SealedRecord, build_record
+from verifier.chain import log_id
+from verifier.errors import ChainUnreachable, ContractMismatch
+
+CHAIN_ID = 1337
+CONTRACT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"  # EIP-55 checksummed
+TX = "0x" + "ab" * 32
+BATCH = 3
+ANCHOR_BLOCK = 100
+ANCHORED_AT = 1_795_771_800  # 2026-11-27 09:30 UTC
+LATEST_BLOCK = 120  # so the anchor has 21 confirmations
+ATTESTATIONS = 2
+START = datetime(2026, 11, 27, 9, 30, 0, 123000, tzinfo=UTC)
+
+
+def counter_salt(start: int = 0) -> Any:
+    """Distinct, deterministic salts (the service uses secrets.token_bytes)."""
+    state = {"n": start}
+
+    def salt(n: int) -> bytes:
+        state["n"] += 1
+        return hashlib.sha256(b"salt %d" % state["n"]).digest()[:n]
+
+    return salt
+
+
+def suggestion_batch(size: int = 7, log: str = "suggestions") -> list[SealedRecord]:
+    """``size`` records of two interleaved trails (JY-…-A and JY-…-B), each linked by prev."""
+    salt = counter_salt()
+    last: dict[str, SealedRecord] = {}
+    seqs: dict[str, int] = {}
+    records = []
+    for i in range(size):
+        subject = "JY-2026-00012" + "AB"[i % 2]
+        seq = seqs.get(subject, 0)
+        previous = last.get(subject)
+        sealed = build_record(
+            log=log,
+            type="suggestion.submitted" if seq == 0 else "suggestion.transition",
+            subject=subject,
+            seq=seq,
+            prev=previous.leaf_hash if previous else None,
+            actor={"role": "citizen", "id": f"p-{i:04x}"},
+            body={"title": f"关于修缮幸福路人行道的建议（{i}）", "category": "urban_construction"},
+            now=START + timedelta(seconds=i),
+            salt=salt,
+        )
+        records.append(sealed)
+        last[subject] = sealed
+        seqs[subject] = seq + 1
+    return records
+
+
+@dataclass
+class Batch:
+    """A sealed batch: its records, root and every inclusion path, as the service computes them."""
+
+    records: list[SealedRecord]
+    root: bytes
+    paths: list[list[bytes]]
+    number: int = BATCH
+
+    @classmethod
+    def of(cls, records: list[SealedRecord], number: int = BATCH) -> Batch:
+        root, paths = all_inclusion_paths([r.leaf_hash for r in records])
+        return cls(records, root, paths, number)
+
+    @property
+    def log(self) -> str:
+        return str(self.records[0].record["log"])
+
+    def receipt(self, index: int) -> dict[str, Any]:
+        """The PROTOCOL §4 receipt of record ``index``, as plain JSON values."""
+        return {
+            "v": 1,
+            "record": copy.deepcopy(dict(self.records[index].record)),
+            "proof": {
+                "log": self.log,
+                "batch": self.number,
+                "index": index,
+                "size": len(self.records),
+                "path": [h.hex() for h in self.paths[index]],
+                "root": self.root.hex(),
+            },
+            "anchor": {"chain_id": CHAIN_ID, "contract": CONTRACT, "tx": TX, "block": ANCHOR_BLOCK},
+        }
+
+    def redacted_receipt(self, index: int) -> dict[str, Any]:
+        """The PROTOCOL §7 receipt of record ``index`` after its content was erased."""
+        receipt = self.receipt(index)
+        receipt["record"] = None
+        receipt["leaf_hash"] = self.records[index].record_hash
+        receipt["redaction"] = {
+            "at": "2027-01-05T08:00:00.000Z",
+            "reason": "删除请求 (PIPL art. 47)",
+        }
+        return receipt
+
+
+@dataclass
+class FakeChain:
+    """An in-memory ChainReader: what a node would answer for one AnchorRegistry."""
+
+    id: int = CHAIN_ID
+    code_at: set[str] = field(default_factory=lambda: {CONTRACT.lower()})
+    batches: dict[tuple[str, bytes, int], tuple[bytes, int, int, int]] = field(default_factory=dict)
+    latest: int = LATEST_BLOCK
+    attested: dict[tuple[str, bytes, int], int] = field(default_factory=dict)
+    unreachable: bool = False
+    not_a_registry: bool = False
+    no_attestations_view: bool = False
+    calls: list[str] = field(default_factory=list)
+
+    def anchor(
+        self, batch: Batch, *, root: bytes | None = None, size: int | None = None
+    ) -> FakeChain:
+        key = (CONTRACT.lower(), log_id(batch.log), batch.number)
+        self.batches[key] = (
+            batch.root if root is None else root,
+            len(batch.records) if size is None else size,
+            ANCHORED_AT,
+            ANCHOR_BLOCK,
+        )
+        self.attested[key] = ATTESTATIONS
+        return self
+
+    def _ask(self, call: str) -> None:
+        self.calls.append(call)
+        if self.unreachable:
+            raise ChainUnreachable("cannot reach http://fake (test)")
+
+    def chain_id(self) -> int:
+        self._ask("chain_id")
+        return self.id
+
+    def has_code(self, address: str) -> bool:
+        self._ask("has_code")
+        return address.lower() in self.code_at
+
+    def batch_of(self, contract: str, log_id: bytes, batch: int) -> tuple[bytes, int, int, int]:
+        self._ask("batch_of")
+        if self.not_a_registry:
+            raise ContractMismatch("batchOf: the contract does not answer as an AnchorRegistry")
+        return self.batches.get((contract.lower(), log_id, batch), (bytes(32), 0, 0, 0))
+
+    def block_number(self) -> int:
+        self._ask("block_number")
+        return self.latest
+
+    def attestations(self, contract: str, log_id: bytes, batch: int) -> int:
+        self._ask("attestations")
+        if self.no_attestations_view:
+            raise ContractMismatch("attestations: execution reverted")
+        return self.attested.get((contract.lower(), log_id, batch), 0)

@@ -1,0 +1,40 @@
+"""Why the verifier could not reach a verdict.
+
+A verdict (``valid``, ``altered``, ``malformed``, …) is an answer, not an error. The classes
+under ``VerificationError`` mean there is no answer yet: the receipt could not be read, or the
+chain endpoint did not respond usefully. The CLI catches ``VerificationError`` once.
+"""
+
+from __future__ import annotations
+
+
+class VerificationError(Exception):
+    """Root of the verifier's errors: no verdict could be reached."""
+
+
+class ReceiptUnreadable(VerificationError):
+    """The receipt file or stream could not be read at all (missing, no permission, …)."""
+
+
+class ChainError(VerificationError):
+    """The chain endpoint answered, but not with something a verdict can rest on."""
+
+
+class ChainUnreachable(ChainError):
+    """The chain endpoint could not be reached: connection refused, timeout, bad URL."""
+
+
+class ContractMismatch(VerificationError):
+    """The contract at the receipt's address does not answer like an AnchorRegistry.
+
+    ``verify_receipt`` turns this into the ``wrong_chain`` verdict; it only escapes from a
+    ChainReader used on its own.
+    """
+
+
+class ReceiptMalformed(ValueError):
+    """The receipt text is not strict JSON (``receipt_from_json``).
+
+    Deliberately not a VerificationError: it is the ``malformed`` verdict of PROTOCOL §5
+    step 1, which ``verify_receipt_json`` reports as such.
+    """
