@@ -36,6 +36,7 @@ def _configure_logging(name: str) -> None:
         format=f"%(asctime)s {name:<10} %(levelname)-7s %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # its plugin chatter is not news
 
 
 def _stop_event() -> threading.Event:

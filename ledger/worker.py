@@ -33,7 +33,14 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from ledger import repository as repo
-from ledger.chain import AnchorReceipt, ChainClient, ChainError, ChainUnavailable, ContractMissing
+from ledger.chain import (
+    AnchorReceipt,
+    ChainClient,
+    ChainError,
+    ChainUnavailable,
+    ContractMissing,
+    SignedAnchor,
+)
 from ledger.db import sqlite_path
 from ledger.merkle import merkle_root
 from ledger.models import BatchRow
@@ -272,7 +279,6 @@ class AnchoringWorker:
 
     def anchor(self, batch: BatchRow) -> None:
         """Bring one stored batch to ``anchored``, whatever state a crash left it in."""
-        contract = self.config.contract
         if batch.state == "sent" and batch.tx_hash and batch.raw_tx:
             receipt = self.chain.get_receipt(batch.tx_hash)
             if receipt is None and self._reconcile(batch):
@@ -288,22 +294,27 @@ class AnchoringWorker:
                 except ChainError as exc:
                     # Our stored transaction can no longer be mined (its nonce was used):
                     # forget it and sign afresh; the contract still guards the batch number.
-                    self._update(
-                        batch,
-                        state="sealed",
-                        tx_hash=None,
-                        raw_tx=None,
-                        nonce=None,
-                        last_error=f"rebroadcast refused: {exc}",
-                    )
+                    self._forget_transaction(batch, f"rebroadcast refused: {exc}")
                     return
                 receipt = self.chain.wait_for_receipt(batch.tx_hash, self.config.receipt_timeout)
             if receipt is not None:
                 self._settle(batch, receipt)
             return
 
-        if self._reconcile(batch):
+        signed = self.prepare(batch)
+        if signed is None:
             return
+        self.chain.send_raw(signed.raw)
+        receipt = self.chain.wait_for_receipt(signed.tx_hash, self.config.receipt_timeout)
+        if receipt is not None:
+            self._settle(batch, receipt)
+
+    def prepare(self, batch: BatchRow) -> SignedAnchor | None:
+        """Sign the anchor transaction of a ``sealed`` batch and store it (state ``sent``)
+        before anything is broadcast. None when the chain already holds the batch."""
+        if self._reconcile(batch):
+            return None
+        contract = self.config.contract
         expected = self.chain.next_batch(contract, batch.log)
         if expected != batch.number:
             raise ChainError(
@@ -322,10 +333,7 @@ class AnchoringWorker:
             sent_at=self.clock(),
             last_error=None,
         )
-        self.chain.send_raw(signed.raw)
-        receipt = self.chain.wait_for_receipt(signed.tx_hash, self.config.receipt_timeout)
-        if receipt is not None:
-            self._settle(batch, receipt)
+        return signed
 
     def _reconcile(self, batch: BatchRow) -> bool:
         """If the chain already holds this batch, record that; True when it does."""
@@ -380,17 +388,16 @@ class AnchoringWorker:
             )
             return
         if not self._reconcile(batch):
-            self._update(
-                batch,
-                state="sealed",
-                tx_hash=None,
-                raw_tx=None,
-                nonce=None,
-                last_error=f"anchor transaction {receipt.tx_hash} reverted",
-            )
+            self._forget_transaction(batch, f"anchor transaction {receipt.tx_hash} reverted")
             raise ChainError(
                 f"anchor transaction {receipt.tx_hash} for batch {batch.number} reverted"
             )
+
+    def _forget_transaction(self, batch: BatchRow, reason: str) -> None:
+        """Back to ``sealed``: the next pass asks the chain again and signs afresh."""
+        self._update(
+            batch, state="sealed", tx_hash=None, raw_tx=None, nonce=None, last_error=reason
+        )
 
     def _update(self, batch: BatchRow, **values: object) -> None:
         with self.sessions.begin() as session:

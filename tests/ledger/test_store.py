@@ -15,27 +15,11 @@ from ledger import service
 from ledger.models import RecordRow
 from ledger.records import check_record_shape, record_leaf_hash
 from ledger.schemas import SuggestionIn
-from tests.fixtures.db import Database
+from tests.fixtures.db import Database, append_records
 
 SUGGESTION = SuggestionIn(
     title="路灯不亮", text="幸福路口的路灯坏了三周。", category="城乡建设", district="鼓楼区"
 )
-
-
-def _append(db: Database, subject: str, n: int = 1) -> list[str]:
-    hashes = []
-    for i in range(n):
-        with db.sessions.begin() as session:
-            sealed = service.append_record(
-                session,
-                log="suggestions",
-                type="suggestion.transition",
-                subject=subject,
-                actor={"role": "staff", "id": "staff-1"},
-                body={"from": "A", "to": "B", "n": i},
-            )
-            hashes.append(sealed.record_hash)
-    return hashes
 
 
 def test_submission_is_a_protocol_record_whose_hash_is_its_identity(database: Database) -> None:
@@ -62,8 +46,8 @@ def test_submission_is_a_protocol_record_whose_hash_is_its_identity(database: Da
 def test_trail_records_link_to_their_predecessor_and_positions_are_dense(
     database: Database,
 ) -> None:
-    a = _append(database, "SG-A", 3)
-    b = _append(database, "SG-B", 2)
+    a = append_records(database, 3, "SG-A")
+    b = append_records(database, 2, "SG-B")
     with database.sessions() as session:
         rows = session.scalars(select(RecordRow).order_by(RecordRow.position)).all()
     assert [r.position for r in rows] == [0, 1, 2, 3, 4]
@@ -101,7 +85,7 @@ def test_trail_time_never_goes_backwards_even_if_the_clock_does(database: Databa
 
 
 def test_records_cannot_be_updated_or_deleted(database: Database) -> None:
-    _append(database, "SG-X", 1)
+    append_records(database, 1, "SG-X")
     for statement in (
         update(RecordRow).values(canonical=b"{}"),
         update(RecordRow).values(subject="SG-Y"),
@@ -132,7 +116,7 @@ def test_concurrent_appends_get_unique_dense_positions_and_unbroken_trails(
 
     def writer(subject: str) -> None:
         try:
-            _append(database, subject, 15)
+            append_records(database, 15, subject)
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 

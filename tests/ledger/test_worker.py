@@ -14,28 +14,12 @@ from ledger.chain import ChainClient
 from ledger.merkle import merkle_root
 from ledger.models import BatchRow, RecordRow
 from ledger.worker import AnchoringWorker, WorkerConfig
-from tests.fixtures.db import Database
+from tests.fixtures.db import Database, append_records
 from verifier.chain import Web3ChainReader
 from verifier.receipt import verify_receipt
 from verifier.verdicts import Verdict
 
 pytestmark = pytest.mark.chain
-
-
-def _append(db: Database, n: int, subject: str = "SG-W") -> list[str]:
-    hashes = []
-    with db.sessions.begin() as session:
-        for i in range(n):
-            sealed = service.append_record(
-                session,
-                log="suggestions",
-                type="suggestion.transition",
-                subject=subject,
-                actor={"role": "staff", "id": "staff-7"},
-                body={"from": "ASSIGNED", "to": "IN_PROGRESS", "n": i},
-            )
-            hashes.append(sealed.record_hash)
-    return hashes
 
 
 def _worker(db: Database, registry, client: ChainClient | None = None, **config) -> AnchoringWorker:  # type: ignore[no-untyped-def]
@@ -62,7 +46,7 @@ def _release(*workers: AnchoringWorker) -> None:
 def test_records_are_sealed_anchored_and_every_receipt_verifies(
     database: Database, registry, ganache
 ) -> None:  # type: ignore[no-untyped-def]
-    hashes = _append(database, 7)
+    hashes = append_records(database, 7)
     worker = _worker(database, registry)
     assert worker.step() is True
     [batch] = _batches(database)
@@ -81,7 +65,7 @@ def test_records_are_sealed_anchored_and_every_receipt_verifies(
 
 
 def test_batches_hold_at_most_batch_max_records_in_order(database: Database, registry) -> None:  # type: ignore[no-untyped-def]
-    _append(database, 25)
+    append_records(database, 25)
     worker = _worker(database, registry, batch_max=10)
     while worker.step():
         pass
@@ -100,7 +84,7 @@ def test_batches_hold_at_most_batch_max_records_in_order(database: Database, reg
 
 
 def test_a_small_batch_waits_for_the_anchor_interval(database: Database, registry) -> None:  # type: ignore[no-untyped-def]
-    _append(database, 3)
+    append_records(database, 3)
     now = datetime.now(UTC)
     clock = {"now": now}
     worker = _worker(database, registry, anchor_interval=60.0)
@@ -113,7 +97,7 @@ def test_a_small_batch_waits_for_the_anchor_interval(database: Database, registr
 
 
 def test_crash_after_sealing_before_sending(database: Database, registry) -> None:  # type: ignore[no-untyped-def]
-    _append(database, 4)
+    append_records(database, 4)
     first = _worker(database, registry)
     first.seal("suggestions", force=True)
     _release(first)  # the process died here
@@ -124,19 +108,11 @@ def test_crash_after_sealing_before_sending(database: Database, registry) -> Non
 
 
 def test_crash_after_storing_the_signed_tx_before_broadcast(database: Database, registry) -> None:  # type: ignore[no-untyped-def]
-    _append(database, 4)
+    append_records(database, 4)
     first = _worker(database, registry)
     batch = first.seal("suggestions", force=True)
-    signed = registry.client.sign_anchor(registry.address, "suggestions", 0, batch.root, batch.size)
-    first._update(
-        batch,
-        state="sent",
-        tx_hash=signed.tx_hash,
-        raw_tx=signed.raw,
-        nonce=signed.nonce,
-        chain_id=registry.client.chain_id,
-        contract=registry.address,
-    )
+    signed = first.prepare(batch)
+    assert signed is not None
     _release(first)  # died before send_raw
     second = _worker(database, registry)
     assert second.step() is True
@@ -147,23 +123,15 @@ def test_crash_after_storing_the_signed_tx_before_broadcast(database: Database, 
 
 
 def test_crash_after_the_tx_was_mined_before_it_was_recorded(database: Database, registry) -> None:  # type: ignore[no-untyped-def]
-    _append(database, 4)
+    append_records(database, 4)
     first = _worker(database, registry)
     batch = first.seal("suggestions", force=True)
-    signed = registry.client.sign_anchor(registry.address, "suggestions", 0, batch.root, batch.size)
-    first._update(
-        batch,
-        state="sent",
-        tx_hash=signed.tx_hash,
-        raw_tx=signed.raw,
-        nonce=signed.nonce,
-        chain_id=registry.client.chain_id,
-        contract=registry.address,
-    )
+    signed = first.prepare(batch)
+    assert signed is not None
     registry.client.send_raw(signed.raw)
     assert registry.client.wait_for_receipt(signed.tx_hash, 10) is not None
     _release(first)  # died before marking the batch anchored
-    _append(database, 2)
+    append_records(database, 2)
     second = _worker(database, registry)
     while second.step():
         pass
@@ -180,7 +148,7 @@ def test_crash_after_the_tx_was_mined_before_it_was_recorded(database: Database,
 def test_a_batch_anchored_behind_the_workers_back_is_recognised(
     database: Database, registry
 ) -> None:  # type: ignore[no-untyped-def]
-    _append(database, 3)
+    append_records(database, 3)
     worker = _worker(database, registry)
     batch = worker.seal("suggestions", force=True)
     signed = registry.client.sign_anchor(registry.address, "suggestions", 0, batch.root, batch.size)
@@ -195,7 +163,7 @@ def test_a_batch_anchored_behind_the_workers_back_is_recognised(
 def test_a_different_root_on_chain_stops_the_log_and_is_reported(
     database: Database, registry
 ) -> None:  # type: ignore[no-untyped-def]
-    _append(database, 3)
+    append_records(database, 3)
     worker = _worker(database, registry)
     worker.seal("suggestions", force=True)
     forged = registry.client.sign_anchor(registry.address, "suggestions", 0, b"\x11" * 32, 3)
@@ -210,7 +178,7 @@ def test_a_different_root_on_chain_stops_the_log_and_is_reported(
 
 
 def test_only_one_worker_is_active_per_log(database: Database, registry, ganache) -> None:  # type: ignore[no-untyped-def]
-    _append(database, 30)
+    append_records(database, 30)
     second_client = ChainClient(ganache.rpc_url, ganache.keys[0])
     workers = [
         _worker(database, registry, batch_max=4),
@@ -245,10 +213,10 @@ def test_an_unreachable_chain_is_reported_and_records_keep_coming(
 ) -> None:  # type: ignore[no-untyped-def]
     dead = ChainClient("http://127.0.0.1:9", ganache.keys[0], request_timeout=1.0)
     worker = _worker(database, registry, client=dead)
-    _append(database, 2)
+    append_records(database, 2)
     worker.step()
     assert worker.logs[0].state == "chain_unreachable"
-    _append(database, 2)  # the store keeps accepting
+    append_records(database, 2)  # the store keeps accepting
     with database.sessions() as session:
         lag = service.anchoring_lag(session)["suggestions"]
         statuses = {s.log: s.state for s in repository.worker_statuses(session)}
