@@ -9,11 +9,14 @@ from fastapi import FastAPI
 
 from api import errors
 from api.limits import BodySizeLimit
-from api.routes import anchors, health, records, suggestions
+from api.ratelimit import SlidingWindowLimiter
+from api.routes import accounts, anchors, attachments, health, records, suggestions
 from api.state import AppState, ChainProbe
 from ledger.db import make_engine, make_session_factory
 from ledger.deployment import contract_address
+from ledger.pii import Vault, load_or_create_pii_key
 from ledger.settings import Settings
+from ledger.suggestions import Policy
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -22,12 +25,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.resolved_database_url)
+        settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
         app.state.civic = AppState(
             settings=settings,
             engine=engine,
             sessions=make_session_factory(engine),
             read_sessions=make_session_factory(engine, read_only=True),
             chain_probe=ChainProbe(settings.resolved_chain_rpc, contract_address(settings)),
+            vault=Vault(load_or_create_pii_key(settings.resolved_pii_key_file)),
+            policy=Policy(
+                reply_due_months=settings.reply_due_months,
+                rehandling_due_months=settings.rehandling_due_months,
+                evaluation_days=settings.evaluation_days,
+            ),
+            submit_limiter=SlidingWindowLimiter(settings.submit_rate),
         )
         yield
         engine.dispose()
@@ -38,8 +49,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Tamper-evident records of suggestions and budget votes, anchored on chain",
         lifespan=lifespan,
     )
-    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        limit=settings.max_body_bytes,
+        overrides={"/api/v1/attachments": settings.max_attachment_bytes},
+    )
     errors.install(app)
-    for module in (suggestions, records, anchors, health):
+    for module in (suggestions, attachments, accounts, records, anchors, health):
         app.include_router(module.router)
     return app

@@ -9,6 +9,9 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from api.state import AppState
+from ledger import auth
+from ledger.auth import Forbidden, Principal, Role, Unauthenticated
+from ledger.errors import CivicError
 from ledger.settings import Settings
 
 
@@ -41,3 +44,62 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 # an acknowledged record (the kill -9 end-to-end test caught exactly that).
 SessionDep = Annotated[Session, Depends(write_session, scope="function")]
 ReadSessionDep = Annotated[Session, Depends(read_session)]
+
+
+def get_principal(request: Request, state: StateDep) -> Principal | None:
+    """Who is asking: None for an anonymous caller; 401 for a bad, expired or forged token."""
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("use the header Authorization: Bearer <token>")
+    with state.read_sessions() as session:
+        return auth.authenticate(session, token.strip())
+
+
+OptionalPrincipal = Annotated[Principal | None, Depends(get_principal)]
+
+
+def require_principal(principal: OptionalPrincipal) -> Principal:
+    if principal is None:
+        raise Unauthenticated("this needs a bearer token (Authorization: Bearer <token>)")
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(require_principal)]
+
+
+class RequireRole:
+    """``Depends(RequireRole(Role.STAFF, Role.ADMIN))``: 403 for any other role."""
+
+    def __init__(self, *roles: Role) -> None:
+        self.roles = frozenset(roles)
+
+    def __call__(self, principal: CurrentPrincipal) -> Principal:
+        if principal.role not in self.roles:
+            allowed = ", ".join(sorted(r.value for r in self.roles))
+            raise Forbidden(f"this is for {allowed}; you are {principal.role.value}")
+        return principal
+
+
+class RateLimited(CivicError):
+    status_code = 429
+
+    def __init__(self, message: str, retry_after: str) -> None:
+        super().__init__(message)
+        self.headers = {"Retry-After": retry_after}
+
+
+def anonymous_rate_limit(request: Request, state: StateDep, principal: OptionalPrincipal) -> None:
+    """CIVIC_SUBMIT_RATE anonymous submissions a minute per client address; accounts are exempt."""
+    if principal is not None:
+        return
+    client = request.client.host if request.client else "unknown"
+    wait = state.submit_limiter.check(client)
+    if wait:
+        raise RateLimited(
+            f"too many submissions from {client}: at most {state.submit_limiter.per_minute} "
+            "a minute; try again later",
+            state.submit_limiter.retry_after_header(wait),
+        )

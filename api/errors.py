@@ -19,8 +19,13 @@ def _describe(error: dict[str, Any]) -> str:
 
 async def civic_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, CivicError)
+    headers = dict(getattr(exc, "headers", None) or {})
+    if exc.status_code == 401:
+        headers.setdefault("WWW-Authenticate", "Bearer")
     return JSONResponse(
-        {"error": type(exc).__name__, "detail": exc.message}, status_code=exc.status_code
+        {"error": type(exc).__name__, "detail": exc.message},
+        status_code=exc.status_code,
+        headers=headers or None,
     )
 
 

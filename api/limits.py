@@ -19,14 +19,22 @@ class BodyTooLarge(HTTPException):
 class BodySizeLimit:
     """ASGI middleware: 413 when Content-Length, or the bytes actually sent, exceed ``limit``."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, overrides: dict[str, int] | None = None) -> None:
         self.app = app
-        self.limit = limit
+        self.default = limit
+        self.overrides = overrides or {}
+
+    def limit_for(self, path: str) -> int:
+        for prefix, limit in self.overrides.items():
+            if path.startswith(prefix):
+                return limit
+        return self.default
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limit_for(scope.get("path", ""))
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 try:
@@ -36,8 +44,8 @@ class BodySizeLimit:
                         send, 400, "MalformedRequest", "Content-Length is not a number"
                     )
                     return
-                if declared > self.limit:
-                    await self._refuse(send, 413, "PayloadTooLarge", self._message())
+                if declared > limit:
+                    await self._refuse(send, 413, "PayloadTooLarge", self._message(limit))
                     return
         received = 0
         started = False
@@ -47,8 +55,8 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise BodyTooLarge(self.limit)
+                if received > limit:
+                    raise BodyTooLarge(limit)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -61,10 +69,11 @@ class BodySizeLimit:
             await self.app(scope, counting_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await self._refuse(send, 413, "PayloadTooLarge", self._message())
+                await self._refuse(send, 413, "PayloadTooLarge", self._message(limit))
 
-    def _message(self) -> str:
-        return f"the request body is larger than {self.limit} bytes"
+    @staticmethod
+    def _message(limit: int) -> str:
+        return f"the request body is larger than {limit} bytes"
 
     @staticmethod
     async def _refuse(send: Send, status: int, error: str, detail: str) -> None:

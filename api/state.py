@@ -10,8 +10,11 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.ratelimit import SlidingWindowLimiter
 from ledger.chain import ChainClient, ChainError
+from ledger.pii import Vault
 from ledger.settings import Settings
+from ledger.suggestions import Policy
 
 
 @dataclass
@@ -61,3 +64,6 @@ class AppState:
     sessions: sessionmaker[Session]
     read_sessions: sessionmaker[Session]
     chain_probe: ChainProbe
+    vault: Vault
+    policy: Policy
+    submit_limiter: SlidingWindowLimiter

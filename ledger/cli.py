@@ -6,6 +6,8 @@
     civic-ledger worker     the anchoring worker alone
     civic-ledger migrate    bring the database schema up to date
     civic-ledger deploy     deploy AnchorRegistry and record its address
+    civic-ledger users      add, list and disable accounts (tokens are shown once)
+    civic-ledger redact     erase a record's content, keeping its proof (PROTOCOL §7)
 
 The API runs in its own process, started by name (``api.app:create_app``), so the ledger
 package never imports the HTTP layer that sits on top of it.
@@ -24,8 +26,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from ledger.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger("civic")
 
@@ -283,30 +290,150 @@ def cmd_run(settings: Settings) -> int:
     return 0
 
 
-COMMANDS = {
-    "run": cmd_run,
-    "api": cmd_api,
-    "worker": cmd_worker,
-    "migrate": cmd_migrate,
-    "deploy": cmd_deploy,
+def _session_scope(settings: Settings) -> tuple[Engine, sessionmaker[Session]]:
+    """A migrated database for a one-off command."""
+    from ledger.db import make_engine, make_session_factory
+
+    cmd_migrate(settings)
+    engine = make_engine(settings.resolved_database_url)
+    return engine, make_session_factory(engine)
+
+
+def cmd_users(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+
+    from ledger import auth
+    from ledger.errors import CivicError
+
+    engine, sessions = _session_scope(settings)
+    try:
+        with sessions.begin() as session:
+            if args.action == "add":
+                created = auth.add_account(
+                    session,
+                    role=args.role,
+                    name=args.name,
+                    office=args.office,
+                    district=args.district,
+                    token_days=settings.token_days,
+                )
+                result = {
+                    "id": created.id,
+                    "role": created.role.value,
+                    "token": created.token,
+                    "token_expires_at": created.expires_at.isoformat(),
+                }
+                if args.json:
+                    print(json.dumps(result))
+                else:
+                    print(
+                        f"created {created.role.value} account {created.id}\n"
+                        f"token (shown once, keep it secret): {created.token}\n"
+                        f"expires {created.expires_at:%Y-%m-%d}"
+                    )
+            elif args.action == "list":
+                rows = [
+                    {
+                        "id": a.id,
+                        "role": a.role,
+                        "name": a.name,
+                        "office": a.office,
+                        "district": a.district,
+                        "disabled": a.disabled_at is not None,
+                    }
+                    for a in auth.list_accounts(session)
+                ]
+                if args.json:
+                    print(json.dumps(rows, ensure_ascii=False))
+                else:
+                    for r in rows:
+                        flag = " (disabled)" if r["disabled"] else ""
+                        print(
+                            f"{r['id']:<18} {r['role']:<9} {r['name']} {r['office'] or ''} "
+                            f"{r['district'] or ''}{flag}"
+                        )
+            else:
+                auth.disable_account(session, args.id)
+                print(f"disabled {args.id}")
+    except CivicError as exc:
+        print(f"civic-ledger users: {exc.message}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    return 0
+
+
+def cmd_redact(settings: Settings, args: argparse.Namespace) -> int:
+    from ledger.errors import CivicError
+    from ledger.redaction import redact
+
+    engine, sessions = _session_scope(settings)
+    try:
+        with sessions.begin() as session:
+            event = redact(session, args.record_hash, reason=args.reason, admin_id=args.admin)
+    except CivicError as exc:
+        print(f"civic-ledger redact: {exc.message}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    print(f"redacted {args.record_hash}; the redaction is record {event} in the access log")
+    return 0
+
+
+SIMPLE_COMMANDS = {
+    "run": (cmd_run, "set up and supervise the whole service (what ./scripts/run does)"),
+    "api": (cmd_api, "the HTTP API alone"),
+    "worker": (cmd_worker, "the anchoring worker alone"),
+    "migrate": (cmd_migrate, "bring the database schema up to date"),
+    "deploy": (cmd_deploy, "deploy AnchorRegistry and record its address"),
 }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="civic-ledger",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", choices=sorted(COMMANDS))
-    args = parser.parse_args(argv)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (_, help_text) in SIMPLE_COMMANDS.items():
+        sub.add_parser(name, help=help_text)
+
+    users = sub.add_parser("users", help="manage accounts and their bearer tokens")
+    users_sub = users.add_subparsers(dest="action", required=True)
+    add = users_sub.add_parser("add", help="create an account; prints its token once")
+    add.add_argument(
+        "--role", required=True, choices=["deputy", "staff", "office", "inspector", "admin"]
+    )
+    add.add_argument("--name", required=True)
+    add.add_argument("--office", help="office code (office accounts)")
+    add.add_argument("--district", help="district (deputies)")
+    add.add_argument("--json", action="store_true")
+    listing = users_sub.add_parser("list", help="list accounts (no tokens)")
+    listing.add_argument("--json", action="store_true")
+    disable = users_sub.add_parser("disable", help="disable an account: its token stops working")
+    disable.add_argument("id")
+
+    redact = sub.add_parser("redact", help="erase a record's content (PROTOCOL §7), by an admin")
+    redact.add_argument("record_hash")
+    redact.add_argument("--reason", required=True)
+    redact.add_argument("--admin", required=True, help="the admin account id doing it")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     _configure_logging(args.command)
     try:
         settings = Settings()
     except ValueError as exc:
         print(f"civic-ledger: {exc}", file=sys.stderr)
         return 2
-    return COMMANDS[args.command](settings)
+    if args.command == "users":
+        return cmd_users(settings, args)
+    if args.command == "redact":
+        return cmd_redact(settings, args)
+    return SIMPLE_COMMANDS[args.command][0](settings)
 
 
 if __name__ == "__main__":

@@ -8,10 +8,12 @@ contiguous range of positions in its log, so sealing never has to touch a record
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -106,17 +108,99 @@ class BatchRow(Base):
 
 
 class SuggestionRow(Base):
-    """The current state of a suggestion, derived from its trail; the trail is the truth."""
+    """The current state of a suggestion, derived from its trail; the trail is the truth.
+
+    Holds what the workflow, the listings and the statistics need without replaying trails.
+    No personal data: contact details and confidential text live encrypted in
+    ``suggestion_private``.
+    """
 
     __tablename__ = "suggestions"
 
     tracking_code: Mapped[str] = mapped_column(String(32), primary_key=True)
     state: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str] = mapped_column(String(200), default="")
     category: Mapped[str] = mapped_column(String(64))
     district: Mapped[str] = mapped_column(String(64))
     channel: Mapped[str] = mapped_column(String(16))
     submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    citizen_token_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32), nullable=True)
+    submitter_role: Mapped[str] = mapped_column(String(16), default="citizen")
+    submitter_id: Mapped[str] = mapped_column(String(64), default="")
+    deputy_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    lead_office: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    offices: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON list, lead first
+    due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    assigned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    first_answered_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    answered_on_time: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    reply_category: Mapped[str | None] = mapped_column(String(1), nullable=True)
+    last_level: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    key_supervision: Mapped[bool] = mapped_column(Boolean, default=False)
+    confidential: Mapped[bool] = mapped_column(Boolean, default=False)
+    merged_into: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+    @property
+    def office_list(self) -> list[str]:
+        return json.loads(self.offices) if self.offices else []
+
+
+class SuggestionPrivate(Base):
+    """Personal data and confidential text, encrypted (AES-GCM) with the PII key."""
+
+    __tablename__ = "suggestion_private"
+
+    tracking_code: Mapped[str] = mapped_column(
+        String(32), ForeignKey("suggestions.tracking_code"), primary_key=True
+    )
+    contact: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    text: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+
+
+class Account(Base):
+    """A staff, deputy, office, inspector or admin account. The bearer token is stored only
+    as its SHA-256; the name never enters a record (records carry the account id)."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(100))
+    office: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    district: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    token_expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    public_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Attachment(Base):
+    """A stored file (a photo of the problem, a reply document), named by its SHA-256."""
+
+    __tablename__ = "attachments"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    content_type: Mapped[str] = mapped_column(String(100))
+    uploaded_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Redaction(Base):
+    """PROTOCOL §7: this record's content was erased; its leaf hash stays proven."""
+
+    __tablename__ = "redactions"
+
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    at: Mapped[str] = mapped_column(String(24))
+    reason: Mapped[str] = mapped_column(Text)
+    by: Mapped[str] = mapped_column(String(64))
 
 
 class WorkerStatus(Base):

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import unicodedata
+from datetime import date
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from ledger.workflow import EvaluationLevel, ReplyCategory, SuggestionState
 
 
 def _clean_text(value: str) -> str:
@@ -31,8 +34,26 @@ CleanText = Annotated[str, AfterValidator(_clean_text)]
 OneLine = Annotated[str, AfterValidator(_clean_text), AfterValidator(_one_line)]
 
 
+Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256, lowercase hex")]
+TrackingCode = Annotated[
+    str, Field(pattern=r"^SG-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}$")
+]
+
+
+class ContactIn(BaseModel):
+    """How the handling office may reach the citizen. Encrypted at rest; the record carries
+    only a salted commitment."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[OneLine, Field(min_length=1, max_length=50)]
+    phone: Annotated[
+        str, Field(pattern=r"^\+?[0-9][0-9 -]{4,19}$", description="digits, spaces, -")
+    ]
+
+
 class SuggestionIn(BaseModel):
-    """A citizen's suggestion as submitted. No personal data goes into the record."""
+    """A suggestion as submitted. No personal data goes into the record."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
@@ -40,11 +61,59 @@ class SuggestionIn(BaseModel):
     text: Annotated[CleanText, Field(min_length=1, max_length=20000)]
     category: Annotated[OneLine, Field(min_length=1, max_length=64, description="e.g. 城乡建设")]
     district: Annotated[OneLine, Field(min_length=1, max_length=64, description="e.g. 鼓楼区")]
+    contact: ContactIn | None = Field(None, description="optional; encrypted, never in a record")
+    confidential: bool = Field(
+        False, description="保密: the record carries a commitment to the text, not the text"
+    )
+    deputy: Annotated[str, Field(pattern=r"^deputy-[0-9a-f]{8}$")] | None = Field(
+        None, description="the deputy the suggestion is addressed to"
+    )
+    attachments: list[Sha256Hex] = Field(
+        default_factory=list, max_length=10, description="SHA-256 of files uploaded first"
+    )
 
 
 class SuggestionAccepted(BaseModel):
     tracking_code: str = Field(description="the public id of the suggestion: its trail's subject")
     record_hash: str = Field(description="PROTOCOL §2 leaf hash of the submission record, hex")
+    receipt_url: str
+    citizen_token: str | None = Field(
+        None,
+        description="shown once: alone allows withdrawing and evaluating this suggestion",
+    )
+
+
+class TransitionIn(BaseModel):
+    """One step of the workflow. ``to`` names the new state; the other fields are those the
+    step needs (see docs/WORKFLOW.md); a field the step does not use is refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    to: SuggestionState
+    offices: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")]] | None = (
+        Field(None, min_length=1, max_length=10, description="handling offices, lead office first")
+    )
+    due: date | None = Field(None, description="reply due date (YYYY-MM-DD)")
+    category: ReplyCategory | None = Field(None, description="reply category A/B/C/D")
+    reply_sha256: Sha256Hex | None = None
+    level: EvaluationLevel | None = None
+    reason: Annotated[CleanText, Field(min_length=1, max_length=2000)] | None = None
+    merged_into: TrackingCode | None = None
+
+
+class FlagIn(BaseModel):
+    """Flags, not states: 重点督办 key supervision, 延期 extension of the due date."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key_supervision: bool | None = None
+    extend_due: date | None = Field(None, description="延期: the new due date")
+    reason: Annotated[CleanText, Field(min_length=1, max_length=2000)] | None = None
+
+
+class RecordAccepted(BaseModel):
+    record_hash: str
+    state: str
     receipt_url: str
 
 

@@ -17,23 +17,21 @@ from sqlalchemy.orm import Session
 from ledger import repository as repo
 from ledger.errors import BatchNotFound, InvalidInput, RecordNotFound
 from ledger.merkle import path_from_levels, tree_levels
-from ledger.models import BatchRow, RecordRow, SuggestionRow, TrailHead
-from ledger.records import LOGS, SealedRecord, build_record, is_hex64
-from ledger.schemas import SuggestionIn
+from ledger.models import BatchRow, RecordRow, Redaction, TrailHead
+from ledger.records import LOGS, SealedRecord, build_record, format_at, is_hex64
 
 Clock = Callable[[], datetime]
-
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def new_tracking_code() -> str:
-    """``SG-XXXX-XXXX-XXXX``: 60 random bits in Crockford base32, easy to read out on a phone."""
-    chars = "".join(secrets.choice(_CROCKFORD) for _ in range(12))
-    return f"SG-{chars[:4]}-{chars[4:8]}-{chars[8:]}"
+def iso(moment: datetime | None) -> str | None:
+    """A stored time as PROTOCOL writes times (UTC, milliseconds, Z); None stays None."""
+    if moment is None:
+        return None
+    return format_at(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
 
 
 def append_record(
@@ -101,48 +99,6 @@ def append_record(
     return sealed
 
 
-def submit_suggestion(
-    session: Session, suggestion: SuggestionIn, *, channel: str = "web", clock: Clock = utc_now
-) -> tuple[str, SealedRecord]:
-    """A citizen's suggestion becomes the first record of a new trail in the suggestions log."""
-    tracking_code = new_tracking_code()
-    while repo.get_suggestion(session, tracking_code) is not None:
-        tracking_code = new_tracking_code()
-    body = {
-        "title": suggestion.title,
-        "text": suggestion.text,
-        "category": suggestion.category,
-        "district": suggestion.district,
-        "channel": channel,
-    }
-    # The submitter appears only under a fresh pseudonym; no account, name or address.
-    actor = {"role": "citizen", "id": "anon-" + secrets.token_hex(8)}
-    sealed = append_record(
-        session,
-        log="suggestions",
-        type="suggestion.submitted",
-        subject=tracking_code,
-        actor=actor,
-        body=body,
-        clock=clock,
-    )
-    at = clock()
-    repo.add(
-        session,
-        SuggestionRow(
-            tracking_code=tracking_code,
-            state="SUBMITTED",
-            category=suggestion.category,
-            district=suggestion.district,
-            channel=channel,
-            submitted_at=at,
-            updated_at=at,
-        ),
-    )
-    session.flush()
-    return tracking_code, sealed
-
-
 def parse_record_hash(text: str) -> bytes:
     if not is_hex64(text):
         raise InvalidInput("a record hash is 64 lowercase hexadecimal characters")
@@ -195,9 +151,18 @@ def receipt(session: Session, record_hash: str) -> dict[str, Any] | ReceiptPendi
         )
     index = row.position - batch.first_position
     levels = batch_levels(session, batch)
-    return {
+    receipt: dict[str, Any] = {
         "v": 1,
-        "record": json.loads(row.canonical),
+        "record": json.loads(row.canonical) if row.canonical else None,
+    }
+    if not row.canonical:  # PROTOCOL §7: content erased, leaf hash still proven
+        redaction = session.get(Redaction, row.leaf_hash)
+        receipt["leaf_hash"] = row.leaf_hash.hex()
+        receipt["redaction"] = {
+            "at": redaction.at if redaction else None,
+            "reason": redaction.reason if redaction else None,
+        }
+    return receipt | {
         "proof": {
             "log": batch.log,
             "batch": batch.number,

@@ -36,6 +36,15 @@ class Settings(BaseSettings):
     gas_price_wei: int | None = Field(None, ge=0)
     receipt_timeout: float = Field(30.0, gt=0)
     max_body_bytes: int = Field(64 * 1024, ge=1024)
+    max_attachment_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    token_days: int = Field(180, ge=1, description="lifetime of account bearer tokens")
+    submit_rate: int = Field(30, ge=0, description="anonymous submissions per minute per address")
+    reply_due_months: int = Field(3, ge=1, description="reply due after assignment")
+    rehandling_due_months: int = Field(
+        1, ge=1, description="reply due after an unsatisfied evaluation"
+    )
+    evaluation_days: int = Field(30, ge=0, description="days a citizen has to evaluate a reply")
+    pii_key_file: Path | None = None
 
     @model_validator(mode="after")
     def _production_refuses_development_defaults(self) -> Settings:
@@ -70,6 +79,14 @@ class Settings(BaseSettings):
     @cached_property
     def resolved_key_file(self) -> Path:
         return (self.key_file or self.resolved_data_dir / "anchor.key").expanduser()
+
+    @cached_property
+    def resolved_pii_key_file(self) -> Path:
+        return (self.pii_key_file or self.resolved_data_dir / "pii.key").expanduser()
+
+    @cached_property
+    def attachments_dir(self) -> Path:
+        return self.resolved_data_dir / "attachments"
 
     @property
     def key_password(self) -> str | None:

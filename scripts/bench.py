@@ -54,14 +54,16 @@ def machine() -> str:
 
 
 def bench_append(url: str, n: int) -> dict[str, Any]:
-    from ledger import service
+    from ledger import suggestions
     from ledger.db import make_engine, make_session_factory
     from ledger.migrate import upgrade
+    from ledger.pii import Vault
     from ledger.schemas import SuggestionIn
 
     engine = make_engine(url)
     upgrade(engine)
     sessions = make_session_factory(engine)
+    vault = Vault(secrets.token_bytes(32))
     suggestion = SuggestionIn(
         title="路灯不亮",
         text="幸福路口的路灯坏了三周。" * 5,
@@ -71,7 +73,7 @@ def bench_append(url: str, n: int) -> dict[str, Any]:
     start = time.perf_counter()
     for _ in range(n):
         with sessions.begin() as session:
-            service.submit_suggestion(session, suggestion)
+            suggestions.submit(session, suggestion, principal=None, vault=vault)
     elapsed = time.perf_counter() - start
     engine.dispose()
     return {"records": n, "seconds": round(elapsed, 3), "per_second": round(n / elapsed, 1)}

@@ -1,4 +1,10 @@
-"""What verifying a receipt concludes (PROTOCOL §5), and the checks that led there."""
+"""What verifying a receipt or a trail concludes (PROTOCOL §5), and the checks that led there.
+
+Receipts and trails have separate verdict types. A receipt can never be ``gap`` and a trail is
+never ``redacted`` (an erased record is acceptable inside a trail), so each function's return
+type says exactly which answers it can give. The values are the protocol's words, and a
+receipt verdict that fails a trail keeps its word: ``TrailVerdict(receipt_verdict.value)``.
+"""
 
 from __future__ import annotations
 
@@ -56,4 +62,105 @@ class ReceiptVerification:
             "record_hash": self.record_hash,
             "reason": self.reason,
             "checks": [check.to_dict() for check in self.checks],
+        }
+
+
+class TrailVerdict(StrEnum):
+    """The PROTOCOL §5 verdicts of a trail (all records of one subject in one log).
+
+    ``pending`` is this verifier's word, not the protocol's: every check that could be made
+    passed, but some record has no receipt yet. A failing receipt fails its trail with the
+    receipt's own verdict (``altered``, ``not_anchored``, …); ``malformed`` also covers an
+    entry of the trail listing that is not shaped as the service promises.
+    """
+
+    VALID = "valid"
+    PENDING = "pending"
+    BROKEN_LINK = "broken_link"
+    GAP = "gap"
+    ILLEGAL_TRANSITION = "illegal_transition"
+    TIME_REVERSED = "time_reversed"
+    ALTERED = "altered"
+    NOT_ANCHORED = "not_anchored"
+    ROOT_MISMATCH = "root_mismatch"
+    WRONG_CHAIN = "wrong_chain"
+    MALFORMED = "malformed"
+    UNCONFIRMED = "unconfirmed"
+
+
+@dataclass(frozen=True, slots=True)
+class TrailRecordResult:
+    """What the trail verification found about one entry, at position ``index`` of the trail.
+
+    Content fields (``seq``, ``type``, ``at``, ``actor_role``) are None when the content is not
+    visible (erased, §7). ``from_state``/``to_state`` are the suggestion states the record moves
+    between (``to_state`` alone for ``suggestion.submitted``; neither for other types).
+    ``receipt_verdict`` is None for a pending record. ``verdict`` and ``problem`` say what is
+    wrong with this record (None when ``ok``); ``note`` says what could not be checked.
+    """
+
+    index: int
+    seq: int | None
+    record_hash: str | None
+    status: str | None
+    type: str | None
+    at: str | None
+    actor_role: str | None
+    from_state: str | None
+    to_state: str | None
+    receipt_verdict: Verdict | None
+    ok: bool
+    verdict: TrailVerdict | None = None
+    problem: str | None = None
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "seq": self.seq,
+            "record_hash": self.record_hash,
+            "status": self.status,
+            "type": self.type,
+            "at": self.at,
+            "actor_role": self.actor_role,
+            "from_state": self.from_state,
+            "to_state": self.to_state,
+            "receipt_verdict": None if self.receipt_verdict is None else self.receipt_verdict.value,
+            "ok": self.ok,
+            "verdict": None if self.verdict is None else self.verdict.value,
+            "problem": self.problem,
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TrailVerification:
+    """The verdict on a trail, and what was found about every record, in trail order.
+
+    ``first_bad`` is the index of the first record that failed (the one ``reason`` names), or
+    None. ``state`` is the suggestion state the trail reaches (None for other logs, or when
+    erased records leave it open). ``tracking_code`` is the subject checked.
+    """
+
+    verdict: TrailVerdict
+    tracking_code: str | None
+    log: str
+    state: str | None
+    first_bad: int | None
+    records: list[TrailRecordResult] = field(default_factory=list)
+    reason: str = ""
+
+    @property
+    def valid(self) -> bool:
+        return self.verdict is TrailVerdict.VALID
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict.value,
+            "tracking_code": self.tracking_code,
+            "log": self.log,
+            "state": self.state,
+            "first_bad": self.first_bad,
+            "reason": self.reason,
+            "records": [record.to_dict() for record in self.records],
         }

@@ -1,33 +1,182 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, status
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from api.deps import SessionDep
-from ledger import service
-from ledger.schemas import SuggestionAccepted, SuggestionIn
+from fastapi import APIRouter, Depends, Path, Query, Request, status
+
+from api.deps import (
+    CurrentPrincipal,
+    OptionalPrincipal,
+    ReadSessionDep,
+    SessionDep,
+    StateDep,
+    anonymous_rate_limit,
+)
+from ledger import suggestions
+from ledger.schemas import FlagIn, RecordAccepted, SuggestionAccepted, SuggestionIn, TransitionIn
+from ledger.workflow import SuggestionState
 
 router = APIRouter(prefix="/api/v1", tags=["suggestions"])
+
+Code = Annotated[
+    str,
+    Path(
+        pattern=r"^SG-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}$",
+        description="tracking code, e.g. SG-7K3M-9QXD-P2WT",
+    ),
+]
+
+
+def _receipt_url(request: Request, record_hash: str) -> str:
+    return str(request.url_for("record_receipt", record_hash=record_hash))
 
 
 @router.post(
     "/suggestions",
     status_code=status.HTTP_201_CREATED,
     response_model=SuggestionAccepted,
+    response_model_exclude_none=True,
     summary="Submit a suggestion (群众提)",
+    dependencies=[Depends(anonymous_rate_limit)],
     responses={
         400: {"description": "the body is not valid JSON"},
+        401: {"description": "a bearer token was given but is not valid"},
+        403: {"description": "only citizens (no token) and deputies submit"},
         413: {"description": "the body is larger than 64 KiB"},
         422: {"description": "a field is missing, of the wrong type, empty or too long"},
+        429: {"description": "too many anonymous submissions from this address"},
     },
 )
 def submit_suggestion(
-    body: SuggestionIn, session: SessionDep, request: Request
+    body: SuggestionIn,
+    session: SessionDep,
+    state: StateDep,
+    principal: OptionalPrincipal,
+    request: Request,
 ) -> SuggestionAccepted:
     """Store the suggestion as the first record of its trail. The answer carries the
-    tracking code and the record hash; the receipt follows once the batch is anchored."""
-    tracking_code, sealed = service.submit_suggestion(session, body)
+    tracking code, the record hash and, for a citizen, the private citizen token (shown
+    once) that alone allows withdrawing and evaluating it."""
+    submitted = suggestions.submit(session, body, principal=principal, vault=state.vault)
     return SuggestionAccepted(
-        tracking_code=tracking_code,
+        tracking_code=submitted.tracking_code,
+        record_hash=submitted.sealed.record_hash,
+        receipt_url=_receipt_url(request, submitted.sealed.record_hash),
+        citizen_token=submitted.citizen_token,
+    )
+
+
+@router.post(
+    "/suggestions/{tracking_code}/transitions",
+    status_code=status.HTTP_201_CREATED,
+    response_model=RecordAccepted,
+    summary="Move a suggestion one step through the workflow",
+    responses={
+        401: {"description": "no, bad or expired token"},
+        403: {"description": "this role, office or deputy may not make this step"},
+        404: {"description": "unknown tracking code"},
+        409: {"description": "the step is not allowed from the current state"},
+        422: {"description": "a field the step needs is missing, or one it does not take is given"},
+    },
+)
+def transition(
+    tracking_code: Code,
+    body: TransitionIn,
+    session: SessionDep,
+    state: StateDep,
+    principal: CurrentPrincipal,
+    request: Request,
+) -> RecordAccepted:
+    sealed, row = suggestions.transition(
+        session, tracking_code, body, principal=principal, policy=state.policy
+    )
+    return RecordAccepted(
         record_hash=sealed.record_hash,
-        receipt_url=str(request.url_for("record_receipt", record_hash=sealed.record_hash)),
+        state=row.state,
+        receipt_url=_receipt_url(request, sealed.record_hash),
+    )
+
+
+@router.post(
+    "/suggestions/{tracking_code}/flags",
+    status_code=status.HTTP_201_CREATED,
+    summary="Set 重点督办 (key supervision) or 延期 (extension); congress staff",
+)
+def set_flags(
+    tracking_code: Code, body: FlagIn, session: SessionDep, principal: CurrentPrincipal
+) -> dict[str, Any]:
+    sealed = suggestions.set_flags(session, tracking_code, body, principal=principal)
+    return {"record_hashes": [s.record_hash for s in sealed]}
+
+
+@router.get("/suggestions", summary="List suggestions (public view), filtered and paginated")
+def list_suggestions(
+    session: ReadSessionDep,
+    state: Annotated[SuggestionState | None, Query()] = None,
+    district: Annotated[str | None, Query(max_length=64)] = None,
+    office: Annotated[str | None, Query(max_length=32)] = None,
+    deputy: Annotated[str | None, Query(max_length=32)] = None,
+    category: Annotated[str | None, Query(max_length=64)] = None,
+    overdue: Annotated[bool | None, Query()] = None,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> dict[str, Any]:
+    filters = suggestions.ListFilter(
+        state=state,
+        district=district,
+        office=office,
+        deputy=deputy,
+        category=category,
+        overdue=overdue,
+        page=page,
+        per_page=per_page,
+    )
+    return suggestions.list_suggestions(session, filters, datetime.now(UTC))
+
+
+@router.get(
+    "/suggestions/{tracking_code}", summary="One suggestion, public view (no personal data)"
+)
+def get_suggestion(tracking_code: Code, session: ReadSessionDep) -> dict[str, Any]:
+    return suggestions.public_view(suggestions.get_row(session, tracking_code), datetime.now(UTC))
+
+
+@router.get(
+    "/suggestions/{tracking_code}/trail",
+    summary="The trail: every record in seq order, with its receipt once anchored",
+)
+def get_trail(tracking_code: Code, session: ReadSessionDep) -> dict[str, Any]:
+    return suggestions.trail(session, tracking_code)
+
+
+@router.get(
+    "/suggestions/{tracking_code}/contact",
+    summary="The submitter's contact data, for those handling it; every read is recorded",
+)
+def read_contact(
+    tracking_code: Code,
+    reason: Annotated[str, Query(min_length=1, max_length=500, description="why you read it")],
+    session: SessionDep,
+    state: StateDep,
+    principal: CurrentPrincipal,
+) -> dict[str, Any]:
+    return suggestions.read_private(
+        session, tracking_code, "contact", principal=principal, reason=reason, vault=state.vault
+    )
+
+
+@router.get(
+    "/suggestions/{tracking_code}/text",
+    summary="A confidential suggestion's text, for those handling it; every read is recorded",
+)
+def read_confidential_text(
+    tracking_code: Code,
+    reason: Annotated[str, Query(min_length=1, max_length=500, description="why you read it")],
+    session: SessionDep,
+    state: StateDep,
+    principal: CurrentPrincipal,
+) -> dict[str, Any]:
+    return suggestions.read_private(
+        session, tracking_code, "text", principal=principal, reason=reason, vault=state.vault
     )

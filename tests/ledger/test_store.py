@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
@@ -11,12 +12,14 @@ import pytest
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.exc import DBAPIError
 
-from ledger import service
+from ledger import service, suggestions
 from ledger.models import RecordRow
+from ledger.pii import Vault
 from ledger.records import check_record_shape, record_leaf_hash
 from ledger.schemas import SuggestionIn
 from tests.fixtures.db import Database, append_records
 
+VAULT = Vault(secrets.token_bytes(32))
 SUGGESTION = SuggestionIn(
     title="路灯不亮", text="幸福路口的路灯坏了三周。", category="城乡建设", district="鼓楼区"
 )
@@ -24,7 +27,8 @@ SUGGESTION = SuggestionIn(
 
 def test_submission_is_a_protocol_record_whose_hash_is_its_identity(database: Database) -> None:
     with database.sessions.begin() as session:
-        code, sealed = service.submit_suggestion(session, SUGGESTION)
+        submitted = suggestions.submit(session, SUGGESTION, principal=None, vault=VAULT)
+        code, sealed = submitted.tracking_code, submitted.sealed
     with database.sessions() as session:
         row = session.scalars(select(RecordRow)).one()
     record = json.loads(row.canonical)
@@ -102,7 +106,7 @@ def test_records_cannot_be_updated_or_deleted(database: Database) -> None:
 
 def test_a_failed_request_leaves_nothing_behind(database: Database) -> None:
     with pytest.raises(RuntimeError), database.sessions.begin() as session:
-        service.submit_suggestion(session, SUGGESTION)
+        suggestions.submit(session, SUGGESTION, principal=None, vault=VAULT)
         raise RuntimeError("the request failed after the record was flushed")
     with database.sessions() as session:
         assert session.scalar(select(RecordRow.id)) is None

@@ -1,0 +1,184 @@
+"""Accounts, bearer tokens and who is asking.
+
+Tokens are random, shown once, and stored only as SHA-256 (they carry 256 bits of
+entropy, so a plain hash is enough; no password stretching is needed). Account tokens start
+with ``clt_``, a citizen's suggestion token with ``cit_``, so a token says what it is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ledger.errors import CivicError, InvalidInput
+from ledger.models import Account, SuggestionRow
+
+ACCOUNT_TOKEN_PREFIX = "clt_"  # noqa: S105 - a prefix, not a secret
+CITIZEN_TOKEN_PREFIX = "cit_"  # noqa: S105 - a prefix, not a secret
+_OFFICE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
+
+
+class Role(StrEnum):
+    CITIZEN = "citizen"
+    DEPUTY = "deputy"
+    STAFF = "staff"
+    OFFICE = "office"
+    INSPECTOR = "inspector"
+    ADMIN = "admin"
+
+
+ACCOUNT_ROLES = frozenset(Role) - {Role.CITIZEN}
+
+
+class Unauthenticated(CivicError):
+    status_code = 401
+
+
+class Forbidden(CivicError):
+    status_code = 403
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who makes a request. ``id`` is what records show as ``actor.id``: an account id, or
+    for a citizen the pseudonym of their submission."""
+
+    role: Role
+    id: str
+    office: str | None = None
+    district: str | None = None
+    tracking_code: str | None = None  # a citizen token acts for this suggestion only
+
+    @property
+    def actor(self) -> dict[str, str]:
+        return {"role": self.role.value, "id": self.id}
+
+
+def hash_token(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def new_account_token() -> str:
+    return ACCOUNT_TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def new_citizen_token() -> str:
+    return CITIZEN_TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class NewAccount:
+    id: str
+    role: Role
+    name: str
+    token: str
+    expires_at: datetime
+
+
+def add_account(
+    session: Session,
+    *,
+    role: str,
+    name: str,
+    office: str | None = None,
+    district: str | None = None,
+    token_days: int = 180,
+    now: datetime | None = None,
+) -> NewAccount:
+    """Create an account and its first token (returned once, stored hashed)."""
+    try:
+        parsed = Role(role)
+    except ValueError:
+        raise InvalidInput(
+            f"unknown role {role!r}; roles are {', '.join(r.value for r in sorted(ACCOUNT_ROLES))}"
+        ) from None
+    if parsed not in ACCOUNT_ROLES:
+        raise InvalidInput("citizens need no account: they get a token with each submission")
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise InvalidInput("name must be 1 to 100 characters")
+    if parsed is Role.OFFICE:
+        if not office or not _OFFICE.fullmatch(office):
+            raise InvalidInput("an office account needs --office CODE (letters, digits, _ . -)")
+    elif office:
+        raise InvalidInput("only office accounts have an office code")
+    if parsed is Role.DEPUTY and not district:
+        raise InvalidInput("a deputy account needs --district")
+    now = now or datetime.now(UTC)
+    account_id = f"{parsed.value}-{secrets.token_hex(4)}"
+    token = new_account_token()
+    expires = now + timedelta(days=token_days)
+    session.add(
+        Account(
+            id=account_id,
+            role=parsed.value,
+            name=name,
+            office=office,
+            district=district.strip() if district else None,
+            token_hash=hash_token(token),
+            token_expires_at=expires,
+            created_at=now,
+        )
+    )
+    session.flush()
+    return NewAccount(account_id, parsed, name, token, expires)
+
+
+def authenticate(session: Session, token: str, now: datetime | None = None) -> Principal:
+    """The principal a bearer token stands for; Unauthenticated for anything else."""
+    now = now or datetime.now(UTC)
+    if token.startswith(CITIZEN_TOKEN_PREFIX):
+        row = session.scalars(
+            select(SuggestionRow).where(SuggestionRow.citizen_token_hash == hash_token(token))
+        ).one_or_none()
+        if row is None:
+            raise Unauthenticated("the citizen token is not valid")
+        return Principal(Role.CITIZEN, row.submitter_id, tracking_code=row.tracking_code)
+    if token.startswith(ACCOUNT_TOKEN_PREFIX):
+        account = session.scalars(
+            select(Account).where(Account.token_hash == hash_token(token))
+        ).one_or_none()
+        if account is None:
+            raise Unauthenticated("the token is not valid")
+        if account.disabled_at is not None:
+            raise Unauthenticated("the account is disabled")
+        if _utc(account.token_expires_at) <= now:
+            raise Unauthenticated("the token has expired; ask an admin for a new one")
+        return Principal(Role(account.role), account.id, account.office, account.district)
+    raise Unauthenticated("malformed token: expected a clt_ or cit_ bearer token")
+
+
+def known_offices(session: Session) -> set[str]:
+    rows = session.scalars(
+        select(Account.office).where(
+            Account.role == Role.OFFICE.value, Account.disabled_at.is_(None)
+        )
+    )
+    return {office for office in rows if office}
+
+
+def get_account(session: Session, account_id: str) -> Account | None:
+    return session.get(Account, account_id)
+
+
+def list_accounts(session: Session) -> list[Account]:
+    return list(session.scalars(select(Account).order_by(Account.created_at)))
+
+
+def disable_account(session: Session, account_id: str, now: datetime | None = None) -> Account:
+    account = session.get(Account, account_id)
+    if account is None:
+        raise InvalidInput(f"no account {account_id!r}")
+    account.disabled_at = now or datetime.now(UTC)
+    return account

@@ -1,0 +1,608 @@
+"""The suggestion workflow service: submit, move through the published state machine,
+read publicly, read personal data (audited), flag. Every change is a record.
+
+Services flush; the request's unit of work commits. Authorisation lives here, next to the
+rules it protects, so the API, the CLI and the tests all go through the same checks.
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from ledger import repository as repo
+from ledger import service
+from ledger.auth import Forbidden, Principal, Role, hash_token, known_offices, new_citizen_token
+from ledger.errors import Conflict, InvalidInput, NotFound, SuggestionNotFound
+from ledger.models import Account, Attachment, RecordRow, SuggestionPrivate, SuggestionRow
+from ledger.pii import Vault, commitment, new_commitment_salt
+from ledger.records import SealedRecord
+from ledger.schemas import FlagIn, SuggestionIn, TransitionIn
+from ledger.workflow import (
+    CHINESE_NAMES,
+    ReplyCategory,
+    SuggestionState,
+    TrailFacts,
+    allowed_next,
+    evaluation_outcome,
+)
+
+S = SuggestionState
+Clock = Callable[[], datetime]
+LOG = "suggestions"
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+#: states in which an office owes a reply by ``due_at``
+AWAITING_REPLY = frozenset({S.ASSIGNED, S.IN_PROGRESS, S.REASSIGN_REQUESTED, S.REHANDLING})
+
+
+class IllegalTransition(Conflict):
+    pass
+
+
+@dataclass(frozen=True)
+class Policy:
+    reply_due_months: int = 3
+    rehandling_due_months: int = 1
+    evaluation_days: int = 30
+
+
+@dataclass(frozen=True)
+class Submitted:
+    tracking_code: str
+    sealed: SealedRecord
+    citizen_token: str | None
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """The same day ``months`` later, clamped to the month's end (31 Jan + 1 → 28/29 Feb)."""
+    month0 = moment.month - 1 + months
+    year, month = moment.year + month0 // 12, month0 % 12 + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+def end_of_day(day: date) -> datetime:
+    return datetime.combine(day, time(23, 59, 59, 999000), tzinfo=UTC)
+
+
+def new_tracking_code() -> str:
+    """``SG-XXXX-XXXX-XXXX``: 60 random bits in Crockford base32, easy to read out on a phone."""
+    chars = "".join(secrets.choice(_CROCKFORD) for _ in range(12))
+    return f"SG-{chars[:4]}-{chars[4:8]}-{chars[8:]}"
+
+
+def _require_attachments(session: Session, hashes: list[str]) -> None:
+    for sha in hashes:
+        if session.get(Attachment, sha) is None:
+            raise InvalidInput(
+                f"no attachment {sha} was uploaded; POST it to /api/v1/attachments first"
+            )
+
+
+def get_row(session: Session, tracking_code: str, *, for_update: bool = False) -> SuggestionRow:
+    query = select(SuggestionRow).where(SuggestionRow.tracking_code == tracking_code)
+    if for_update:
+        query = query.with_for_update()
+    row = session.scalars(query).one_or_none()
+    if row is None:
+        raise SuggestionNotFound(f"no suggestion has tracking code {tracking_code}")
+    return row
+
+
+# -- submit -------------------------------------------------------------------------------
+
+
+def submit(
+    session: Session,
+    data: SuggestionIn,
+    *,
+    principal: Principal | None,
+    vault: Vault,
+    clock: Clock = service.utc_now,
+    channel: str = "web",
+) -> Submitted:
+    """群众提: a suggestion becomes the first record of a new trail.
+
+    A citizen (no account) is recorded under a fresh pseudonym and gets a citizen token; a
+    deputy submits under their account. Contact data and, when confidential, the text are
+    encrypted; the record carries salted commitments to them.
+    """
+    if principal is not None and principal.role is not Role.DEPUTY:
+        raise Forbidden("only citizens (without a token) and deputies submit suggestions")
+    if data.deputy is not None:
+        deputy = session.get(Account, data.deputy)
+        if deputy is None or deputy.role != Role.DEPUTY.value or deputy.disabled_at is not None:
+            raise InvalidInput(f"no deputy {data.deputy!r}")
+    _require_attachments(session, data.attachments)
+    tracking_code = new_tracking_code()
+    while repo.get_suggestion(session, tracking_code) is not None:
+        tracking_code = new_tracking_code()
+
+    body: dict[str, Any] = {
+        "title": data.title,
+        "category": data.category,
+        "district": data.district,
+        "channel": channel,
+    }
+    private = SuggestionPrivate(tracking_code=tracking_code)
+    if data.confidential:
+        salt = new_commitment_salt()
+        body["content_commitment"] = commitment(data.text, salt)
+        body["confidential"] = True
+        private.text = vault.seal({"text": data.text, "salt": salt.hex()}, f"text:{tracking_code}")
+    else:
+        body["text"] = data.text
+    if data.contact is not None:
+        contact = data.contact.model_dump()
+        salt = new_commitment_salt()
+        body["contact_commitment"] = commitment(contact, salt)
+        private.contact = vault.seal(
+            {"contact": contact, "salt": salt.hex()}, f"contact:{tracking_code}"
+        )
+    if data.deputy:
+        body["addressed_to"] = data.deputy
+    if data.attachments:
+        body["attachments"] = list(data.attachments)
+
+    if principal is None:
+        submitter = Principal(Role.CITIZEN, "anon-" + secrets.token_hex(8))
+        citizen_token: str | None = new_citizen_token()
+    else:
+        submitter, citizen_token = principal, None
+    sealed = service.append_record(
+        session,
+        log=LOG,
+        type="suggestion.submitted",
+        subject=tracking_code,
+        actor=submitter.actor,
+        body=body,
+        clock=clock,
+    )
+    now = clock()
+    session.add(
+        SuggestionRow(
+            tracking_code=tracking_code,
+            state=S.SUBMITTED.value,
+            title=data.title,
+            category=data.category,
+            district=data.district,
+            channel=channel,
+            submitted_at=now,
+            updated_at=now,
+            citizen_token_hash=hash_token(citizen_token) if citizen_token else None,
+            submitter_role=submitter.role.value,
+            submitter_id=submitter.id,
+            deputy_id=data.deputy or (submitter.id if submitter.role is Role.DEPUTY else None),
+            confidential=data.confidential,
+        )
+    )
+    session.flush()
+    if private.contact is not None or private.text is not None:
+        session.add(private)
+        session.flush()
+    return Submitted(tracking_code, sealed, citizen_token)
+
+
+# -- transitions --------------------------------------------------------------------------
+
+
+def facts_of(row: SuggestionRow) -> TrailFacts:
+    return TrailFacts(
+        submitted_by_deputy=row.submitter_role == Role.DEPUTY.value,
+        reply_category=ReplyCategory(row.reply_category) if row.reply_category else None,
+    )
+
+
+def _is_submitter(principal: Principal, row: SuggestionRow) -> bool:
+    if principal.role is Role.CITIZEN:
+        return principal.tracking_code == row.tracking_code
+    return principal.role is Role.DEPUTY and row.submitter_id == principal.id
+
+
+def deputy_in_scope(principal: Principal, row: SuggestionRow) -> bool:
+    """A deputy acts on suggestions of their district or addressed to them."""
+    return principal.role is Role.DEPUTY and (
+        row.deputy_id == principal.id
+        or (principal.district is not None and principal.district == row.district)
+    )
+
+
+def handles(principal: Principal, row: SuggestionRow) -> bool:
+    """Whether the principal is one of those handling this suggestion (may read its contact)."""
+    if principal.role is Role.STAFF:
+        return True
+    if principal.role is Role.DEPUTY:
+        return deputy_in_scope(principal, row)
+    if principal.role is Role.OFFICE:
+        return principal.office in row.office_list
+    return False
+
+
+def _authorize(principal: Principal, row: SuggestionRow, req: TransitionIn) -> None:
+    to, role = req.to, principal.role
+    if role is Role.CITIZEN and principal.tracking_code != row.tracking_code:
+        raise Forbidden("this citizen token belongs to another suggestion")
+    who: str
+    if to in (S.DEPUTY_ACCEPTED, S.ANSWERED_DIRECT):
+        who, ok = (
+            "a deputy of the suggestion's district (or the one it is addressed to)",
+            deputy_in_scope(principal, row),
+        )
+    elif to in (S.REJECTED, S.MERGED):
+        who = "congress staff, or a deputy of the suggestion's district"
+        ok = role is Role.STAFF or deputy_in_scope(principal, row)
+    elif to is S.WITHDRAWN:
+        who, ok = "the submitter (with the citizen token)", _is_submitter(principal, row)
+    elif to is S.ASSIGNED:
+        who, ok = "congress staff", role is Role.STAFF
+    elif to in (S.IN_PROGRESS, S.REASSIGN_REQUESTED, S.ANSWERED, S.FOLLOW_UP):
+        who = f"the lead handling office ({row.lead_office})"
+        ok = role is Role.OFFICE and principal.office == row.lead_office
+    elif to is S.REHANDLING or (to is S.CLOSED and req.level is not None):
+        who, ok = "the submitter (with the citizen token)", _is_submitter(principal, row)
+    elif to is S.CLOSED:
+        who, ok = "congress staff, once the evaluation period has passed", role is Role.STAFF
+    else:  # pragma: no cover - every state is listed above
+        who, ok = "nobody", False
+    if not ok:
+        raise Forbidden(
+            f"moving a suggestion to {to.value} is for {who}; you are {role.value} {principal.id}"
+        )
+
+
+_FIELDS = ("offices", "due", "category", "reply_sha256", "level", "reason", "merged_into")
+_REQUIRED: dict[SuggestionState, tuple[str, ...]] = {
+    S.REJECTED: ("reason",),
+    S.ANSWERED_DIRECT: ("reason",),
+    S.MERGED: ("merged_into",),
+    S.ASSIGNED: ("offices",),
+    S.REASSIGN_REQUESTED: ("reason",),
+    S.ANSWERED: ("category", "reply_sha256"),
+    S.REHANDLING: ("level",),
+}
+_OPTIONAL: dict[SuggestionState, tuple[str, ...]] = {
+    S.DEPUTY_ACCEPTED: ("reason",),
+    S.ANSWERED_DIRECT: ("reply_sha256",),
+    S.WITHDRAWN: ("reason",),
+    S.MERGED: ("reason",),
+    S.ASSIGNED: ("due", "reason"),
+    S.IN_PROGRESS: (),
+    S.ANSWERED: ("reason",),
+    S.CLOSED: ("level", "reason"),
+    S.REHANDLING: ("reason",),
+    S.FOLLOW_UP: ("reason",),
+}
+
+
+def _check_fields(req: TransitionIn) -> None:
+    required = _REQUIRED.get(req.to, ())
+    allowed = set(required) | set(_OPTIONAL.get(req.to, ()))
+    given = {name for name in _FIELDS if getattr(req, name) is not None}
+    missing = [name for name in required if name not in given]
+    if missing:
+        raise InvalidInput(f"moving to {req.to.value} needs: {', '.join(missing)}")
+    unused = sorted(given - allowed)
+    if unused:
+        raise InvalidInput(f"moving to {req.to.value} does not take: {', '.join(unused)}")
+    if req.level is not None and req.to in (S.CLOSED, S.REHANDLING):
+        expected = evaluation_outcome(req.level)
+        if expected is not req.to:
+            raise InvalidInput(
+                f"an evaluation of {req.level.value} moves the suggestion to {expected.value}, not {req.to.value}"
+            )
+
+
+def transition(
+    session: Session,
+    tracking_code: str,
+    req: TransitionIn,
+    *,
+    principal: Principal,
+    policy: Policy = Policy(),
+    clock: Clock = service.utc_now,
+) -> tuple[SealedRecord, SuggestionRow]:
+    """One step of the workflow, checked against the published table, the actor's role and
+    scope, and the fields the step needs; recorded as a ``suggestion.transition``."""
+    row = get_row(session, tracking_code, for_update=True)
+    current = SuggestionState(row.state)
+    allowed = allowed_next(current, facts_of(row))
+    if req.to not in allowed:
+        names = ", ".join(sorted(s.value for s in allowed)) or "none: the suggestion is finished"
+        raise IllegalTransition(
+            f"{tracking_code} is {current.value} ({CHINESE_NAMES[current]}); it cannot move to "
+            f"{req.to.value}. Allowed next states: {names}"
+        )
+    if principal.role in (Role.INSPECTOR, Role.ADMIN):
+        raise Forbidden(f"{principal.role.value} accounts read; they do not handle suggestions")
+    now = clock()
+    _authorize(principal, row, req)
+    _check_fields(req)
+
+    body: dict[str, Any] = {"from": current.value, "to": req.to.value}
+    if req.to is S.CLOSED and req.level is None:
+        answered = _utc(row.answered_at)
+        if answered is not None and now < answered + timedelta(days=policy.evaluation_days):
+            raise Conflict(
+                f"the submitter may evaluate the reply until "
+                f"{(answered + timedelta(days=policy.evaluation_days)).date()}; staff close it "
+                "without an evaluation only after that"
+            )
+        if req.reason is None:
+            raise InvalidInput("closing without an evaluation needs a reason")
+    if req.offices is not None:
+        if len(set(req.offices)) != len(req.offices):
+            raise InvalidInput("offices must not repeat")
+        unknown = sorted(set(req.offices) - known_offices(session))
+        if unknown:
+            raise InvalidInput(f"unknown office(s): {', '.join(unknown)}")
+        due = end_of_day(req.due) if req.due else add_months(now, policy.reply_due_months)
+        if due <= now:
+            raise InvalidInput("the due date must be in the future")
+        body["offices"] = list(req.offices)
+        body["due"] = due.date().isoformat()
+    if req.merged_into is not None:
+        if req.merged_into == tracking_code:
+            raise InvalidInput("a suggestion cannot be merged into itself")
+        target = repo.get_suggestion(session, req.merged_into)
+        if target is None:
+            raise InvalidInput(f"no suggestion {req.merged_into} to merge into")
+        body["merged_into"] = req.merged_into
+    if req.reply_sha256 is not None:
+        _require_attachments(session, [req.reply_sha256])
+        body["reply_sha256"] = req.reply_sha256
+    if req.category is not None:
+        body["category"] = req.category.value
+    if req.level is not None:
+        body["level"] = req.level.value
+    if req.to is S.REHANDLING:
+        body["due"] = add_months(now, policy.rehandling_due_months).date().isoformat()
+    if req.reason is not None:
+        body["reason"] = req.reason
+
+    sealed = service.append_record(
+        session,
+        log=LOG,
+        type="suggestion.transition",
+        subject=tracking_code,
+        actor=principal.actor,
+        body=body,
+        clock=clock,
+    )
+    _apply(row, req, body, principal, now)
+    session.flush()
+    return sealed, row
+
+
+def _apply(
+    row: SuggestionRow, req: TransitionIn, body: dict[str, Any], principal: Principal, now: datetime
+) -> None:
+    """Keep the suggestion's summary row in step with the record just written."""
+    row.state = req.to.value
+    row.updated_at = now
+    if req.to is S.DEPUTY_ACCEPTED:
+        row.deputy_id = principal.id
+    elif req.to is S.ASSIGNED:
+        row.offices = json.dumps(body["offices"])
+        row.lead_office = body["offices"][0]
+        row.due_at = end_of_day(date.fromisoformat(body["due"]))
+        row.assigned_at = row.assigned_at or now
+    elif req.to is S.ANSWERED:
+        row.answered_at = now
+        row.first_answered_at = row.first_answered_at or now
+        due = _utc(row.due_at)
+        row.answered_on_time = due is None or now <= due
+        row.reply_category = body["category"]
+    elif req.to is S.ANSWERED_DIRECT:
+        row.answered_at = row.first_answered_at = now
+        row.closed_at = now
+    elif req.to is S.REHANDLING:
+        row.last_level = body["level"]
+        row.due_at = end_of_day(date.fromisoformat(body["due"]))
+    elif req.to is S.CLOSED:
+        row.closed_at = now
+        row.last_level = body.get("level")
+    elif req.to is S.MERGED:
+        row.merged_into = body["merged_into"]
+
+
+def set_flags(
+    session: Session,
+    tracking_code: str,
+    flags: FlagIn,
+    *,
+    principal: Principal,
+    clock: Clock = service.utc_now,
+) -> list[SealedRecord]:
+    """重点督办 and 延期, by congress staff; each change is a ``suggestion.flagged`` record."""
+    if principal.role is not Role.STAFF:
+        raise Forbidden("flags are set by congress staff")
+    row = get_row(session, tracking_code, for_update=True)
+    if flags.key_supervision is None and flags.extend_due is None:
+        raise InvalidInput("give key_supervision and/or extend_due")
+    now = clock()
+    sealed: list[SealedRecord] = []
+
+    def record(body: dict[str, Any]) -> None:
+        if flags.reason:
+            body["reason"] = flags.reason
+        sealed.append(
+            service.append_record(
+                session,
+                log=LOG,
+                type="suggestion.flagged",
+                subject=tracking_code,
+                actor=principal.actor,
+                body=body,
+                clock=clock,
+            )
+        )
+
+    if flags.key_supervision is not None and flags.key_supervision != row.key_supervision:
+        record({"flag": "key_supervision", "value": flags.key_supervision})
+        row.key_supervision = flags.key_supervision
+    if flags.extend_due is not None:
+        if SuggestionState(row.state) not in AWAITING_REPLY:
+            raise Conflict(f"{tracking_code} is {row.state}: no reply is due, nothing to extend")
+        if flags.reason is None:
+            raise InvalidInput("an extension (延期) needs a reason")
+        new_due = end_of_day(flags.extend_due)
+        current_due = _utc(row.due_at)
+        if current_due is not None and new_due <= current_due:
+            raise InvalidInput(
+                f"an extension must move the due date later than {current_due.date()}"
+            )
+        record({"flag": "extension", "due": flags.extend_due.isoformat()})
+        row.due_at = new_due
+    if not sealed:
+        raise Conflict("nothing changed: the flags already have those values")
+    row.updated_at = now
+    session.flush()
+    return sealed
+
+
+# -- reading ------------------------------------------------------------------------------
+
+
+def is_overdue(row: SuggestionRow, now: datetime) -> bool:
+    due = _utc(row.due_at)
+    return due is not None and SuggestionState(row.state) in AWAITING_REPLY and now > due
+
+
+def public_view(row: SuggestionRow, now: datetime) -> dict[str, Any]:
+    """What anyone may see: no contact data, no submitter identity, no confidential text."""
+    return {
+        "tracking_code": row.tracking_code,
+        "state": row.state,
+        "state_name": CHINESE_NAMES[SuggestionState(row.state)],
+        "title": row.title,
+        "category": row.category,
+        "district": row.district,
+        "channel": row.channel,
+        "confidential": row.confidential,
+        "submitted_by": row.submitter_role,
+        "deputy": row.deputy_id,
+        "offices": row.office_list,
+        "due": _utc(row.due_at).date().isoformat() if row.due_at else None,  # type: ignore[union-attr]
+        "overdue": is_overdue(row, now),
+        "key_supervision": row.key_supervision,
+        "reply_category": row.reply_category,
+        "evaluation": row.last_level,
+        "merged_into": row.merged_into,
+        "submitted_at": service.iso(row.submitted_at),
+        "updated_at": service.iso(row.updated_at),
+    }
+
+
+@dataclass(frozen=True)
+class ListFilter:
+    state: SuggestionState | None = None
+    district: str | None = None
+    office: str | None = None
+    deputy: str | None = None
+    category: str | None = None
+    overdue: bool | None = None
+    page: int = 1
+    per_page: int = 20
+
+
+def list_suggestions(session: Session, f: ListFilter, now: datetime) -> dict[str, Any]:
+    query: Select[tuple[SuggestionRow]] = select(SuggestionRow)
+    if f.state:
+        query = query.where(SuggestionRow.state == f.state.value)
+    if f.district:
+        query = query.where(SuggestionRow.district == f.district)
+    if f.category:
+        query = query.where(SuggestionRow.category == f.category)
+    if f.deputy:
+        query = query.where(SuggestionRow.deputy_id == f.deputy)
+    if f.office:
+        query = query.where(SuggestionRow.offices.contains(json.dumps(f.office)))
+    if f.overdue is not None:
+        awaiting = SuggestionRow.state.in_([s.value for s in AWAITING_REPLY])
+        late = awaiting & (SuggestionRow.due_at < now)
+        query = query.where(late if f.overdue else ~late | SuggestionRow.due_at.is_(None))
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(
+        query.order_by(SuggestionRow.submitted_at.desc(), SuggestionRow.tracking_code)
+        .offset((f.page - 1) * f.per_page)
+        .limit(f.per_page)
+    ).all()
+    return {
+        "total": total,
+        "page": f.page,
+        "per_page": f.per_page,
+        "items": [public_view(r, now) for r in rows],
+    }
+
+
+def trail(session: Session, tracking_code: str) -> dict[str, Any]:
+    """The public trail in seq order: each record, its hash, and its receipt once anchored."""
+    row = get_row(session, tracking_code)
+    records = session.scalars(
+        select(RecordRow)
+        .where(RecordRow.log == LOG, RecordRow.subject == tracking_code)
+        .order_by(RecordRow.seq)
+    ).all()
+    entries = []
+    for record in records:
+        record_hash = record.leaf_hash.hex()
+        receipt = service.receipt(session, record_hash)
+        anchored = not isinstance(receipt, service.ReceiptPending)
+        entries.append(
+            {
+                "record_hash": record_hash,
+                "status": "anchored" if anchored else "pending",
+                "record": json.loads(record.canonical) if record.canonical else None,
+                "receipt": receipt if anchored else None,
+            }
+        )
+    return {"tracking_code": tracking_code, "state": row.state, "records": entries}
+
+
+def read_private(
+    session: Session,
+    tracking_code: str,
+    field: str,
+    *,
+    principal: Principal,
+    reason: str,
+    vault: Vault,
+    clock: Clock = service.utc_now,
+) -> dict[str, Any]:
+    """Contact data or confidential text, for those handling the suggestion; every read is
+    a ``pii.read`` record in the access log (its subject is the reader's account)."""
+    row = get_row(session, tracking_code)
+    if not handles(principal, row):
+        raise Forbidden(f"only those handling {tracking_code} may read its {field}")
+    private = session.get(SuggestionPrivate, tracking_code)
+    blob = getattr(private, field, None) if private else None
+    if blob is None:
+        raise NotFound(f"{tracking_code} has no {field} on file")
+    reason = reason.strip()
+    if not reason or len(reason) > 500:
+        raise InvalidInput("say why you read it: reason, 1 to 500 characters")
+    opened = vault.open(blob, f"{field}:{tracking_code}")
+    service.append_record(
+        session,
+        log="access",
+        type="pii.read",
+        subject=principal.id,
+        actor=principal.actor,
+        body={"suggestion": tracking_code, "field": field, "reason": reason},
+        clock=clock,
+    )
+    return {"tracking_code": tracking_code, field: opened[field], "commitment_salt": opened["salt"]}

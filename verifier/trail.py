@@ -1,0 +1,620 @@
+"""Verifying a trail: all records of one subject in one log (PROTOCOL §5, last paragraph).
+
+    A trail is valid when every record's receipt is ``valid``, the ``seq`` values are 0..n−1
+    with no gap, every ``prev`` equals the leaf hash of the record before it, times never go
+    backwards, and every ``suggestion.transition`` is allowed by the state machine that the
+    project publishes. Failing trail verdicts name the first bad record.
+
+``verify_trail`` takes the entries of the service's trail listing, in seq order, each
+``{"record_hash", "status": "anchored" | "pending", "receipt", "record"}``, and judges every
+entry with the checks below, in this order; a record's first failing check is its problem, and
+the trail's verdict is the problem of its first bad record:
+
+1. the entry is shaped as promised (``malformed``);
+2. an anchored entry's receipt verifies (``verify_receipt``; its verdict fails the trail unless
+   it is ``valid`` or ``redacted``);
+3. the entry's record hashes to the entry's ``record_hash``, and the receipt proves that same
+   leaf hash (``altered``) — i.e. the receipt's record is the entry's record, compared as
+   canonical bytes, not as loosely equal JSON;
+4. the record belongs to this log and subject (``broken_link``: it is not a link of this trail);
+5. its ``seq`` follows the record before (``gap`` when that seq is nowhere in the trail,
+   ``broken_link`` when the records are out of order or a seq repeats);
+6. its ``prev`` is the leaf hash of the record before (``broken_link``);
+7. its ``at`` is not earlier than the record before (``time_reversed``);
+8. in the ``suggestions`` log, the state machine of ``ledger.workflow`` (``illegal_transition``).
+
+Later records are still judged after a failure (so every bad record is listed), each against
+the record before it, not against the first failure.
+
+Where content cannot be seen (an erased record, PROTOCOL §7, whose receipt proves only its leaf
+hash): its own ``seq``, ``prev``, ``at``, log, subject and transition cannot be checked, and it
+is reported with a note instead of a problem. The link *out of* it is still checked (the next
+record's ``prev`` must be its proven leaf hash), seq and time checks bridge it (the next record
+must carry the seq one past it, and a time not before the last visible one), and the state
+machine widens rather than guesses: after an erased record the suggestion may be in its old
+state or any state one step on, the next visible transition must start from one of those, and
+a transition that is allowed only for some value of a fact the erased record may have set (the
+reply category) is reported as not checked, never as illegal.
+
+A pending entry (no receipt yet) is checked from its record like any other; if nothing fails,
+the trail's verdict is ``pending``, not ``valid``.
+
+What no trail verification can see: records left off the end. A trail cut short is still
+internally valid; only an audit of the whole log (every batch, every position) can show that a
+trail is complete.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ledger.canonical import CanonicalizationError, canonical_bytes
+from ledger.merkle import leaf_hash
+from ledger.records import LOGS, RecordShapeError, check_record_shape, is_hex64, parse_at
+from ledger.workflow import (
+    FOLLOW_UP_CATEGORIES,
+    INITIAL,
+    TRANSITIONS,
+    ReplyCategory,
+    SuggestionState,
+    TrailFacts,
+    allowed_next,
+)
+from verifier.chain import ChainReader
+from verifier.receipt import verify_receipt
+from verifier.verdicts import TrailRecordResult, TrailVerdict, TrailVerification, Verdict
+
+SUGGESTIONS_LOG = "suggestions"
+SUBMITTED = "suggestion.submitted"
+TRANSITION = "suggestion.transition"
+ANCHORED = "anchored"
+PENDING = "pending"
+
+S = SuggestionState
+_REPLIES = frozenset({S.ANSWERED, S.ANSWERED_DIRECT})
+
+# Receipt verdicts a trail accepts: a redacted record is erased but proven (§7).
+_ACCEPTED_RECEIPTS = frozenset({Verdict.VALID, Verdict.REDACTED})
+
+
+class _AskOnce:
+    """A ChainReader that asks the real one each question once per trail.
+
+    Records of a trail share batches, and one answer for the latest block keeps the
+    confirmation counts of all receipts consistent.
+    """
+
+    def __init__(self, chain: ChainReader) -> None:
+        self._chain = chain
+        self._answers: dict[tuple[Any, ...], Any] = {}
+
+    def _ask(self, key: tuple[Any, ...], ask: Any) -> Any:
+        if key not in self._answers:
+            self._answers[key] = ask()
+        return self._answers[key]
+
+    def chain_id(self) -> int:
+        answer: int = self._ask(("chain_id",), self._chain.chain_id)
+        return answer
+
+    def has_code(self, address: str) -> bool:
+        answer: bool = self._ask(
+            ("has_code", address.lower()), lambda: self._chain.has_code(address)
+        )
+        return answer
+
+    def batch_of(self, contract: str, log_id: bytes, batch: int) -> tuple[bytes, int, int, int]:
+        answer: tuple[bytes, int, int, int] = self._ask(
+            ("batch_of", contract.lower(), log_id, batch),
+            lambda: self._chain.batch_of(contract, log_id, batch),
+        )
+        return answer
+
+    def block_number(self) -> int:
+        answer: int = self._ask(("block_number",), self._chain.block_number)
+        return answer
+
+    def attestations(self, contract: str, log_id: bytes, batch: int) -> int:
+        answer: int = self._ask(
+            ("attestations", contract.lower(), log_id, batch),
+            lambda: self._chain.attestations(contract, log_id, batch),
+        )
+        return answer
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """One entry of the trail listing, shaped as promised; ``record`` None when not visible."""
+
+    record_hash: str
+    status: str
+    receipt: Any
+    record: Mapping[str, Any] | None
+
+
+class _EntryMalformed(Exception):
+    """Check 1 failed; the message says how."""
+
+
+def _read_entry(entry: Any) -> _Entry:
+    """Check 1: the entry is ``{"record_hash", "status", "receipt", "record"}`` as promised."""
+    if not isinstance(entry, Mapping):
+        raise _EntryMalformed("the entry must be a JSON object")
+    record_hash = entry.get("record_hash")
+    if not isinstance(record_hash, str) or not is_hex64(record_hash):
+        raise _EntryMalformed("record_hash must be 64 lowercase hex characters")
+    status = entry.get("status")
+    receipt = entry.get("receipt")
+    if status == ANCHORED and receipt is None:
+        raise _EntryMalformed("an anchored entry must carry its receipt")
+    if status == PENDING and receipt is not None:
+        raise _EntryMalformed("a pending entry has no receipt yet, but this one carries one")
+    if status not in (ANCHORED, PENDING):
+        raise _EntryMalformed(f"status must be 'anchored' or 'pending', got {status!r}")
+    record = entry.get("record")
+    if record is not None:
+        try:
+            check_record_shape(record)
+            canonical_bytes(record)
+        except (RecordShapeError, CanonicalizationError) as exc:
+            raise _EntryMalformed(f"record: {exc}") from exc
+    return _Entry(record_hash, status, receipt, record)
+
+
+def _state(value: Any) -> SuggestionState | None:
+    try:
+        return SuggestionState(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _category(value: Any) -> ReplyCategory | None:
+    try:
+        return ReplyCategory(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _names(states: frozenset[SuggestionState] | set[SuggestionState]) -> str:
+    return ", ".join(sorted(states)) or "none"
+
+
+@dataclass(frozen=True, slots=True)
+class _Move:
+    """What one record does to the suggestion's state, and what is wrong or unchecked."""
+
+    from_state: SuggestionState | None = None
+    to_state: SuggestionState | None = None
+    problem: str | None = None
+    note: str | None = None
+
+
+class _StateMachine:
+    """Check 8: the published suggestion state machine (``ledger.workflow``), walked record
+    by record.
+
+    ``possible`` is the set of states the suggestion may be in: one state while every record is
+    visible, more after an erased one. Facts the table needs (who submitted, the latest reply
+    category) are None/unknown when they sit in erased content.
+    """
+
+    def __init__(self) -> None:
+        self.possible: frozenset[SuggestionState] | None = None  # None: before the first record
+        self.submitter: str | None = None  # the submitting actor's role, when visible
+        self.by_deputy: bool | None = None
+        self.reply_category: ReplyCategory | None = None
+        self.category_known = True
+
+    @property
+    def state(self) -> SuggestionState | None:
+        if self.possible is not None and len(self.possible) == 1:
+            return next(iter(self.possible))
+        return None
+
+    def _facts(self) -> list[TrailFacts]:
+        """Every value the facts may have: one when nothing was erased."""
+        deputies = [self.by_deputy] if self.by_deputy is not None else [False, True]
+        categories = [self.reply_category] if self.category_known else [None, *list(ReplyCategory)]
+        return [TrailFacts(d, c) for d in deputies for c in categories]
+
+    def _allowed(
+        self, state: SuggestionState
+    ) -> tuple[frozenset[SuggestionState], frozenset[SuggestionState]]:
+        """(allowed whatever the unknown facts are, allowed for some value of them)."""
+        options = [allowed_next(state, facts) for facts in self._facts()]
+        return frozenset.intersection(*options), frozenset.union(*options)
+
+    def _why_not(self, frm: SuggestionState, to: SuggestionState) -> str:
+        allowed = self._allowed(frm)[1]
+        where = f"from {frm} the allowed next states are {_names(allowed)}"
+        if not TRANSITIONS[frm]:
+            where = f"{frm} is final: no transition leaves it"
+        if frm is S.SUBMITTED and to is S.ASSIGNED:
+            return (
+                f"{frm} → {to} only for a deputy's own suggestion, and this one was submitted "
+                f"by a {self.submitter}; {where}"
+            )
+        if frm is S.CLOSED and to is S.FOLLOW_UP:
+            latest = (
+                f"category {self.reply_category}" if self.reply_category else "without a category"
+            )
+            return (
+                f"{frm} → {to} only after a reply of category "
+                f"{' or '.join(sorted(FOLLOW_UP_CATEGORIES))}, and the latest reply was {latest}; "
+                f"{where}"
+            )
+        return f"{frm} → {to} is not in the state machine; {where}"
+
+    def visible(self, record: Mapping[str, Any]) -> _Move:
+        """Judge one record whose content is visible, and move to the state it reaches."""
+        kind = record["type"]
+        if self.possible is None:  # the first record of the trail
+            self.possible = frozenset({INITIAL})
+            if kind != SUBMITTED:
+                return _Move(
+                    problem=f"a suggestion's trail begins with {SUBMITTED}, not {kind}",
+                )
+            self.submitter = record["actor"]["role"]
+            self.by_deputy = self.submitter == "deputy"
+            return _Move(to_state=INITIAL)
+        if kind == SUBMITTED:
+            return _Move(problem=f"a suggestion is submitted once; this is a second {SUBMITTED}")
+        if kind != TRANSITION:
+            return _Move()  # flags, notes …: the state does not change
+        body = record["body"]
+        frm, to = _state(body.get("from")), _state(body.get("to"))
+        if frm is None or to is None:
+            return _Move(
+                frm,
+                to,
+                problem=(
+                    f"body.from {body.get('from')!r} and body.to {body.get('to')!r} must both "
+                    f"be states of the published state machine ({_names(set(S))})"
+                ),
+            )
+        problem = note = None
+        if frm not in self.possible:
+            if len(self.possible) == 1:
+                problem = f"the transition is from {frm}, but the suggestion is in {self.state}"
+            else:
+                problem = (
+                    f"the transition is from {frm}, but after the erased record(s) before it "
+                    f"the suggestion can only be in {_names(self.possible)}"
+                )
+        else:
+            surely, maybe = self._allowed(frm)
+            if to not in maybe:
+                problem = self._why_not(frm, to)
+            elif to not in surely:
+                note = (
+                    f"{frm} → {to} is allowed only for some values of facts held in erased "
+                    "content (who submitted, the latest reply category): not checked"
+                )
+        # Judge what follows from where the trail says it went, so one bad step is one problem.
+        self.possible = frozenset({to})
+        if to in _REPLIES:
+            self.reply_category = _category(body.get("category"))
+            self.category_known = True
+        return _Move(frm, to, problem, note)
+
+    def unseen(self) -> str:
+        """An erased (or unreadable) record: widen the possible states, guess nothing."""
+        if self.possible is None:
+            self.possible = frozenset({INITIAL})
+            self.by_deputy = None
+            return (
+                f"the first record cannot be seen: taken to be {SUBMITTED}; who submitted it "
+                "(and so whether it may go straight to ASSIGNED) cannot be checked"
+            )
+        reachable = frozenset().union(*(self._allowed(state)[1] for state in self.possible))
+        if reachable & _REPLIES:
+            self.category_known = False
+        self.possible = self.possible | reachable
+        return (
+            "whether it moved the suggestion, and where, cannot be checked; the next transition "
+            f"may start from {_names(self.possible)}"
+        )
+
+
+class _Walk:
+    """Checks 4 to 8 need the record before: what is known about it, carried along the trail."""
+
+    def __init__(self, log: str, subject: str | None, entries: list[Any]) -> None:
+        self.log = log
+        self.subject = subject
+        self.machine = _StateMachine() if log == SUGGESTIONS_LOG else None
+        self.last_hash: str | None = None  # the leaf hash of the record before, when known
+        self.last_seq: tuple[int, int] | None = None  # (position, seq) of the last visible record
+        self.last_at: tuple[int, datetime] | None = None
+        self.seqs_seen: dict[int, int] = {}
+        # Where each visible seq sits, to tell a missing seq from records out of order.
+        self.seq_at: dict[int, int] = {}
+        for index, entry in enumerate(entries):
+            record = entry.get("record") if isinstance(entry, Mapping) else None
+            seq = record.get("seq") if isinstance(record, Mapping) else None
+            if isinstance(seq, int) and not isinstance(seq, bool):
+                self.seq_at.setdefault(seq, index)
+
+    def belongs(self, record: Mapping[str, Any]) -> str | None:
+        """Check 4: the record is of this log and this subject."""
+        if record["log"] != self.log:
+            return f"a record of the {record['log']!r} log in a trail of the {self.log!r} log"
+        if self.subject is None:
+            self.subject = record["subject"]
+        elif record["subject"] != self.subject:
+            return f"a record about {record['subject']!r} in the trail of {self.subject!r}"
+        return None
+
+    def follows(self, index: int, seq: int) -> tuple[TrailVerdict, str] | None:
+        """Check 5: ``seq`` is one past the record before (0 for the first)."""
+        if self.last_seq is None:
+            expected = index
+        else:
+            last_index, last_seq = self.last_seq
+            expected = last_seq + (index - last_index)
+        earlier = self.seqs_seen.get(seq)
+        self.last_seq = (index, seq)
+        self.seqs_seen.setdefault(seq, index)
+        if seq == expected:
+            return None
+        if earlier is not None:
+            return (
+                TrailVerdict.BROKEN_LINK,
+                f"a second record with seq {seq} (the first is at position {earlier}): "
+                "the trail forks",
+            )
+        later = self.seq_at.get(expected)
+        if later is not None and later > index:
+            return (
+                TrailVerdict.BROKEN_LINK,
+                f"out of order: seq {seq} stands where seq {expected} belongs "
+                f"(seq {expected} is at position {later})",
+            )
+        return (
+            TrailVerdict.GAP,
+            f"no record with seq {expected}: position {index} holds seq {seq}",
+        )
+
+    def links(self, index: int, prev: str | None) -> str | None:
+        """Check 6: ``prev`` is the leaf hash of the record before (null for the first)."""
+        if index == 0 or self.last_hash is None:
+            return None  # seq 0 has prev null (§1 shape); an unknown hash cannot be compared
+        if prev != self.last_hash:
+            return (
+                f"prev is {prev or 'null'}, but the record before (position {index - 1}) has "
+                f"leaf hash {self.last_hash}"
+            )
+        return None
+
+    def in_time(self, index: int, at: str) -> str | None:
+        """Check 7: ``at`` is not earlier than the last visible record's."""
+        moment = parse_at(at)
+        before = self.last_at
+        if before is not None and moment < before[1]:
+            return f"at {at} is earlier than the time of the record at position {before[0]}"
+        self.last_at = (index, moment)
+        return None
+
+
+def _fail(
+    verdict: TrailVerdict, tracking_code: str | None, log: str, reason: str
+) -> TrailVerification:
+    return TrailVerification(verdict, tracking_code, log, None, None, [], reason)
+
+
+def verify_trail(
+    entries: Any,
+    chain: ChainReader,
+    *,
+    log: str = SUGGESTIONS_LOG,
+    subject: str | None = None,
+    min_confirmations: int = 0,
+    min_attestations: int = 0,
+) -> TrailVerification:
+    """Verify the entries of a trail listing (in seq order) against ``chain``, PROTOCOL §5.
+
+    ``subject`` is the tracking code (or other subject) every record must be about; when None,
+    the first visible record's subject is taken. ``min_confirmations``/``min_attestations`` are
+    passed to every receipt's step 5. Never raises for a bad trail; raises ChainUnreachable /
+    ChainError when the chain cannot be asked, ValueError for an unknown ``log``.
+    """
+    if log not in LOGS:
+        raise ValueError(f"log must be one of {sorted(LOGS)}, not {log!r}")
+    if not isinstance(entries, list):
+        return _fail(TrailVerdict.MALFORMED, subject, log, "the trail must be a JSON array")
+    if not entries:
+        return _fail(TrailVerdict.GAP, subject, log, "the trail is empty: no record with seq 0")
+
+    reader = _AskOnce(chain)
+    walk = _Walk(log, subject, entries)
+    results = [
+        _judge(index, entry, walk, reader, min_confirmations, min_attestations)
+        for index, entry in enumerate(entries)
+    ]
+    return _conclude(results, walk)
+
+
+def _judge(
+    index: int,
+    raw: Any,
+    walk: _Walk,
+    chain: ChainReader,
+    min_confirmations: int,
+    min_attestations: int,
+) -> TrailRecordResult:
+    """Checks 1 to 8 on the entry at ``index``; its first failing check is its problem."""
+    problems: list[tuple[TrailVerdict, str]] = []
+    notes: list[str] = []
+
+    # Check 1: the entry is shaped as promised.
+    try:
+        entry = _read_entry(raw)
+    except _EntryMalformed as exc:
+        claimed = raw.get("record_hash") if isinstance(raw, Mapping) else None
+        walk.last_hash = claimed if is_hex64(claimed) else None
+        if walk.machine is not None:
+            walk.machine.unseen()
+        return TrailRecordResult(
+            index=index,
+            seq=None,
+            record_hash=claimed if isinstance(claimed, str) else None,
+            status=raw.get("status") if isinstance(raw, Mapping) else None,
+            type=None,
+            at=None,
+            actor_role=None,
+            from_state=None,
+            to_state=None,
+            receipt_verdict=None,
+            ok=False,
+            verdict=TrailVerdict.MALFORMED,
+            problem=str(exc),
+        )
+    record = entry.record
+
+    # Check 2: an anchored entry's receipt verifies (PROTOCOL §5 steps 1–5, §7).
+    receipt_verdict: Verdict | None = None
+    proven_hash: str | None = None
+    if entry.status == ANCHORED:
+        checked = verify_receipt(
+            entry.receipt,
+            chain,
+            min_confirmations=min_confirmations,
+            min_attestations=min_attestations,
+        )
+        receipt_verdict, proven_hash = checked.verdict, checked.record_hash
+        if checked.verdict not in _ACCEPTED_RECEIPTS:
+            problems.append((TrailVerdict(checked.verdict.value), f"receipt: {checked.reason}"))
+        elif checked.verdict is Verdict.REDACTED:
+            notes.append(f"content erased: {checked.reason}")
+            proof_log = entry.receipt["proof"]["log"]
+            if record is None and proof_log != walk.log:
+                problems.append(
+                    (
+                        TrailVerdict.BROKEN_LINK,
+                        f"a record of the {proof_log!r} log in a trail of the {walk.log!r} log",
+                    )
+                )
+    else:
+        notes.append("pending: not anchored yet, so it has no receipt")
+
+    # Check 3: the record is what the entry names, and what the receipt proves.
+    if record is not None:
+        hashed = leaf_hash(canonical_bytes(record)).hex()
+        if hashed != entry.record_hash:
+            problems.append(
+                (
+                    TrailVerdict.ALTERED,
+                    f"the record hashes to {hashed}, not to the record hash {entry.record_hash} "
+                    "the trail gives",
+                )
+            )
+    if proven_hash is not None and proven_hash != entry.record_hash:
+        problems.append(
+            (
+                TrailVerdict.ALTERED,
+                f"the receipt proves record {proven_hash}, not {entry.record_hash}: "
+                "it is the receipt of another record",
+            )
+        )
+
+    from_state = to_state = None
+    if record is None:
+        # Checks 4–8 read content; the link *out of* this record is still checked (next prev).
+        notes.append("its seq, prev, time, log, subject and transition cannot be checked")
+        if walk.machine is not None:
+            notes.append(walk.machine.unseen())
+    else:
+        # Check 4: one log, one subject.
+        foreign = walk.belongs(record)
+        if foreign:
+            problems.append((TrailVerdict.BROKEN_LINK, foreign))
+        # Check 5: seq follows the record before.
+        out_of_step = walk.follows(index, record["seq"])
+        if out_of_step:
+            problems.append(out_of_step)
+        # Check 6: prev is the leaf hash of the record before.
+        unlinked = walk.links(index, record["prev"])
+        if unlinked:
+            problems.append((TrailVerdict.BROKEN_LINK, unlinked))
+        # Check 7: times never go backwards.
+        reversed_ = walk.in_time(index, record["at"])
+        if reversed_:
+            problems.append((TrailVerdict.TIME_REVERSED, reversed_))
+        # Check 8: the transition is allowed by the published state machine.
+        if walk.machine is not None:
+            move = walk.machine.visible(record)
+            from_state, to_state = move.from_state, move.to_state
+            if move.problem:
+                problems.append((TrailVerdict.ILLEGAL_TRANSITION, move.problem))
+            if move.note:
+                notes.append(move.note)
+    walk.last_hash = entry.record_hash
+
+    first = problems[0] if problems else None
+    return TrailRecordResult(
+        index=index,
+        seq=record["seq"] if record is not None else None,
+        record_hash=entry.record_hash,
+        status=entry.status,
+        type=record["type"] if record is not None else None,
+        at=record["at"] if record is not None else None,
+        actor_role=record["actor"]["role"] if record is not None else None,
+        from_state=from_state.value if from_state else None,
+        to_state=to_state.value if to_state else None,
+        receipt_verdict=receipt_verdict,
+        ok=first is None,
+        verdict=first[0] if first else None,
+        problem=first[1] if first else None,
+        note="; ".join(notes) or None,
+    )
+
+
+def _conclude(results: list[TrailRecordResult], walk: _Walk) -> TrailVerification:
+    """The trail's verdict: the first bad record's problem, else pending, else valid."""
+    state = walk.machine.state if walk.machine is not None else None
+    state_name = state.value if state else None
+    bad = next((r for r in results if not r.ok), None)
+    if bad is not None:
+        assert bad.verdict is not None
+        seq = f"seq {bad.seq}" if bad.seq is not None else "content not visible"
+        return TrailVerification(
+            bad.verdict,
+            walk.subject,
+            walk.log,
+            state_name,
+            bad.index,
+            results,
+            f"record at position {bad.index} ({seq}, record hash {bad.record_hash}): {bad.problem}",
+        )
+    count = len(results)
+    reached = f"; it reaches {state_name}" if state_name else ""
+    if walk.machine is not None and state is None:
+        reached = "; erased content leaves its state open"
+    erased = sum(1 for r in results if r.receipt_verdict is Verdict.REDACTED)
+    if erased:
+        reached += f"; {erased} erased record{'s' if erased > 1 else ''} proven by leaf hash"
+    pending = [r for r in results if r.status == PENDING]
+    if pending:
+        return TrailVerification(
+            TrailVerdict.PENDING,
+            walk.subject,
+            walk.log,
+            state_name,
+            None,
+            results,
+            f"every check that can be made passed, but {len(pending)} of {count} records are "
+            f"not anchored yet (from position {pending[0].index}){reached}",
+        )
+    return TrailVerification(
+        TrailVerdict.VALID,
+        walk.subject,
+        walk.log,
+        state_name,
+        None,
+        results,
+        f"{count} record{'s' if count > 1 else ''}, seq 0 to {count - 1}: every receipt "
+        f"anchored, every link, time and transition in order{reached}",
+    )
