@@ -1,7 +1,13 @@
-"""``civic-verify``: check civic-ledger receipts against the chain (PROTOCOL §5).
+"""``civic-verify``: check civic-ledger receipts and trails against the chain (PROTOCOL §5).
 
-Exit status: 0 when the verdict is ``valid``; 1 for any other verdict (including ``redacted``);
-2 when no verdict could be reached (bad usage, unreadable input, chain unreachable).
+``civic-verify receipt PATH`` checks one receipt; ``civic-verify trail CODE --api URL`` fetches a
+suggestion's trail from the service and checks every record, its links and its transitions.
+The service is trusted for nothing but handing over the records: anchoring is read from the
+chain.
+
+Exit status: 0 when the verdict is ``valid``; 1 for any other verdict (including ``redacted``
+and ``pending``); 2 when no verdict could be reached (bad usage, unreadable input, unknown
+tracking code, service or chain unreachable).
 """
 
 from __future__ import annotations
@@ -11,13 +17,25 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
+from urllib.parse import quote, urlsplit
 
+import httpx
+
+from ledger.workflow import CHINESE_NAMES, SuggestionState
 from verifier.chain import ChainReader, Web3ChainReader
-from verifier.errors import ReceiptUnreadable, VerificationError
-from verifier.receipt import verify_receipt_json
-from verifier.verdicts import ReceiptVerification, Verdict
+from verifier.errors import ReceiptMalformed, ReceiptUnreadable, VerificationError
+from verifier.receipt import receipt_from_json, verify_receipt_json
+from verifier.trail import verify_trail
+from verifier.verdicts import (
+    ReceiptVerification,
+    TrailRecordResult,
+    TrailVerdict,
+    TrailVerification,
+    Verdict,
+)
 
 DEFAULT_RPC = "http://127.0.0.1:8545"
 RPC_ENV = "CIVIC_CHAIN_RPC"
@@ -26,7 +44,25 @@ EXIT_VALID = 0
 EXIT_NOT_VALID = 1
 EXIT_NO_VERDICT = 2
 
+TRAIL_PATH = "/api/v1/suggestions/{code}/trail"
+
 ReaderFactory = Callable[[str, float], ChainReader]
+
+
+class TrailUnavailable(VerificationError):
+    """The service did not hand over a trail: unreachable, an HTTP error, or not a trail."""
+
+
+class UnknownTrackingCode(TrailUnavailable):
+    """The service knows no suggestion with this tracking code (HTTP 404)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Tools:
+    """What a subcommand may use from outside: injected in tests."""
+
+    reader_factory: ReaderFactory
+    http_transport: httpx.BaseTransport | None = None
 
 
 def _count(text: str) -> int:
@@ -62,32 +98,52 @@ def build_parser() -> argparse.ArgumentParser:
         description="Verify one receipt: its record hash, inclusion proof and on-chain anchor.",
     )
     receipt.add_argument("path", metavar="PATH|-", help="receipt JSON file, or - for stdin")
-    receipt.add_argument(
+    _chain_options(receipt, timeout_help="per RPC call")
+    receipt.set_defaults(run=_run_receipt)
+
+    trail = commands.add_parser(
+        "trail",
+        help="verify a suggestion's whole trail (PROTOCOL §5)",
+        description=(
+            "Fetch a suggestion's trail from the service and verify every record's receipt "
+            "against the chain, the seq and prev links, the times and every transition of the "
+            "published state machine. Records left off the end cannot be seen this way."
+        ),
+    )
+    trail.add_argument("tracking_code", metavar="TRACKING_CODE", help="e.g. SG-7K2M-9QXD-4HTB")
+    trail.add_argument(
+        "--api", metavar="URL", required=True, help="the service's base URL, e.g. https://host"
+    )
+    _chain_options(trail, timeout_help="per HTTP request and per RPC call")
+    trail.set_defaults(run=_run_trail)
+    # Later: `audit`, `witness` subcommands, each with its own set_defaults(run=...).
+    return parser
+
+
+def _chain_options(parser: argparse.ArgumentParser, *, timeout_help: str) -> None:
+    parser.add_argument(
         "--rpc",
         metavar="URL",
         help=f"chain JSON-RPC endpoint (default: ${RPC_ENV}, else {DEFAULT_RPC})",
     )
-    receipt.add_argument(
+    parser.add_argument(
         "--min-confirmations",
         metavar="K",
         type=_count,
         default=0,
         help="require the anchoring block to have at least K confirmations",
     )
-    receipt.add_argument(
+    parser.add_argument(
         "--min-attestations",
         metavar="W",
         type=_count,
         default=0,
         help="require at least W witness attestations of the batch",
     )
-    receipt.add_argument(
-        "--timeout", metavar="SECONDS", type=_seconds, default=10.0, help="per RPC call"
+    parser.add_argument(
+        "--timeout", metavar="SECONDS", type=_seconds, default=10.0, help=timeout_help
     )
-    receipt.add_argument("--json", action="store_true", help="print the result as JSON")
-    receipt.set_defaults(run=_run_receipt)
-    # Later: `trail`, `audit`, `witness` subcommands, each with its own set_defaults(run=...).
-    return parser
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 def _read_receipt(path: str) -> bytes:
@@ -122,10 +178,20 @@ def format_report(result: ReceiptVerification, *, ok_mark: str = "✓", bad_mark
     return "\n".join(lines) + "\n"
 
 
-def _run_receipt(args: argparse.Namespace, reader_factory: ReaderFactory) -> int:
+def _write_json(result: dict[str, Any], out: TextIO) -> None:
+    dumped = json.dumps(result, ensure_ascii=False, indent=2)
+    if _writable(dumped, out) != dumped:  # escape rather than mangle what the console lacks
+        dumped = json.dumps(result, ensure_ascii=True, indent=2)
+    out.write(dumped + "\n")
+
+
+def _rpc_url(args: argparse.Namespace) -> str:
+    return str(args.rpc or os.environ.get(RPC_ENV) or DEFAULT_RPC)
+
+
+def _run_receipt(args: argparse.Namespace, tools: _Tools) -> int:
     text = _read_receipt(args.path)
-    rpc_url = args.rpc or os.environ.get(RPC_ENV) or DEFAULT_RPC
-    reader = reader_factory(rpc_url, args.timeout)
+    reader = tools.reader_factory(_rpc_url(args), args.timeout)
     result = verify_receipt_json(
         text,
         reader,
@@ -134,20 +200,132 @@ def _run_receipt(args: argparse.Namespace, reader_factory: ReaderFactory) -> int
     )
     out = sys.stdout
     if args.json:
-        dumped = json.dumps(result.to_dict(), ensure_ascii=False, indent=2)
-        if _writable(dumped, out) != dumped:  # escape rather than mangle what the console lacks
-            dumped = json.dumps(result.to_dict(), ensure_ascii=True, indent=2)
-        out.write(dumped + "\n")
+        _write_json(result.to_dict(), out)
     else:
         marks = ("✓", "✗") if _writable("✓✗", out) == "✓✗" else ("+", "x")
         out.write(_writable(format_report(result, ok_mark=marks[0], bad_mark=marks[1]), out))
     return EXIT_VALID if result.verdict is Verdict.VALID else EXIT_NOT_VALID
 
 
+def fetch_trail(
+    api: str, tracking_code: str, *, timeout: float, transport: httpx.BaseTransport | None = None
+) -> dict[str, Any]:
+    """``GET {api}/api/v1/suggestions/{code}/trail``: ``{"tracking_code", "state", "records"}``.
+
+    Raises UnknownTrackingCode on 404 and TrailUnavailable when there is no trail to verify.
+    The answer is parsed as strictly as a receipt (no duplicate keys, no NaN).
+    """
+    parts = urlsplit(api)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise TrailUnavailable(f"{api!r} is not an http(s) URL of the service")
+    url = api.rstrip("/") + TRAIL_PATH.format(code=quote(tracking_code, safe=""))
+    try:
+        with httpx.Client(transport=transport, timeout=timeout, follow_redirects=True) as client:
+            response = client.get(url, headers={"Accept": "application/json"})
+    except httpx.TimeoutException as exc:
+        raise TrailUnavailable(f"no answer from {url} within {timeout:g} s ({exc})") from exc
+    except httpx.HTTPError as exc:
+        raise TrailUnavailable(f"cannot reach {api}: {exc}") from exc
+    if response.status_code == 404:
+        raise UnknownTrackingCode(f"unknown tracking code {tracking_code!r} at {api} (HTTP 404)")
+    if not response.is_success:
+        raise TrailUnavailable(f"{url} answered HTTP {response.status_code}, not a trail")
+    try:
+        answer = receipt_from_json(response.content)
+    except ReceiptMalformed as exc:
+        raise TrailUnavailable(f"{url} did not answer with strict JSON: {exc}") from exc
+    if not isinstance(answer, dict) or not isinstance(answer.get("records"), list):
+        raise TrailUnavailable(f"{url} did not answer with a trail (no records list)")
+    return answer
+
+
+def _state_name(state: str | None) -> str:
+    try:
+        return CHINESE_NAMES[SuggestionState(state)] if state else ""
+    except ValueError:
+        return str(state)
+
+
+def _receipt_mark(record: TrailRecordResult, marks: dict[str, str]) -> str:
+    if record.status == "pending" and record.receipt_verdict is None:
+        return f"{marks['pending']} pending"
+    if record.receipt_verdict in (Verdict.VALID, Verdict.REDACTED):
+        return f"{marks['ok']} {record.receipt_verdict}"
+    return f"{marks['bad']} {record.receipt_verdict or 'not checked'}"
+
+
+def format_timeline(
+    result: TrailVerification,
+    *,
+    service_state: str | None = None,
+    marks: dict[str, str] | None = None,
+) -> str:
+    """The trail as a timeline, one line per record, then the verdict and the state reached."""
+    marks = marks or {"ok": "✓", "bad": "✗", "pending": "…", "arrow": "→"}
+    arrow = marks["arrow"]
+    lines = [
+        f"trail of {result.tracking_code or '?'} in the {result.log!r} log, "
+        f"{len(result.records)} record{'s' if len(result.records) != 1 else ''}"
+    ]
+    for record in result.records:
+        seq = f"{record.seq:>3}" if record.seq is not None else f"#{record.index:<2}"
+        at = record.at or "(time erased)".ljust(24)
+        role = record.actor_role or "?"
+        kind = record.type or "(content erased)"
+        moves = ""
+        if record.to_state:
+            moves = f"{_state_name(record.from_state)} {arrow} {_state_name(record.to_state)}"
+            moves = moves.strip()
+        line = f"{seq}  {at}  {role:<8} {kind:<22} {moves}".rstrip()
+        lines.append(f"{line}  {_receipt_mark(record, marks)}")
+        if not record.ok:
+            lines.append(f"     {marks['bad']} {record.verdict}: {record.problem}")
+        elif record.note:
+            lines.append(f"       {record.note}")
+    lines.append(f"{result.verdict.value.upper()}: {result.reason}")
+    if result.state:
+        lines.append(f"state reached: {_state_name(result.state)} ({result.state})")
+    if service_state is not None and result.state is not None and service_state != result.state:
+        lines.append(
+            f"note: the service says the suggestion is {_state_name(service_state)} "
+            f"({service_state}); its records reach {result.state}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _run_trail(args: argparse.Namespace, tools: _Tools) -> int:
+    answer = fetch_trail(
+        args.api, args.tracking_code, timeout=args.timeout, transport=tools.http_transport
+    )
+    reader = tools.reader_factory(_rpc_url(args), args.timeout)
+    result = verify_trail(
+        answer["records"],
+        reader,
+        subject=args.tracking_code,
+        min_confirmations=args.min_confirmations,
+        min_attestations=args.min_attestations,
+    )
+    service_state = answer.get("state") if isinstance(answer.get("state"), str) else None
+    out = sys.stdout
+    if args.json:
+        _write_json({**result.to_dict(), "service_state": service_state}, out)
+    else:
+        marks = {"ok": "✓", "bad": "✗", "pending": "…", "arrow": "→"}
+        if _writable("".join(marks.values()), out) != "".join(marks.values()):
+            marks = {"ok": "+", "bad": "x", "pending": "...", "arrow": "->"}
+        text = format_timeline(result, service_state=service_state, marks=marks)
+        out.write(_writable(text, out))
+    return EXIT_VALID if result.verdict is TrailVerdict.VALID else EXIT_NOT_VALID
+
+
 def main(
-    argv: Sequence[str] | None = None, *, reader_factory: ReaderFactory = Web3ChainReader
+    argv: Sequence[str] | None = None,
+    *,
+    reader_factory: ReaderFactory = Web3ChainReader,
+    http_transport: httpx.BaseTransport | None = None,
 ) -> int:
-    """Run ``civic-verify``; ``reader_factory(rpc_url, timeout)`` makes the chain reader."""
+    """Run ``civic-verify``; ``reader_factory(rpc_url, timeout)`` makes the chain reader and
+    ``http_transport`` (tests: ``httpx.MockTransport``) carries requests to the service."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -157,7 +335,7 @@ def main(
         parser.print_usage(sys.stderr)
         return EXIT_NO_VERDICT
     try:
-        result: int = args.run(args, reader_factory)
+        result: int = args.run(args, _Tools(reader_factory, http_transport))
     except VerificationError as exc:
         sys.stderr.write(_writable(f"civic-verify: {exc}\n", sys.stderr))
         return EXIT_NO_VERDICT

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,6 +27,9 @@ ANCHORED_AT = 1_795_771_800  # 2026-11-27 09:30 UTC
 LATEST_BLOCK = 120  # so the anchor has 21 confirmations
 ATTESTATIONS = 2
 START = datetime(2026, 11, 27, 9, 30, 0, 123000, tzinfo=UTC)
+SUBJECT = "SG-7K2M-9QXD-4HTB"  # a tracking code, PROTOCOL-NOTES §1
+OTHER_SUBJECT = "SG-3N8P-6RWT-2JCV"
+REDACTION = {"at": "2027-01-05T08:00:00.000Z", "reason": "删除请求 (PIPL art. 47)"}
 
 
 def counter_salt(start: int = 0) -> Any:
@@ -105,10 +109,7 @@ class Batch:
         receipt = self.receipt(index)
         receipt["record"] = None
         receipt["leaf_hash"] = self.records[index].record_hash
-        receipt["redaction"] = {
-            "at": "2027-01-05T08:00:00.000Z",
-            "reason": "删除请求 (PIPL art. 47)",
-        }
+        receipt["redaction"] = dict(REDACTION)
         return receipt
 
 
@@ -167,3 +168,125 @@ class FakeChain:
         if self.no_attestations_view:
             raise ContractMismatch("attestations: execution reverted")
         return self.attested.get((contract.lower(), log_id, batch), 0)
+
+
+_NEXT = object()  # "as the service would": seq and prev follow the record before
+
+
+class TrailWriter:
+    """Writes one trail with the real core, as the service does: seq and prev follow the record
+    before, one minute apart, fresh salts. ``seq``/``prev``/``at``/``log``/``subject`` overrides
+    make the bad trails that a faulty service could still anchor honestly."""
+
+    def __init__(
+        self, subject: str = SUBJECT, *, log: str = "suggestions", salt_from: int = 1000
+    ) -> None:
+        self.subject = subject
+        self.log = log
+        self.records: list[SealedRecord] = []
+        self._salt = counter_salt(salt_from)
+
+    def append(
+        self,
+        type: str,
+        role: str,
+        body: dict[str, Any],
+        *,
+        seq: Any = _NEXT,
+        prev: Any = _NEXT,
+        at: datetime | None = None,
+        log: str | None = None,
+        subject: str | None = None,
+        keep: bool = True,
+    ) -> SealedRecord:
+        """Write the next record; ``keep=False`` makes one that is not added to this trail."""
+        last = self.records[-1] if self.records else None
+        sealed = build_record(
+            log=log or self.log,
+            type=type,
+            subject=subject or self.subject,
+            seq=len(self.records) if seq is _NEXT else seq,
+            prev=(last.leaf_hash if last else None) if prev is _NEXT else prev,
+            actor={"role": role, "id": f"{role}-{len(self.records):04x}"},
+            body=body,
+            now=at or START + timedelta(minutes=len(self.records)),
+            salt=self._salt,
+        )
+        if keep:
+            self.records.append(sealed)
+        return sealed
+
+    def submitted(self, role: str = "citizen", **kwargs: Any) -> SealedRecord:
+        body = {
+            "title": "关于修缮幸福路人行道的建议",
+            "text": "幸福路人行道砖块松动，雨天积水，老人出行不便。",
+            "category": "urban_construction",
+            "district": "jiangyang",
+            "channel": "web",
+        }
+        return self.append("suggestion.submitted", role, body, **kwargs)
+
+    def transition(
+        self,
+        frm: str,
+        to: str,
+        role: str = "staff",
+        body: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> SealedRecord:
+        return self.append(
+            "suggestion.transition", role, {"from": frm, "to": to, **(body or {})}, **kwargs
+        )
+
+
+def seal_trail(
+    records: Sequence[SealedRecord], chain: FakeChain, *, batch_size: int = 3, pending: int = 0
+) -> list[dict[str, Any]]:
+    """Anchor all but the last ``pending`` records on ``chain`` and list them as the service's
+    trail endpoint does: ``{"record_hash", "status", "receipt", "record"}`` per record.
+
+    Each batch holds up to ``batch_size`` consecutive records of one log behind a record of
+    another trail, so proofs have real siblings and indexes; batches are numbered per log.
+    """
+    filler = TrailWriter(OTHER_SUBJECT, salt_from=9000)
+    numbers: dict[str, int] = {}
+    entries: list[dict[str, Any]] = []
+    anchored = len(records) - pending
+    i = 0
+    while i < anchored:
+        log = str(records[i].record["log"])
+        chunk = [records[i]]
+        while (
+            len(chunk) < batch_size
+            and i + len(chunk) < anchored
+            and records[i + len(chunk)].record["log"] == log
+        ):
+            chunk.append(records[i + len(chunk)])
+        other = filler.append("suggestion.submitted", "citizen", {"n": i}, log=log, keep=False)
+        number = numbers.get(log, BATCH)
+        numbers[log] = number + 1
+        batch = Batch.of([other, *chunk], number)
+        chain.anchor(batch)
+        entries += [trail_entry(r, batch.receipt(k + 1)) for k, r in enumerate(chunk)]
+        i += len(chunk)
+    entries += [trail_entry(r) for r in records[anchored:]]
+    return entries
+
+
+def trail_entry(sealed: SealedRecord, receipt: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One entry of the trail listing; without a receipt the record is pending."""
+    return {
+        "record_hash": sealed.record_hash,
+        "status": "pending" if receipt is None else "anchored",
+        "receipt": receipt,
+        "record": copy.deepcopy(dict(sealed.record)),
+    }
+
+
+def redacted_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    """``entry`` after its record's content was erased (PROTOCOL §7)."""
+    receipt = copy.deepcopy(entry["receipt"])
+    receipt["record"] = None
+    receipt["leaf_hash"] = entry["record_hash"]
+    receipt["redaction"] = dict(REDACTION)
+    return {**entry, "receipt": receipt, "record": None}
