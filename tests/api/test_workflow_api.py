@@ -4,6 +4,7 @@ refusal precise and without effect."""
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -110,7 +111,7 @@ def test_the_whole_loop_is_a_linked_trail(
         ("REHANDLING", "ANSWERED"),
         ("ANSWERED", "CLOSED"),
     ]
-    for before, after in zip(entries, entries[1:], strict=False):
+    for before, after in pairwise(entries):
         assert after["record"]["prev"] == before["record_hash"]
         assert record_leaf_hash(after["record"]).hex() == after["record_hash"]
     actors = [e["record"]["actor"]["role"] for e in entries]
