@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -254,6 +255,18 @@ def _receipt_mark(record: TrailRecordResult, marks: dict[str, str]) -> str:
     return f"{marks['bad']} {record.receipt_verdict or 'not checked'}"
 
 
+def _indented(text: str, indent: int) -> str:
+    # Hashes stay whole, so they can be copied from the terminal.
+    return textwrap.fill(
+        text,
+        width=100,
+        initial_indent=" " * indent,
+        subsequent_indent=" " * (indent + 2),
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+
+
 def format_timeline(
     result: TrailVerification,
     *,
@@ -268,7 +281,7 @@ def format_timeline(
         f"{len(result.records)} record{'s' if len(result.records) != 1 else ''}"
     ]
     for record in result.records:
-        seq = f"{record.seq:>3}" if record.seq is not None else f"#{record.index:<2}"
+        seq = f"{record.seq if record.seq is not None else '?':>3}"
         at = record.at or "(time erased)".ljust(24)
         role = record.actor_role or "?"
         kind = record.type or "(content erased)"
@@ -279,9 +292,9 @@ def format_timeline(
         line = f"{seq}  {at}  {role:<8} {kind:<22} {moves}".rstrip()
         lines.append(f"{line}  {_receipt_mark(record, marks)}")
         if not record.ok:
-            lines.append(f"     {marks['bad']} {record.verdict}: {record.problem}")
+            lines.append(_indented(f"{marks['bad']} {record.verdict}: {record.problem}", 5))
         elif record.note:
-            lines.append(f"       {record.note}")
+            lines.append(_indented(record.note, 7))
     lines.append(f"{result.verdict.value.upper()}: {result.reason}")
     if result.state:
         lines.append(f"state reached: {_state_name(result.state)} ({result.state})")

@@ -313,10 +313,7 @@ class _StateMachine:
         if reachable & _REPLIES:
             self.category_known = False
         self.possible = self.possible | reachable
-        return (
-            "whether it moved the suggestion, and where, cannot be checked; the next transition "
-            f"may start from {_names(self.possible)}"
-        )
+        return f"the next transition may start from {_names(self.possible)}"
 
 
 class _Walk:
@@ -488,7 +485,7 @@ def _judge(
         if checked.verdict not in _ACCEPTED_RECEIPTS:
             problems.append((TrailVerdict(checked.verdict.value), f"receipt: {checked.reason}"))
         elif checked.verdict is Verdict.REDACTED:
-            notes.append(f"content erased: {checked.reason}")
+            notes.append(checked.reason)
             proof_log = entry.receipt["proof"]["log"]
             if record is None and proof_log != walk.log:
                 problems.append(
@@ -497,8 +494,6 @@ def _judge(
                         f"a record of the {proof_log!r} log in a trail of the {walk.log!r} log",
                     )
                 )
-    else:
-        notes.append("pending: not anchored yet, so it has no receipt")
 
     # Check 3: the record is what the entry names, and what the receipt proves.
     if record is not None:

@@ -185,3 +185,9 @@ def test_attachments_are_stored_by_hash_and_read_by_accounts_only(
     assert bad.status_code == 422
     missing = client.post("/api/v1/suggestions", json={**SUGGESTION, "attachments": ["ab" * 32]})
     assert missing.status_code == 422 and "no attachment" in missing.json()["detail"]
+
+
+def test_the_pii_key_is_created_private(client: TestClient, tmp_path: Path) -> None:
+    key = tmp_path / "pii.key"
+    assert key.exists() and key.stat().st_mode & 0o777 == 0o600
+    assert len(bytes.fromhex(key.read_text().strip())) == 32
