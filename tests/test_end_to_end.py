@@ -207,3 +207,104 @@ def test_kill_9_during_a_burst_loses_nothing_acknowledged(service: Service) -> N
         receipt, _ = service.receipt(record_hash, timeout=60)
         assert verify_receipt(receipt, reader).verdict is Verdict.VALID
     assert service.stop() == 0
+
+
+def _account(service: Service, *args: str) -> dict[str, str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "ledger.cli", "users", "add", *args, "--json"],
+        env={**service.env, "CIVIC_LOG_LEVEL": "WARNING"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_the_whole_loop_over_http_is_a_verified_trail_and_contact_stays_private(
+    service: Service,
+) -> None:
+    deputy = _account(service, "--role", "deputy", "--name", "王代表", "--district", "鼓楼区")
+    staff = _account(service, "--role", "staff", "--name", "人大办")
+    office = _account(service, "--role", "office", "--name", "市交通局", "--office", "JT")
+    auth = {
+        name: {"Authorization": f"Bearer {acc['token']}"}
+        for name, acc in (("deputy", deputy), ("staff", staff), ("office", office))
+    }
+    contact = {"name": "赵秀英", "phone": "13912345678"}
+    api = f"{service.api}/api/v1"
+    with httpx.Client(timeout=10) as http:
+        submitted = http.post(f"{api}/suggestions", json={**GOOD, "contact": contact}).json()
+        code = submitted["tracking_code"]
+        auth["citizen"] = {"Authorization": f"Bearer {submitted['citizen_token']}"}
+
+        def upload(data: bytes) -> str:
+            r = http.post(
+                f"{api}/attachments",
+                content=data,
+                headers={**auth["office"], "content-type": "application/pdf"},
+            )
+            assert r.status_code == 201, r.text
+            return r.json()["sha256"]
+
+        steps = [
+            ("deputy", {"to": "DEPUTY_ACCEPTED"}),
+            ("staff", {"to": "ASSIGNED", "offices": ["JT"]}),
+            ("office", {"to": "IN_PROGRESS"}),
+            (
+                "office",
+                {"to": "ANSWERED", "category": "B", "reply_sha256": upload(b"%PDF reply 1")},
+            ),
+            ("citizen", {"to": "REHANDLING", "level": "unsatisfied", "reason": "积水依旧"}),
+            (
+                "office",
+                {"to": "ANSWERED", "category": "A", "reply_sha256": upload(b"%PDF reply 2")},
+            ),
+            ("citizen", {"to": "CLOSED", "level": "satisfied"}),
+        ]
+        for who, body in steps:
+            r = http.post(f"{api}/suggestions/{code}/transitions", json=body, headers=auth[who])
+            assert r.status_code == 201, (who, body, r.text)
+        r = http.get(
+            f"{api}/suggestions/{code}/contact",
+            params={"reason": "电话回访"},
+            headers=auth["office"],
+        )
+        assert r.status_code == 200 and r.json()["contact"] == contact
+
+        deadline = time.monotonic() + 30
+        while True:
+            trail = http.get(f"{api}/suggestions/{code}/trail").json()
+            if all(e["status"] == "anchored" for e in trail["records"]):
+                break
+            assert time.monotonic() < deadline, trail
+            time.sleep(0.2)
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "verifier.cli",
+            "trail",
+            code,
+            "--api",
+            service.api,
+            "--rpc",
+            service.rpc,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "valid" in result.stdout.lower() and "办结" in result.stdout
+    assert len(trail["records"]) == 8
+    assert service.stop() == 0
+
+    # Search the database, every record, the chain's own files and the service's logs.
+    needles = [contact["phone"].encode(), contact["name"].encode()]
+    for path in [p for p in service.data_dir.rglob("*") if p.is_file()] + [
+        service.data_dir.parent / f"service-{service.api_port}.log"
+    ]:
+        content = path.read_bytes()
+        assert not any(n in content for n in needles), f"personal data found in {path}"

@@ -290,3 +290,42 @@ def redacted_entry(entry: dict[str, Any]) -> dict[str, Any]:
     receipt["leaf_hash"] = entry["record_hash"]
     receipt["redaction"] = dict(REDACTION)
     return {**entry, "receipt": receipt, "record": None}
+
+
+REPLY = hashlib.sha256("答复函：幸福路人行道已列入2027年维修计划".encode()).hexdigest()
+
+# A suggestion's whole life after its submission: 群众提 — 代表定 — 政府办 — 人大评, rehandled
+# once (unsatisfied), followed up once (after a C reply), with a flag (not a transition) in the
+# middle. Each step is (from, to, role, body) for a transition, or (type, role, body).
+LOOP: list[tuple[Any, ...]] = [
+    ("SUBMITTED", "DEPUTY_ACCEPTED", "deputy", {"reason": "属实，予以受理"}),
+    ("DEPUTY_ACCEPTED", "ASSIGNED", "staff", {"offices": ["jy-zjj"], "due": "2026-12-27"}),
+    ("ASSIGNED", "IN_PROGRESS", "office", {}),
+    ("IN_PROGRESS", "ANSWERED", "office", {"category": "B", "reply_sha256": REPLY}),
+    ("ANSWERED", "REHANDLING", "deputy", {"evaluation": "unsatisfied"}),
+    ("suggestion.flagged", "staff", {"reason": "overdue"}),
+    ("REHANDLING", "ANSWERED", "office", {"category": "C", "reply_sha256": REPLY}),
+    ("ANSWERED", "CLOSED", "deputy", {"evaluation": "basically_satisfied"}),
+    ("CLOSED", "FOLLOW_UP", "staff", {}),
+    ("FOLLOW_UP", "ANSWERED", "office", {"category": "A", "reply_sha256": REPLY}),
+    ("ANSWERED", "CLOSED", "deputy", {"evaluation": "satisfied"}),
+]
+
+
+def write_steps(writer: TrailWriter, steps: list[Any]) -> None:
+    """Append ``steps`` (shaped like LOOP's) to ``writer``'s trail."""
+    for step in steps:
+        if len(step) == 4:
+            frm, to, role, body = step
+            writer.transition(frm, to, role, body)
+        else:
+            kind, role, body = step
+            writer.append(kind, role, body)
+
+
+def loop_writer(until: int = len(LOOP), submitter: str = "citizen") -> TrailWriter:
+    """The loop's first ``until`` + 1 records (submitted, then ``until`` steps)."""
+    writer = TrailWriter()
+    writer.submitted(submitter)
+    write_steps(writer, LOOP[:until])
+    return writer

@@ -9,15 +9,22 @@ from __future__ import annotations
 import io
 import json
 import sys
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
 from ledger.records import SealedRecord
-from tests.verifier.fakes import SUBJECT, FakeChain, TrailWriter, redacted_entry, seal_trail
-from tests.verifier.test_trail import LOOP, loop_writer, write_steps
+from tests.verifier.fakes import (
+    LOOP,
+    SUBJECT,
+    FakeChain,
+    TrailWriter,
+    loop_writer,
+    redacted_entry,
+    seal_trail,
+    write_steps,
+)
 from verifier.chain import ChainReader
 from verifier.cli import main
 
@@ -74,9 +81,7 @@ def trail_answer(entries: list[dict[str, Any]], state: str = "CLOSED") -> dict[s
     return {"tracking_code": SUBJECT, "state": state, "records": entries}
 
 
-def run(
-    service: Service, factory: Any, *options: str, code: str = SUBJECT, api: str = API
-) -> int:
+def run(service: Service, factory: Any, *options: str, code: str = SUBJECT, api: str = API) -> int:
     return main(
         ["trail", code, "--api", api, *options],
         reader_factory=factory,
@@ -186,7 +191,9 @@ def test_a_state_the_records_do_not_reach_is_pointed_out(
     service = Service(trail_answer(seal_trail(loop[:5], chain), state="CLOSED"))
     assert run(service, factory) == 0  # the records are sound; the service's summary is not
     out = capsys.readouterr().out
-    assert "note: the service says the suggestion is 办结 (CLOSED); its records reach ANSWERED" in out
+    assert (
+        "note: the service says the suggestion is 办结 (CLOSED); its records reach ANSWERED" in out
+    )
 
 
 @pytest.mark.parametrize(
@@ -240,7 +247,9 @@ def test_a_real_client_on_a_closed_port_exits_2(
     assert "is not an http(s) URL of the service" in capsys.readouterr().err
 
 
-def test_the_tracking_code_is_one_path_segment(factory: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_tracking_code_is_one_path_segment(
+    factory: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     service = Service(status=404)
     assert run(service, factory, code="SG-1/../../admin?x=1") == 2
     assert service.requests[0].url.raw_path == (
@@ -267,7 +276,7 @@ def test_usage_errors_exit_2(
 ) -> None:
     service = Service(status=500)
     assert main(argv, reader_factory=factory, http_transport=service.transport()) == 2
-    assert "usage: civic-verify trail" in capsys.readouterr().err
+    assert "usage: civic-verify" in capsys.readouterr().err
     assert service.requests == []
 
 
@@ -292,7 +301,3 @@ def test_a_console_without_unicode_gets_plain_marks(
     lines = buffer.getvalue().decode("ascii").splitlines()
     assert lines[1].endswith("suggestion.submitted   -> ???  + valid")
     assert lines[12].endswith("??? -> ??  ... pending")
-
-
-def _unused(_: Callable[..., Any]) -> None:  # keeps the Callable import honest for mypy users
-    pass

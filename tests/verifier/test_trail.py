@@ -9,7 +9,6 @@ trail honestly, so most bad trails here have valid receipts and fail only the tr
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 from collections.abc import Callable
 from datetime import timedelta
@@ -23,14 +22,17 @@ from ledger.records import SealedRecord
 from ledger.workflow import ReplyCategory, SuggestionState, TrailFacts, allowed_next
 from tests.verifier.fakes import (
     CONTRACT,
+    LOOP,
     OTHER_SUBJECT,
     START,
     SUBJECT,
     FakeChain,
     TrailWriter,
+    loop_writer,
     redacted_entry,
     seal_trail,
     trail_entry,
+    write_steps,
 )
 from verifier.chain import log_id
 from verifier.errors import ChainUnreachable
@@ -38,23 +40,6 @@ from verifier.trail import verify_trail
 from verifier.verdicts import TrailVerdict, TrailVerification, Verdict
 
 S = SuggestionState
-REPLY = hashlib.sha256("答复函：幸福路人行道已列入2027年维修计划".encode()).hexdigest()
-
-# The full loop of the brief: 群众提 — 代表定 — 政府办 — 人大评, rehandled once, followed up once;
-# with a flag (not a transition) in the middle. (from, to, role, body) or (type, role, body).
-LOOP: list[tuple[str, ...] | tuple[str, str, str, dict[str, Any]]] = [
-    ("SUBMITTED", "DEPUTY_ACCEPTED", "deputy", {"reason": "属实，予以受理"}),
-    ("DEPUTY_ACCEPTED", "ASSIGNED", "staff", {"offices": ["jy-zjj"], "due": "2026-12-27"}),
-    ("ASSIGNED", "IN_PROGRESS", "office", {}),
-    ("IN_PROGRESS", "ANSWERED", "office", {"category": "B", "reply_sha256": REPLY}),
-    ("ANSWERED", "REHANDLING", "deputy", {"evaluation": "unsatisfied"}),
-    ("suggestion.flagged", "staff", {"reason": "overdue"}),
-    ("REHANDLING", "ANSWERED", "office", {"category": "C", "reply_sha256": REPLY}),
-    ("ANSWERED", "CLOSED", "deputy", {"evaluation": "basically_satisfied"}),
-    ("CLOSED", "FOLLOW_UP", "staff", {}),
-    ("FOLLOW_UP", "ANSWERED", "office", {"category": "A", "reply_sha256": REPLY}),
-    ("ANSWERED", "CLOSED", "deputy", {"evaluation": "satisfied"}),
-]
 STATES_AFTER = [
     "SUBMITTED",
     "DEPUTY_ACCEPTED",
@@ -69,24 +54,6 @@ STATES_AFTER = [
     "ANSWERED",
     "CLOSED",
 ]
-
-
-def write_steps(writer: TrailWriter, steps: list[Any]) -> None:
-    for step in steps:
-        if len(step) == 4:
-            frm, to, role, body = step
-            writer.transition(frm, to, role, body)
-        else:
-            kind, role, body = step
-            writer.append(kind, role, body)
-
-
-def loop_writer(until: int = len(LOOP), submitter: str = "citizen") -> TrailWriter:
-    """The loop's first ``until`` + 1 records (submitted, then ``until`` steps)."""
-    writer = TrailWriter()
-    writer.submitted(submitter)
-    write_steps(writer, LOOP[:until])
-    return writer
 
 
 def sealed(records: list[SealedRecord], **kwargs: Any) -> tuple[list[dict[str, Any]], FakeChain]:
