@@ -27,7 +27,13 @@ import httpx
 
 from ledger.workflow import CHINESE_NAMES, SuggestionState
 from verifier.chain import ChainReader, Web3ChainReader
-from verifier.errors import ReceiptMalformed, ReceiptUnreadable, VerificationError
+from verifier.errors import (
+    ReceiptMalformed,
+    ReceiptUnreadable,
+    TrailUnavailable,
+    UnknownTrackingCode,
+    VerificationError,
+)
 from verifier.receipt import receipt_from_json, verify_receipt_json
 from verifier.trail import verify_trail
 from verifier.verdicts import (
@@ -48,14 +54,6 @@ EXIT_NO_VERDICT = 2
 TRAIL_PATH = "/api/v1/suggestions/{code}/trail"
 
 ReaderFactory = Callable[[str, float], ChainReader]
-
-
-class TrailUnavailable(VerificationError):
-    """The service did not hand over a trail: unreachable, an HTTP error, or not a trail."""
-
-
-class UnknownTrackingCode(TrailUnavailable):
-    """The service knows no suggestion with this tracking code (HTTP 404)."""
 
 
 @dataclass(frozen=True, slots=True)

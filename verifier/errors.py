@@ -38,3 +38,11 @@ class ReceiptMalformed(ValueError):
     Deliberately not a VerificationError: it is the ``malformed`` verdict of PROTOCOL §5
     step 1, which ``verify_receipt_json`` reports as such.
     """
+
+
+class TrailUnavailable(VerificationError):
+    """The service did not hand over a trail: unreachable, an HTTP error, or not a trail."""
+
+
+class UnknownTrackingCode(TrailUnavailable):
+    """The service knows no suggestion with this tracking code (HTTP 404)."""

@@ -21,7 +21,10 @@ the trail's verdict is the problem of its first bad record:
    ``broken_link`` when the records are out of order or a seq repeats);
 6. its ``prev`` is the leaf hash of the record before (``broken_link``);
 7. its ``at`` is not earlier than the record before (``time_reversed``);
-8. in the ``suggestions`` log, the state machine of ``ledger.workflow`` (``illegal_transition``).
+8. in the ``suggestions`` log, the state machine of ``ledger.workflow`` (``illegal_transition``):
+   the first record is the submission, each transition starts from the current state and goes
+   where ``allowed_next`` allows, and an evaluation (``body.level``) leads where
+   ``evaluation_outcome`` says.
 
 Later records are still judged after a failure (so every bad record is listed), each against
 the record before it, not against the first failure.
@@ -58,10 +61,12 @@ from ledger.workflow import (
     FOLLOW_UP_CATEGORIES,
     INITIAL,
     TRANSITIONS,
+    EvaluationLevel,
     ReplyCategory,
     SuggestionState,
     TrailFacts,
     allowed_next,
+    evaluation_outcome,
 )
 from verifier.chain import ChainReader
 from verifier.receipt import verify_receipt
@@ -75,6 +80,7 @@ PENDING = "pending"
 
 S = SuggestionState
 _REPLIES = frozenset({S.ANSWERED, S.ANSWERED_DIRECT})
+_EVALUATED = frozenset({S.CLOSED, S.REHANDLING})
 
 # Receipt verdicts a trail accepts: a redacted record is erased but proven (§7).
 _ACCEPTED_RECEIPTS = frozenset({Verdict.VALID, Verdict.REDACTED})
@@ -176,6 +182,18 @@ def _category(value: Any) -> ReplyCategory | None:
         return ReplyCategory(value) if isinstance(value, str) else None
     except ValueError:
         return None
+
+
+def _evaluated(level: Any, to: SuggestionState) -> str | None:
+    """满意/基本满意 close the suggestion, 不满意 sends it back (``evaluation_outcome``)."""
+    try:
+        outcome = evaluation_outcome(EvaluationLevel(level))
+    except ValueError:
+        known = ", ".join(e.value for e in EvaluationLevel)
+        return f"body.level {level!r} is not an evaluation level ({known})"
+    if outcome is not to:
+        return f"an evaluation of {level} moves the suggestion to {outcome}, not to {to}"
+    return None
 
 
 def _names(states: frozenset[SuggestionState] | set[SuggestionState]) -> str:
@@ -293,6 +311,8 @@ class _StateMachine:
                     f"{frm} → {to} is allowed only for some values of facts held in erased "
                     "content (who submitted, the latest reply category): not checked"
                 )
+            if problem is None and to in _EVALUATED and body.get("level") is not None:
+                problem = _evaluated(body["level"], to)
         # Judge what follows from where the trail says it went, so one bad step is one problem.
         self.possible = frozenset({to})
         if to in _REPLIES:
@@ -399,7 +419,7 @@ class _Walk:
 def _fail(
     verdict: TrailVerdict, tracking_code: str | None, log: str, reason: str
 ) -> TrailVerification:
-    return TrailVerification(verdict, tracking_code, log, None, None, [], reason)
+    return TrailVerification(verdict, tracking_code, None, None, [], reason, log)
 
 
 def verify_trail(
@@ -578,11 +598,11 @@ def _conclude(results: list[TrailRecordResult], walk: _Walk) -> TrailVerificatio
         return TrailVerification(
             bad.verdict,
             walk.subject,
-            walk.log,
             state_name,
             bad.index,
             results,
             f"record at position {bad.index} ({seq}, record hash {bad.record_hash}): {bad.problem}",
+            walk.log,
         )
     count = len(results)
     reached = f"; it reaches {state_name}" if state_name else ""
@@ -596,20 +616,21 @@ def _conclude(results: list[TrailRecordResult], walk: _Walk) -> TrailVerificatio
         return TrailVerification(
             TrailVerdict.PENDING,
             walk.subject,
-            walk.log,
             state_name,
             None,
             results,
             f"every check that can be made passed, but {len(pending)} of {count} records are "
             f"not anchored yet (from position {pending[0].index}){reached}",
+            walk.log,
         )
     return TrailVerification(
         TrailVerdict.VALID,
         walk.subject,
-        walk.log,
         state_name,
         None,
         results,
-        f"{count} record{'s' if count > 1 else ''}, seq 0 to {count - 1}: every receipt "
+        f"{count} record{'s' if count > 1 else ''}, seq {'0 to ' if count > 1 else ''}"
+        f"{count - 1}: every receipt "
         f"anchored, every link, time and transition in order{reached}",
+        walk.log,
     )

@@ -90,7 +90,7 @@ class TrailVerdict(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class TrailRecordResult:
-    """What the trail verification found about one entry, at position ``index`` of the trail.
+    """What the trail verification found about the entry at position ``index`` of the trail.
 
     Content fields (``seq``, ``type``, ``at``, ``actor_role``) are None when the content is not
     visible (erased, §7). ``from_state``/``to_state`` are the suggestion states the record moves
@@ -99,10 +99,8 @@ class TrailRecordResult:
     wrong with this record (None when ``ok``); ``note`` says what could not be checked.
     """
 
-    index: int
     seq: int | None
     record_hash: str | None
-    status: str | None
     type: str | None
     at: str | None
     actor_role: str | None
@@ -110,9 +108,11 @@ class TrailRecordResult:
     to_state: str | None
     receipt_verdict: Verdict | None
     ok: bool
-    verdict: TrailVerdict | None = None
     problem: str | None = None
+    verdict: TrailVerdict | None = None
     note: str | None = None
+    index: int = 0
+    status: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -144,11 +144,11 @@ class TrailVerification:
 
     verdict: TrailVerdict
     tracking_code: str | None
-    log: str
     state: str | None
     first_bad: int | None
     records: list[TrailRecordResult] = field(default_factory=list)
     reason: str = ""
+    log: str = "suggestions"
 
     @property
     def valid(self) -> bool:

@@ -43,6 +43,7 @@ from collections import Counter
 from collections.abc import Collection, Mapping, Sequence, Set
 from dataclasses import dataclass
 from fractions import Fraction
+from types import MappingProxyType
 from typing import Literal, TypeAlias
 
 from voting.errors import BallotInvalid, TallyError
@@ -78,9 +79,7 @@ def _check_projects(projects: Mapping[str, int], budget: int) -> None:
 # -- greedy -------------------------------------------------------------------------------
 
 
-def greedy(
-    projects: Mapping[str, int], budget: int, scores: Mapping[str, int]
-) -> tuple[str, ...]:
+def greedy(projects: Mapping[str, int], budget: int, scores: Mapping[str, int]) -> tuple[str, ...]:
     """Fund projects by score, highest first, skipping any that no longer fits.
 
     ``projects`` maps project id to cost (positive integers), ``scores`` maps project id to its
@@ -177,6 +176,9 @@ class _Instance:
     ids: tuple[str, ...]
     costs: tuple[int, ...]
     supporters: tuple[tuple[tuple[int, int, int], ...], ...]
+    ballots: tuple[tuple[tuple[int, int], ...], ...]
+    utility_of: tuple[Mapping[int, int], ...]
+    multiplicity: tuple[int, ...]
     uniform: tuple[bool, ...]
     total_utility: tuple[int, ...]
     tie_keys: tuple[tuple[int, int, str] | tuple[str], ...]
@@ -222,64 +224,190 @@ def _prepare(
                 if project not in projects:
                     raise TallyError(f"ballot {index}: unknown project {project!r}")
             keys[tuple(sorted((project, 1) for project in approved))] += 1
-    supporters: dict[str, list[tuple[int, int, int]]] = {project: [] for project in projects}
-    group = 0
-    for key, multiplicity in keys.items():
+    # Projects nobody supports can never be funded by MES; the others get indices 0..P-1.
+    supported = {project for key in keys for project, _ in key}
+    ids = tuple(sorted(supported))
+    index_of = {project: i for i, project in enumerate(ids)}
+    supporters: list[list[tuple[int, int, int]]] = [[] for _ in ids]
+    group_ballots: list[tuple[tuple[int, int], ...]] = []
+    multiplicity: list[int] = []
+    for key, count in keys.items():
         if not key:
             continue  # an empty ballot holds money it can never spend
+        g = len(group_ballots)
+        ballot_items = []
         for project, points in key:
             if is_points:
-                value = points  # points ballots: utility is the number of points
+                value = points  # points ballots: the utility is the number of points
             else:
                 value = projects[project] if utility == "cost" else 1
-            supporters[project].append((group, multiplicity, value))
-        group += 1
-    ids = tuple(sorted(p for p in projects if supporters[p]))
-    votes = {p: sum(m for _, m, _ in supporters[p]) for p in ids}
+            p = index_of[project]
+            ballot_items.append((p, value))
+            supporters[p].append((g, count, value))
+        group_ballots.append(tuple(ballot_items))
+        multiplicity.append(count)
+    votes = [sum(m for _, m, _ in supporters[p]) for p in range(len(ids))]
     tie_keys: list[tuple[int, int, str] | tuple[str]] = [
-        (projects[p], -votes[p], p) if tie_break == "cost-votes-id" else (p,) for p in ids
+        (projects[project], -votes[p], project) if tie_break == "cost-votes-id" else (project,)
+        for p, project in enumerate(ids)
     ]
     instance = _Instance(
         ids=ids,
-        costs=tuple(projects[p] for p in ids),
-        supporters=tuple(tuple(supporters[p]) for p in ids),
-        uniform=tuple(len({u for _, _, u in supporters[p]}) == 1 for p in ids),
-        total_utility=tuple(sum(m * u for _, m, u in supporters[p]) for p in ids),
+        costs=tuple(projects[project] for project in ids),
+        supporters=tuple(tuple(s) for s in supporters),
+        ballots=tuple(group_ballots),
+        utility_of=tuple(MappingProxyType(dict(b)) for b in group_ballots),
+        multiplicity=tuple(multiplicity),
+        uniform=tuple(len({u for _, _, u in s}) == 1 for s in supporters),
+        total_utility=tuple(sum(m * u for _, m, u in s) for s in supporters),
         tie_keys=tuple(tie_keys),
-        groups=group,
+        groups=len(group_ballots),
         voters=len(ballots),
     )
     return instance, not is_points
 
 
-def _affordability(
-    cost: int,
-    supporters: tuple[tuple[int, int, int], ...],
-    uniform: bool,
-    total_utility: int,
-    money: list[Fraction],
-) -> Fraction | None:
-    """Smallest α with Σ min(money_i, α·u_i) = cost over the supporters, None if unaffordable.
+class _Classes:
+    """Voters grouped by how much money they hold, during one MES run.
 
-    Supporters are visited from the one who runs out first (smallest money / utility): while
-    ``α · u`` exceeds a supporter's money, that supporter pays everything they have.
+    Voters who hold the same money are interchangeable for MES, so a few classes replace
+    thousands of voters. ``support[k][p]`` maps a utility to the number of voters of class
+    ``k`` who support project ``p`` with that utility, ``members[k][p]`` holds their ballot
+    groups and ``groups[k]`` all ballot groups of the class. A class whose voters run out of
+    money is dropped: they can pay nothing more, exactly as a voter without money drops out
+    of every later payment in MES.
     """
-    available = sum((money[g] * m for g, m, _ in supporters), Fraction(0))
-    if available < cost:
-        return None
-    if uniform:
-        order = sorted(supporters, key=lambda s: money[s[0]])
-    else:
-        order = sorted(supporters, key=lambda s: money[s[0]] / s[2])
-    paid = Fraction(0)
-    denominator = total_utility
-    for g, m, u in order:
-        alpha = (cost - paid) / denominator
-        if alpha * u <= money[g]:
-            return alpha
-        paid += money[g] * m
-        denominator -= m * u
-    raise AssertionError("unreachable: available money covers the cost")  # pragma: no cover
+
+    def __init__(self, instance: _Instance, share: Fraction) -> None:
+        self.instance = instance
+        self.money: dict[int, Fraction] = {0: share}
+        self.support: dict[int, dict[int, dict[int, int]]] = {0: {}}
+        self.members: dict[int, dict[int, set[int]]] = {0: {}}
+        self.groups: dict[int, set[int]] = {0: set(range(instance.groups))}
+        self.next_id = 1
+        for p, supporters in enumerate(instance.supporters):
+            by_utility: dict[int, int] = {}
+            for _, m, u in supporters:
+                by_utility[u] = by_utility.get(u, 0) + m
+            self.support[0][p] = by_utility
+            self.members[0][p] = {g for g, _, _ in supporters}
+
+    def affordability(self, p: int) -> Fraction | None:
+        """Smallest α with Σ min(money_i, α·u_i) = cost over p's supporters; None if unaffordable.
+
+        Supporters are visited from the one who runs out first (smallest money / utility):
+        while ``α · u`` exceeds a supporter's money, that supporter pays everything they have.
+        """
+        cost = self.instance.costs[p]
+        items: list[tuple[Fraction, int, int]] = []
+        available = Fraction(0)
+        for k, support in self.support.items():
+            by_utility = support.get(p)
+            if by_utility:
+                money = self.money[k]
+                for u, count in by_utility.items():
+                    items.append((money, u, count))
+                    available += money * count
+        if available < cost:
+            return None
+        if self.instance.uniform[p]:
+            items.sort(key=lambda item: item[0])
+        else:
+            items.sort(key=lambda item: item[0] / item[1])
+        paid = Fraction(0)
+        denominator = sum(u * count for _, u, count in items)
+        for money, u, count in items:
+            alpha = (cost - paid) / denominator
+            if alpha * u <= money:
+                return alpha
+            paid += money * count
+            denominator -= u * count
+        raise AssertionError("unreachable: the money available covers the cost")  # pragma: no cover
+
+    def pay(self, w: int, alpha: Fraction, funded: set[int]) -> None:
+        """Every supporter of ``w`` pays ``min(money, α·u)``; the classes split accordingly.
+
+        A class splits into those who pay (new money) and those who do not (same money); the
+        smaller side moves to a new class, the larger keeps the class, so the work is
+        proportional to the smaller side.
+        """
+        payers = [(k, members.pop(w)) for k, members in self.members.items() if w in members]
+        for k, _ in payers:
+            del self.support[k][w]
+        utility_of = self.instance.utility_of
+        for k, paying in payers:
+            money = self.money[k]
+            by_utility: dict[int, list[int]] = {}
+            for g in paying:
+                by_utility.setdefault(utility_of[g][w], []).append(g)
+            if len(by_utility) > 1:
+                # Supporters pay differently (points ballots): move each payment level out.
+                for u, gs in sorted(by_utility.items()):
+                    self._move(k, gs, money - alpha * u, funded)
+                self._drop_if_empty(k)
+                continue
+            ((u, gs),) = by_utility.items()
+            left = money - alpha * u
+            others = len(self.groups[k]) - len(gs)
+            if others == 0:
+                if left > 0:
+                    self.money[k] = left
+                else:
+                    self._drop(k)
+            elif len(gs) <= others:
+                self._move(k, gs, left, funded)
+            else:
+                stay = sorted(self.groups[k].difference(gs))
+                self._move(k, stay, money, funded)
+                if left > 0:
+                    self.money[k] = left
+                else:
+                    self._drop(k)
+
+    def _drop(self, k: int) -> None:
+        del self.money[k], self.support[k], self.members[k], self.groups[k]
+
+    def _drop_if_empty(self, k: int) -> None:
+        if not self.groups[k]:
+            self._drop(k)
+
+    def _move(self, k: int, gs: Sequence[int], money: Fraction, funded: set[int]) -> None:
+        """Move ballot groups ``gs`` from class ``k`` to a new class holding ``money`` each."""
+        target = None
+        if money > 0:
+            target = self.next_id
+            self.next_id += 1
+            self.money[target] = money
+            self.support[target] = {}
+            self.members[target] = {}
+            self.groups[target] = set()
+        ballots, multiplicity = self.instance.ballots, self.instance.multiplicity
+        support, members, groups = self.support[k], self.members[k], self.groups[k]
+        for g in gs:
+            m = multiplicity[g]
+            groups.discard(g)
+            for p, u in ballots[g]:
+                if p in funded:
+                    continue
+                by_utility = support[p]
+                by_utility[u] -= m
+                if not by_utility[u]:
+                    del by_utility[u]
+                    if not by_utility:
+                        del support[p]
+                project_members = members[p]
+                project_members.discard(g)
+                if not project_members:
+                    del members[p]
+            if target is not None:
+                self.groups[target].add(g)
+                target_support, target_members = self.support[target], self.members[target]
+                for p, u in ballots[g]:
+                    if p in funded:
+                        continue
+                    counts = target_support.setdefault(p, {})
+                    counts[u] = counts.get(u, 0) + m
+                    target_members.setdefault(p, set()).add(g)
 
 
 def _mes_fixed(instance: _Instance, total_budget: int) -> tuple[int, ...]:
@@ -289,27 +417,21 @@ def _mes_fixed(instance: _Instance, total_budget: int) -> tuple[int, ...]:
     their last known α and the round stops once that exceeds the best α found (exact, so the
     result is the same as recomputing everything).
     """
-    share = Fraction(total_budget, instance.voters)
-    money = [share] * instance.groups
+    classes = _Classes(instance, Fraction(total_budget, instance.voters))
     alpha_known: list[Fraction] = [
         Fraction(cost, total)
         for cost, total in zip(instance.costs, instance.total_utility, strict=True)
     ]
     remaining = set(range(len(instance.ids)))
     funded: list[int] = []
+    funded_set: set[int] = set()
     while remaining:
         best: Fraction | None = None
         tied: list[int] = []
         for p in sorted(remaining, key=lambda q: (alpha_known[q], q)):
             if best is not None and alpha_known[p] > best:
                 break
-            alpha = _affordability(
-                instance.costs[p],
-                instance.supporters[p],
-                instance.uniform[p],
-                instance.total_utility[p],
-                money,
-            )
+            alpha = classes.affordability(p)
             if alpha is None:
                 remaining.discard(p)
                 continue
@@ -322,10 +444,9 @@ def _mes_fixed(instance: _Instance, total_budget: int) -> tuple[int, ...]:
             break
         winner = min(tied, key=lambda q: instance.tie_keys[q])
         funded.append(winner)
+        funded_set.add(winner)
         remaining.discard(winner)
-        for g, _, u in instance.supporters[winner]:
-            payment = best * u
-            money[g] = money[g] - payment if money[g] > payment else Fraction(0)
+        classes.pay(winner, best, funded_set)
     return tuple(funded)
 
 
@@ -525,9 +646,7 @@ def check_points_ballot(
         )
 
 
-def check_yes_no_ballot(
-    ballot: Mapping[str, str], candidates: Collection[str], slots: int
-) -> None:
+def check_yes_no_ballot(ballot: Mapping[str, str], candidates: Collection[str], slots: int) -> None:
     """Raise ``BallotInvalid`` unless ``ballot`` is a valid 票决 ballot.
 
     ``ballot`` maps candidate to ``"yes"``, ``"no"`` or ``"abstain"``; a candidate left out

@@ -302,13 +302,13 @@ LOOP: list[tuple[Any, ...]] = [
     ("DEPUTY_ACCEPTED", "ASSIGNED", "staff", {"offices": ["jy-zjj"], "due": "2026-12-27"}),
     ("ASSIGNED", "IN_PROGRESS", "office", {}),
     ("IN_PROGRESS", "ANSWERED", "office", {"category": "B", "reply_sha256": REPLY}),
-    ("ANSWERED", "REHANDLING", "deputy", {"evaluation": "unsatisfied"}),
+    ("ANSWERED", "REHANDLING", "deputy", {"level": "unsatisfied"}),
     ("suggestion.flagged", "staff", {"reason": "overdue"}),
     ("REHANDLING", "ANSWERED", "office", {"category": "C", "reply_sha256": REPLY}),
-    ("ANSWERED", "CLOSED", "deputy", {"evaluation": "basically_satisfied"}),
+    ("ANSWERED", "CLOSED", "deputy", {"level": "basically_satisfied"}),
     ("CLOSED", "FOLLOW_UP", "staff", {}),
     ("FOLLOW_UP", "ANSWERED", "office", {"category": "A", "reply_sha256": REPLY}),
-    ("ANSWERED", "CLOSED", "deputy", {"evaluation": "satisfied"}),
+    ("ANSWERED", "CLOSED", "deputy", {"level": "satisfied"}),
 ]
 
 

@@ -243,6 +243,7 @@ def test_rpc_url_comes_from_option_then_environment_then_default(
     "argv",
     [
         [],
+        ["audit-everything", "x"],
         ["trail", "x"],
         ["receipt"],
         ["receipt", "r.json", "--min-confirmations", "-1"],
@@ -253,6 +254,7 @@ def test_rpc_url_comes_from_option_then_environment_then_default(
     ids=[
         "nothing",
         "unknown command",
+        "trail without --api",
         "no path",
         "negative K",
         "W not a number",

@@ -380,7 +380,7 @@ def illegal(
             [
                 *LOOP[:3],
                 ("IN_PROGRESS", "ANSWERED", "office", {"category": "A"}),
-                ("ANSWERED", "CLOSED", "deputy", {"evaluation": "satisfied"}),
+                ("ANSWERED", "CLOSED", "deputy", {"level": "satisfied"}),
                 ("CLOSED", "FOLLOW_UP", "staff", {}),
             ],
             6,
@@ -424,6 +424,17 @@ def illegal(
             "body.from 'SUBMITTED' and body.to 'ARCHIVED' must both be states",
         ),
         (
+            [*LOOP[:4], ("ANSWERED", "CLOSED", "citizen", {"level": "unsatisfied"})],
+            5,
+            "an evaluation of unsatisfied moves the suggestion to REHANDLING, not to CLOSED",
+        ),
+        (
+            [*LOOP[:4], ("ANSWERED", "REHANDLING", "citizen", {"level": "满意"})],
+            5,
+            "body.level '满意' is not an evaluation level (satisfied, basically_satisfied, "
+            "unsatisfied)",
+        ),
+        (
             [("suggestion.submitted", "citizen", {"title": "再提一次"})],
             1,
             "a suggestion is submitted once; this is a second suggestion.submitted",
@@ -438,6 +449,8 @@ def illegal(
         "from is not the current state",
         "out of a final state",
         "unknown state",
+        "unsatisfied but closed",
+        "unknown evaluation level",
         "submitted twice",
     ],
 )
