@@ -43,7 +43,6 @@ from collections import Counter
 from collections.abc import Collection, Mapping, Sequence, Set
 from dataclasses import dataclass
 from fractions import Fraction
-from types import MappingProxyType
 from typing import Literal, TypeAlias
 
 from voting.errors import BallotInvalid, TallyError
@@ -169,20 +168,17 @@ class MesOutcome:
 class _Instance:
     """A MES instance prepared once and rerun at several budgets by Add1.
 
-    Voters with identical ballots always hold the same money, so they are kept as one group
-    with a multiplicity; ``supporters[p]`` lists ``(group, multiplicity, utility)``.
+    Voter ``i`` is bit ``i`` of a Python integer. ``supporters[p]`` lists ``(utility, mask)``:
+    the voters who support project ``p`` with that utility (one entry for approval ballots).
+    Sets of voters then cost one big-integer operation, and counting them one ``bit_count``.
     """
 
     ids: tuple[str, ...]
     costs: tuple[int, ...]
-    supporters: tuple[tuple[tuple[int, int, int], ...], ...]
-    ballots: tuple[tuple[tuple[int, int], ...], ...]
-    utility_of: tuple[Mapping[int, int], ...]
-    multiplicity: tuple[int, ...]
-    uniform: tuple[bool, ...]
+    supporters: tuple[tuple[tuple[int, int], ...], ...]
+    all_supporters: tuple[int, ...]
     total_utility: tuple[int, ...]
     tie_keys: tuple[tuple[int, int, str] | tuple[str], ...]
-    groups: int
     voters: int
 
 
@@ -192,7 +188,7 @@ def _prepare(
     utility: Utility,
     tie_break: MesTieBreak,
 ) -> tuple[_Instance, bool]:
-    """Group identical ballots and list each project's supporters; second value: approval?"""
+    """Check the ballots and build each project's supporter masks; second value: approval?"""
     if utility not in ("cost", "cardinality"):
         raise TallyError(f"unknown utility model {utility!r}")
     if tie_break not in ("cost-votes-id", "id"):
@@ -201,52 +197,41 @@ def _prepare(
     if len(kinds) > 1:
         raise TallyError("ballots mix approval sets and points")
     is_points = kinds == {True}
-    keys: Counter[tuple[tuple[str, int], ...]] = Counter()
-    for index, ballot in enumerate(ballots):
+    # project -> utility -> bit mask of the voters supporting it with that utility
+    masks: dict[str, dict[int, int]] = {}
+    for voter, ballot in enumerate(ballots):
+        bit = 1 << voter
         if is_points:
             assert isinstance(ballot, Mapping)
-            items = []
             for project, points in ballot.items():
                 if project not in projects:
-                    raise TallyError(f"ballot {index}: unknown project {project!r}")
+                    raise TallyError(f"ballot {voter}: unknown project {project!r}")
                 if not _is_int(points) or points < 0:
-                    raise TallyError(f"ballot {index}: points must be non-negative integers")
-                if points:
-                    items.append((project, points))
-            keys[tuple(sorted(items))] += 1
+                    raise TallyError(f"ballot {voter}: points must be non-negative integers")
+                if points:  # points ballots: the utility is the number of points
+                    by_utility = masks.setdefault(project, {})
+                    by_utility[points] = by_utility.get(points, 0) | bit
         else:
             if isinstance(ballot, str | bytes) or not isinstance(ballot, Collection):
-                raise TallyError(f"ballot {index}: an approval ballot is a set of project ids")
-            approved = set(ballot)
-            if len(approved) != len(ballot):
-                raise TallyError(f"ballot {index}: a project is approved twice")
-            for project in approved:
+                raise TallyError(f"ballot {voter}: an approval ballot is a set of project ids")
+            if len(set(ballot)) != len(ballot):
+                raise TallyError(f"ballot {voter}: a project is approved twice")
+            for project in ballot:
                 if project not in projects:
-                    raise TallyError(f"ballot {index}: unknown project {project!r}")
-            keys[tuple(sorted((project, 1) for project in approved))] += 1
-    # Projects nobody supports can never be funded by MES; the others get indices 0..P-1.
-    supported = {project for key in keys for project, _ in key}
-    ids = tuple(sorted(supported))
-    index_of = {project: i for i, project in enumerate(ids)}
-    supporters: list[list[tuple[int, int, int]]] = [[] for _ in ids]
-    group_ballots: list[tuple[tuple[int, int], ...]] = []
-    multiplicity: list[int] = []
-    for key, count in keys.items():
-        if not key:
-            continue  # an empty ballot holds money it can never spend
-        g = len(group_ballots)
-        ballot_items = []
-        for project, points in key:
-            if is_points:
-                value = points  # points ballots: the utility is the number of points
-            else:
+                    raise TallyError(f"ballot {voter}: unknown project {project!r}")
                 value = projects[project] if utility == "cost" else 1
-            p = index_of[project]
-            ballot_items.append((p, value))
-            supporters[p].append((g, count, value))
-        group_ballots.append(tuple(ballot_items))
-        multiplicity.append(count)
-    votes = [sum(m for _, m, _ in supporters[p]) for p in range(len(ids))]
+                by_utility = masks.setdefault(project, {})
+                by_utility[value] = by_utility.get(value, 0) | bit
+    # Projects nobody supports can never be funded by MES.
+    ids = tuple(sorted(masks))
+    supporters = tuple(tuple(sorted(masks[project].items())) for project in ids)
+    votes = [sum(mask.bit_count() for _, mask in s) for s in supporters]
+    all_supporters = []
+    for s in supporters:
+        union = 0
+        for _, mask in s:
+            union |= mask
+        all_supporters.append(union)
     tie_keys: list[tuple[int, int, str] | tuple[str]] = [
         (projects[project], -votes[p], project) if tie_break == "cost-votes-id" else (project,)
         for p, project in enumerate(ids)
@@ -254,14 +239,10 @@ def _prepare(
     instance = _Instance(
         ids=ids,
         costs=tuple(projects[project] for project in ids),
-        supporters=tuple(tuple(s) for s in supporters),
-        ballots=tuple(group_ballots),
-        utility_of=tuple(MappingProxyType(dict(b)) for b in group_ballots),
-        multiplicity=tuple(multiplicity),
-        uniform=tuple(len({u for _, _, u in s}) == 1 for s in supporters),
-        total_utility=tuple(sum(m * u for _, m, u in s) for s in supporters),
+        supporters=supporters,
+        all_supporters=tuple(all_supporters),
+        total_utility=tuple(sum(u * mask.bit_count() for u, mask in s) for s in supporters),
         tie_keys=tuple(tie_keys),
-        groups=len(group_ballots),
         voters=len(ballots),
     )
     return instance, not is_points
@@ -270,27 +251,22 @@ def _prepare(
 class _Classes:
     """Voters grouped by how much money they hold, during one MES run.
 
-    Voters who hold the same money are interchangeable for MES, so a few classes replace
-    thousands of voters. ``support[k][p]`` maps a utility to the number of voters of class
-    ``k`` who support project ``p`` with that utility, ``members[k][p]`` holds their ballot
-    groups and ``groups[k]`` all ballot groups of the class. A class whose voters run out of
-    money is dropped: they can pay nothing more, exactly as a voter without money drops out
-    of every later payment in MES.
+    Voters who hold the same money are interchangeable for MES, so a few classes (money,
+    voter mask) stand for thousands of voters. Voters whose money runs out leave every class:
+    they can pay nothing more, exactly as a voter without money drops out of every later
+    payment in MES.
     """
 
     def __init__(self, instance: _Instance, share: Fraction) -> None:
         self.instance = instance
-        self.money: dict[int, Fraction] = {0: share}
-        self.support: dict[int, dict[int, dict[int, int]]] = {0: {}}
-        self.members: dict[int, dict[int, set[int]]] = {0: {}}
-        self.groups: dict[int, set[int]] = {0: set(range(instance.groups))}
-        self.next_id = 1
-        for p, supporters in enumerate(instance.supporters):
-            by_utility: dict[int, int] = {}
-            for _, m, u in supporters:
-                by_utility[u] = by_utility.get(u, 0) + m
-            self.support[0][p] = by_utility
-            self.members[0][p] = {g for g, _, _ in supporters}
+        everyone = 0
+        for union in instance.all_supporters:
+            everyone |= union
+        # (numerator, denominator) -> (money, voters): a Fraction is hashed through a modular
+        # inverse, its normalised numerator and denominator hash for nothing.
+        self.classes: dict[tuple[int, int], tuple[Fraction, int]] = {}
+        if everyone:
+            self.classes[share.numerator, share.denominator] = (share, everyone)
 
     def affordability(self, p: int) -> Fraction | None:
         """Smallest α with Σ min(money_i, α·u_i) = cost over p's supporters; None if unaffordable.
@@ -299,23 +275,24 @@ class _Classes:
         while ``α · u`` exceeds a supporter's money, that supporter pays everything they have.
         """
         cost = self.instance.costs[p]
+        supporters = self.instance.supporters[p]
         items: list[tuple[Fraction, int, int]] = []
         available = Fraction(0)
-        for k, support in self.support.items():
-            by_utility = support.get(p)
-            if by_utility:
-                money = self.money[k]
-                for u, count in by_utility.items():
+        denominator = 0
+        for money, voters in self.classes.values():
+            for u, mask in supporters:
+                count = (voters & mask).bit_count()
+                if count:
                     items.append((money, u, count))
                     available += money * count
+                    denominator += u * count
         if available < cost:
             return None
-        if self.instance.uniform[p]:
+        if len(supporters) == 1:
             items.sort(key=lambda item: item[0])
         else:
             items.sort(key=lambda item: item[0] / item[1])
         paid = Fraction(0)
-        denominator = sum(u * count for _, u, count in items)
         for money, u, count in items:
             alpha = (cost - paid) / denominator
             if alpha * u <= money:
@@ -324,90 +301,30 @@ class _Classes:
             denominator -= u * count
         raise AssertionError("unreachable: the money available covers the cost")  # pragma: no cover
 
-    def pay(self, w: int, alpha: Fraction, funded: set[int]) -> None:
-        """Every supporter of ``w`` pays ``min(money, α·u)``; the classes split accordingly.
+    def pay(self, w: int, alpha: Fraction) -> None:
+        """Every supporter of ``w`` pays ``min(money, α·u)``; classes split and merge by money."""
+        supporters = self.instance.supporters[w]
+        paying = self.instance.all_supporters[w]
+        after: dict[tuple[int, int], tuple[Fraction, int]] = {}
 
-        A class splits into those who pay (new money) and those who do not (same money); the
-        smaller side moves to a new class, the larger keeps the class, so the work is
-        proportional to the smaller side.
-        """
-        payers = [(k, members.pop(w)) for k, members in self.members.items() if w in members]
-        for k, _ in payers:
-            del self.support[k][w]
-        utility_of = self.instance.utility_of
-        for k, paying in payers:
-            money = self.money[k]
-            by_utility: dict[int, list[int]] = {}
-            for g in paying:
-                by_utility.setdefault(utility_of[g][w], []).append(g)
-            if len(by_utility) > 1:
-                # Supporters pay differently (points ballots): move each payment level out.
-                for u, gs in sorted(by_utility.items()):
-                    self._move(k, gs, money - alpha * u, funded)
-                self._drop_if_empty(k)
+        def join(money: Fraction, voters: int) -> None:
+            key = (money.numerator, money.denominator)
+            known = after.get(key)
+            after[key] = (money, voters | known[1]) if known else (money, voters)
+
+        for money, voters in self.classes.values():
+            stay = voters & ~paying
+            if stay:
+                join(money, stay)
+            if stay == voters:
                 continue
-            ((u, gs),) = by_utility.items()
-            left = money - alpha * u
-            others = len(self.groups[k]) - len(gs)
-            if others == 0:
-                if left > 0:
-                    self.money[k] = left
-                else:
-                    self._drop(k)
-            elif len(gs) <= others:
-                self._move(k, gs, left, funded)
-            else:
-                stay = sorted(self.groups[k].difference(gs))
-                self._move(k, stay, money, funded)
-                if left > 0:
-                    self.money[k] = left
-                else:
-                    self._drop(k)
-
-    def _drop(self, k: int) -> None:
-        del self.money[k], self.support[k], self.members[k], self.groups[k]
-
-    def _drop_if_empty(self, k: int) -> None:
-        if not self.groups[k]:
-            self._drop(k)
-
-    def _move(self, k: int, gs: Sequence[int], money: Fraction, funded: set[int]) -> None:
-        """Move ballot groups ``gs`` from class ``k`` to a new class holding ``money`` each."""
-        target = None
-        if money > 0:
-            target = self.next_id
-            self.next_id += 1
-            self.money[target] = money
-            self.support[target] = {}
-            self.members[target] = {}
-            self.groups[target] = set()
-        ballots, multiplicity = self.instance.ballots, self.instance.multiplicity
-        support, members, groups = self.support[k], self.members[k], self.groups[k]
-        for g in gs:
-            m = multiplicity[g]
-            groups.discard(g)
-            for p, u in ballots[g]:
-                if p in funded:
-                    continue
-                by_utility = support[p]
-                by_utility[u] -= m
-                if not by_utility[u]:
-                    del by_utility[u]
-                    if not by_utility:
-                        del support[p]
-                project_members = members[p]
-                project_members.discard(g)
-                if not project_members:
-                    del members[p]
-            if target is not None:
-                self.groups[target].add(g)
-                target_support, target_members = self.support[target], self.members[target]
-                for p, u in ballots[g]:
-                    if p in funded:
-                        continue
-                    counts = target_support.setdefault(p, {})
-                    counts[u] = counts.get(u, 0) + m
-                    target_members.setdefault(p, set()).add(g)
+            for u, mask in supporters:
+                payers = voters & mask
+                if payers:
+                    left = money - alpha * u
+                    if left > 0:
+                        join(left, payers)
+        self.classes = after
 
 
 def _mes_fixed(instance: _Instance, total_budget: int) -> tuple[int, ...]:
@@ -424,7 +341,6 @@ def _mes_fixed(instance: _Instance, total_budget: int) -> tuple[int, ...]:
     ]
     remaining = set(range(len(instance.ids)))
     funded: list[int] = []
-    funded_set: set[int] = set()
     while remaining:
         best: Fraction | None = None
         tied: list[int] = []
@@ -444,9 +360,8 @@ def _mes_fixed(instance: _Instance, total_budget: int) -> tuple[int, ...]:
             break
         winner = min(tied, key=lambda q: instance.tie_keys[q])
         funded.append(winner)
-        funded_set.add(winner)
         remaining.discard(winner)
-        classes.pay(winner, best, funded_set)
+        classes.pay(winner, best)
     return tuple(funded)
 
 
