@@ -10,7 +10,16 @@ from fastapi import FastAPI
 from api import errors
 from api.limits import BodySizeLimit
 from api.ratelimit import SlidingWindowLimiter
-from api.routes import accounts, anchors, attachments, health, records, stats, suggestions
+from api.routes import (
+    accounts,
+    anchors,
+    attachments,
+    health,
+    records,
+    simulations,
+    stats,
+    suggestions,
+)
 from api.state import AppState, ChainProbe
 from ledger.db import make_engine, make_session_factory
 from ledger.deployment import contract_address
@@ -55,6 +64,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         overrides={"/api/v1/attachments": settings.max_attachment_bytes},
     )
     errors.install(app)
-    for module in (suggestions, attachments, accounts, records, anchors, health, stats):
+    for module in (
+        suggestions,
+        attachments,
+        accounts,
+        simulations,
+        records,
+        anchors,
+        health,
+        stats,
+    ):
         app.include_router(module.router)
     return app

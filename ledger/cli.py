@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("civic")
 
 
-def _configure_logging(name: str) -> None:
+def configure_logging(name: str) -> None:
     logging.basicConfig(
         level=os.environ.get("CIVIC_LOG_LEVEL", "INFO").upper(),
         format=f"%(asctime)s {name:<10} %(levelname)-7s %(message)s",
@@ -389,7 +389,8 @@ SIMPLE_COMMANDS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:  # type: ignore[type-arg]
+    """The parser and its sub-command table, which ``api.cli`` extends with the voting commands."""
     parser = argparse.ArgumentParser(
         prog="civic-ledger",
         description=__doc__,
@@ -418,22 +419,32 @@ def build_parser() -> argparse.ArgumentParser:
     redact.add_argument("record_hash")
     redact.add_argument("--reason", required=True)
     redact.add_argument("--admin", required=True, help="the admin account id doing it")
-    return parser
+    return parser, sub
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    _configure_logging(args.command)
+def load_settings() -> Settings | None:
     try:
-        settings = Settings()
+        return Settings()
     except ValueError as exc:
         print(f"civic-ledger: {exc}", file=sys.stderr)
-        return 2
+        return None
+
+
+def dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "users":
         return cmd_users(settings, args)
     if args.command == "redact":
         return cmd_redact(settings, args)
     return SIMPLE_COMMANDS[args.command][0](settings)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ledger's own commands (``python -m ledger.cli``); the ``civic-ledger`` console
+    script is ``api.cli:main``, which adds the voting commands."""
+    args = build_parser()[0].parse_args(argv)
+    configure_logging(args.command)
+    settings = load_settings()
+    return 2 if settings is None else dispatch(args, settings)
 
 
 if __name__ == "__main__":

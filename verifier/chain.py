@@ -8,8 +8,12 @@ runs with nothing but a receipt and an endpoint.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -59,6 +63,7 @@ ANCHOR_REGISTRY_ABI: list[dict[str, Any]] = [
 ]
 
 
+@lru_cache(maxsize=64)  # three logs, asked for on every verification
 def log_id(name: str) -> bytes:
     """PROTOCOL §3: ``logId = keccak256(utf8(log name))`` (Keccak-256, not SHA3-256)."""
     return keccak(name.encode("utf-8"))
@@ -147,3 +152,115 @@ class Web3ChainReader:
     def attestations(self, contract: str, log_id: bytes, batch: int) -> int:
         with self._asking("attestations"):
             return int(self._registry(contract).functions.attestations(log_id, batch).call())
+
+
+class CachingChainReader:
+    """A ChainReader that remembers what cannot change, so repeated verifications skip the chain.
+
+    What is cached, and why it is safe:
+
+    * ``batch_of`` answers with a non-zero root, in a small LRU keyed by
+      ``(chain id, contract, logId, batch)``: the contract never changes or replaces an anchored
+      batch (PROTOCOL §3). A zero root ("not anchored") is never cached: the batch may be
+      anchored a moment later, and it must never turn into ``valid`` from memory either.
+    * ``chain_id`` and a *positive* ``has_code`` for ``identity_ttl`` seconds (an endpoint could
+      be repointed at another chain; code, once deployed, stays). "No code" is never cached.
+    * ``block_number`` and ``attestations`` for ``block_ttl`` seconds (about one block). Both
+      only grow, so a stale answer can understate confirmations or attestations, giving
+      ``unconfirmed`` where a fresh one would pass, but never overstate them.
+
+    Errors are never cached. Safe to share between threads: the cache is locked; two threads
+    that miss at once may both ask the chain, which is harmless.
+    """
+
+    def __init__(
+        self,
+        inner: ChainReader,
+        *,
+        max_batches: int = 4096,
+        block_ttl: float = 1.0,
+        identity_ttl: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_batches < 1:
+            raise ValueError("max_batches must be at least 1")
+        self.inner = inner
+        self.max_batches = max_batches
+        self.block_ttl = block_ttl
+        self.identity_ttl = identity_ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._batches: OrderedDict[tuple[int, str, bytes, int], tuple[bytes, int, int, int]] = (
+            OrderedDict()
+        )
+        self._timed: dict[tuple[Any, ...], tuple[float, Any]] = {}
+
+    def _fresh(self, key: tuple[Any, ...]) -> tuple[bool, Any]:
+        entry = self._timed.get(key)  # one dict lookup: atomic, no lock needed to read
+        if entry is not None and self._clock() < entry[0]:
+            return True, entry[1]
+        return False, None
+
+    def _keep(self, key: tuple[Any, ...], value: Any, ttl: float) -> None:
+        if ttl > 0:
+            now = self._clock()
+            with self._lock:
+                if len(self._timed) >= self.max_batches:  # forget what has expired
+                    self._timed = {k: e for k, e in self._timed.items() if e[0] > now}
+                self._timed[key] = (now + ttl, value)
+
+    def chain_id(self) -> int:
+        hit, value = self._fresh(("chain_id",))
+        if hit:
+            return int(value)
+        answer = self.inner.chain_id()
+        self._keep(("chain_id",), answer, self.identity_ttl)
+        return answer
+
+    def has_code(self, address: str) -> bool:
+        key = ("has_code", address.lower())
+        hit, _ = self._fresh(key)
+        if hit:
+            return True
+        answer = self.inner.has_code(address)
+        if answer:
+            self._keep(key, True, self.identity_ttl)
+        return answer
+
+    def batch_of(self, contract: str, log_id: bytes, batch: int) -> tuple[bytes, int, int, int]:
+        key = (self.chain_id(), contract.lower(), bytes(log_id), batch)
+        with self._lock:
+            cached = self._batches.get(key)
+            if cached is not None:
+                self._batches.move_to_end(key)
+                return cached
+        answer = self.inner.batch_of(contract, log_id, batch)
+        if answer[0] != bytes(32):  # only what is anchored, and so can never change
+            with self._lock:
+                self._batches[key] = answer
+                self._batches.move_to_end(key)
+                while len(self._batches) > self.max_batches:
+                    self._batches.popitem(last=False)
+        return answer
+
+    def block_number(self) -> int:
+        hit, value = self._fresh(("block_number",))
+        if hit:
+            return int(value)
+        answer = self.inner.block_number()
+        self._keep(("block_number",), answer, self.block_ttl)
+        return answer
+
+    def attestations(self, contract: str, log_id: bytes, batch: int) -> int:
+        key = ("attestations", contract.lower(), bytes(log_id), batch)
+        hit, value = self._fresh(key)
+        if hit:
+            return int(value)
+        answer = self.inner.attestations(contract, log_id, batch)
+        self._keep(key, answer, self.block_ttl)
+        return answer
+
+    def cached_batches(self) -> int:
+        """How many anchored batches are held."""
+        with self._lock:
+            return len(self._batches)

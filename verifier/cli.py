@@ -3,11 +3,18 @@
 ``civic-verify receipt PATH`` checks one receipt; ``civic-verify trail CODE --api URL`` fetches a
 suggestion's trail from the service and checks every record, its links and its transitions.
 The service is trusted for nothing but handing over the records: anchoring is read from the
-chain.
+chain. ``civic-verify audit --database-url URL`` is the inspectors' audit of a whole store
+(``verifier.audit``), read through a read-only connection.
 
 Exit status: 0 when the verdict is ``valid``; 1 for any other verdict (including ``redacted``
 and ``pending``); 2 when no verdict could be reached (bad usage, unreadable input, unknown
-tracking code, service or chain unreachable).
+tracking code, service or chain unreachable). ``audit`` exits 0 only when the store is clean,
+1 when there are findings, 2 when it could not audit (store or chain unreachable).
+
+``civic-verify serve`` runs the verifier's HTTP service (``verifier.service``).
+``civic-verify witness --log LOG --key KEYFILE --api URL`` follows a log's batches and attests
+each root it recomputed and found on chain (``verifier.witness``); with ``--once`` it exits 0
+when all is well, 3 when it refused a batch (export and chain disagree), 2 on errors.
 """
 
 from __future__ import annotations
@@ -17,10 +24,11 @@ import json
 import os
 import sys
 import textwrap
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -53,7 +61,11 @@ EXIT_NO_VERDICT = 2
 
 TRAIL_PATH = "/api/v1/suggestions/{code}/trail"
 
+if TYPE_CHECKING:  # only the audit reads a store, and imports it when it runs
+    from ledger.reader import StoreReader
+
 ReaderFactory = Callable[[str, float], ChainReader]
+StoreFactory = Callable[[str], "StoreReader"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +74,7 @@ class _Tools:
 
     reader_factory: ReaderFactory
     http_transport: httpx.BaseTransport | None = None
+    store_factory: StoreFactory | None = None
 
 
 def _count(text: str) -> int:
@@ -115,7 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _chain_options(trail, timeout_help="per HTTP request and per RPC call")
     trail.set_defaults(run=_run_trail)
-    # Later: `audit`, `witness` subcommands, each with its own set_defaults(run=...).
+    _add_serve_command(commands)
+    _add_witness_command(commands)
+    _add_audit_command(commands)
     return parser
 
 
@@ -329,14 +344,337 @@ def _run_trail(args: argparse.Namespace, tools: _Tools) -> int:
     return EXIT_VALID if result.verdict is TrailVerdict.VALID else EXIT_NOT_VALID
 
 
+# -- serve: the verifier's HTTP service ---------------------------------------------------
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is between 1 and 65535, not {value}")
+    return value
+
+
+def _add_serve_command(commands: Any) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="run the verifier's HTTP service",
+        description=(
+            "Serve POST /verify/receipt, GET /verify/trail/{code} and GET /verify/batch/{log}/{n} "
+            "over HTTP (OpenAPI docs at /docs). Holds no database."
+        ),
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    serve.add_argument("--port", type=_port, help="port (default: $CIVIC_VERIFIER_PORT, else 8001)")
+    serve.add_argument(
+        "--rpc",
+        metavar="URL",
+        help=f"chain JSON-RPC endpoint (default: ${RPC_ENV}, else {DEFAULT_RPC})",
+    )
+    serve.add_argument(
+        "--api",
+        metavar="URL",
+        help="the civic-ledger API (default: $CIVIC_API_URL, else http://127.0.0.1:$CIVIC_API_PORT "
+        "or port 8000)",
+    )
+    serve.add_argument(
+        "--cors",
+        metavar="ORIGINS",
+        help="origins allowed to call it, comma-separated (default: $CIVIC_VERIFIER_CORS, else "
+        "the API's own origin on 127.0.0.1 and localhost)",
+    )
+    serve.add_argument(
+        "--timeout", metavar="SECONDS", type=_seconds, default=10.0, help="per RPC/HTTP call"
+    )
+    serve.add_argument(
+        "--no-cache", action="store_true", help="ask the chain for every anchored root"
+    )
+    serve.set_defaults(run=_run_serve)
+
+
+def _api_port() -> str:
+    return os.environ.get("CIVIC_API_PORT", "").strip() or "8000"
+
+
+def _run_serve(args: argparse.Namespace, tools: _Tools) -> int:
+    import uvicorn
+
+    from verifier.service import CORS_ENV, create_verifier_app, default_port
+
+    api = args.api or os.environ.get("CIVIC_API_URL") or f"http://127.0.0.1:{_api_port()}"
+    origins_text = args.cors or os.environ.get(CORS_ENV) or ""
+    origins = [o.strip().rstrip("/") for o in origins_text.split(",") if o.strip()] or [
+        f"http://127.0.0.1:{_api_port()}",
+        f"http://localhost:{_api_port()}",
+    ]
+    try:
+        port = args.port or default_port()
+    except ValueError:
+        sys.stderr.write("civic-verify: CIVIC_VERIFIER_PORT is not a port number\n")
+        return EXIT_NO_VERDICT
+    app = create_verifier_app(
+        rpc_url=_rpc_url(args),
+        api_url=api,
+        reader_factory=tools.reader_factory,
+        http_transport=tools.http_transport,
+        cors_origins=origins,
+        timeout=args.timeout,
+        cache=not args.no_cache,
+    )
+    uvicorn.run(app, host=args.host, port=port, log_level="info")
+    return EXIT_VALID
+
+
+# -- witness: attest batches that check out ------------------------------------------------
+
+EXIT_MISMATCH = 3
+
+
+def _address(text: str) -> str:
+    if len(text) != 42 or not text.startswith("0x"):
+        raise argparse.ArgumentTypeError(f"not an address (0x + 40 hex): {text!r}")
+    try:
+        bytes.fromhex(text[2:])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an address (0x + 40 hex): {text!r}") from None
+    return text
+
+
+def _add_witness_command(commands: Any) -> None:
+    from ledger.records import LOGS
+
+    witness = commands.add_parser(
+        "witness",
+        help="follow a log's batches and attest each root that checks out",
+        description=(
+            "Follow batches 0, 1, 2, ... of one log from the service's public export, recompute "
+            "each root from its leaf hashes, compare it with the export and with the chain, and "
+            "call attest() for each batch that checks out, signed with the witness key (which "
+            "needs WITNESS_ROLE). A mismatch is reported loudly and never attested. Exit status "
+            f"with --once: 0 when all is well, {EXIT_MISMATCH} when a batch was refused, "
+            f"{EXIT_NO_VERDICT} on errors."
+        ),
+    )
+    witness.add_argument("--log", required=True, choices=sorted(LOGS), help="which log")
+    witness.add_argument(
+        "--key", metavar="KEYFILE", required=True, help="hex private key file, mode 0600"
+    )
+    witness.add_argument(
+        "--api", metavar="URL", required=True, help="the service's base URL, e.g. https://host"
+    )
+    witness.add_argument(
+        "--rpc",
+        metavar="URL",
+        help=f"chain JSON-RPC endpoint (default: ${RPC_ENV}, else {DEFAULT_RPC})",
+    )
+    witness.add_argument(
+        "--contract",
+        metavar="ADDR",
+        type=_address,
+        help="the AnchorRegistry to attest on (default: the one the batch export names); an "
+        "export naming another is refused",
+    )
+    witness.add_argument("--once", action="store_true", help="one pass over the log, then exit")
+    witness.add_argument(
+        "--poll", metavar="SECONDS", type=_seconds, default=5.0, help="pause between passes (5)"
+    )
+    witness.add_argument(
+        "--gas-price-wei",
+        metavar="WEI",
+        type=_count,
+        help="fixed gas price (0 on zero-gas chains); default: the chain's",
+    )
+    witness.add_argument(
+        "--timeout", metavar="SECONDS", type=_seconds, default=10.0, help="per RPC/HTTP call"
+    )
+    witness.set_defaults(run=_run_witness)
+
+
+def _run_witness(args: argparse.Namespace, tools: _Tools) -> int:
+    from verifier.witness import AttestSigner, Witness, load_witness_key, state_path_for
+
+    key_path = Path(args.key)
+    key = load_witness_key(key_path)
+    rpc = _rpc_url(args)
+    signer = AttestSigner(rpc, key, timeout=args.timeout, gas_price_wei=args.gas_price_wei)
+    witness = Witness(
+        log=args.log,
+        api_url=args.api,
+        reader=tools.reader_factory(rpc, args.timeout),
+        signer=signer,
+        state_path=state_path_for(key_path, args.log),
+        contract=args.contract,
+        timeout=args.timeout,
+        http_transport=tools.http_transport,
+    )
+    sys.stdout.write(f"witness: {signer.address} on log {args.log!r}\n")
+    if not args.once:
+        try:
+            witness.follow(args.poll)
+        except KeyboardInterrupt:
+            return EXIT_VALID
+        return EXIT_VALID  # pragma: no cover - follow() returns only when given passes
+    report = witness.run_pass()
+    parts = [
+        f"{len(report.attested)} attested",
+        f"{len(report.already)} already attested",
+        f"{report.mismatches} refused",
+    ]
+    if report.waiting:
+        parts.append(f"stopped: {report.waiting}")
+    sys.stdout.write(f"witness: {', '.join(parts)}\n")
+    return EXIT_MISMATCH if report.mismatches else EXIT_VALID
+
+
+# -- audit: the inspectors' audit of a whole store ------------------------------------------
+
+
+def _minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of minutes: {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text}")
+    return value
+
+
+def _add_audit_command(commands: Any) -> None:
+    audit = commands.add_parser(
+        "audit",
+        help="audit a whole store against the chain (inspectors)",
+        description=(
+            "Read every record, batch and trail of a civic-ledger store through a read-only "
+            "connection, recompute every batch root and compare it with the chain, and report "
+            "altered, missing, inserted and reordered records, broken trails, anchored batches "
+            "the store lacks and batches left unanchored. Exit status: 0 only when the store is "
+            f"clean, {EXIT_NOT_VALID} when there are findings, {EXIT_NO_VERDICT} when it could "
+            "not audit."
+        ),
+    )
+    audit.add_argument(
+        "--database-url",
+        metavar="URL",
+        required=True,
+        help="sqlite:///path/to/civic.db or postgresql://user@host/db (opened read-only)",
+    )
+    audit.add_argument(
+        "--rpc",
+        metavar="URL",
+        help=f"chain JSON-RPC endpoint (default: ${RPC_ENV}, else {DEFAULT_RPC})",
+    )
+    audit.add_argument(
+        "--contract",
+        metavar="ADDR",
+        type=_address,
+        help="the AnchorRegistry's address (default: the one the store's batches name)",
+    )
+    audit.add_argument(
+        "--deadline-minutes",
+        metavar="N",
+        type=_minutes,
+        default=10.0,
+        help="a batch or record still unanchored after N minutes is a finding (10)",
+    )
+    audit.add_argument(
+        "--timeout", metavar="SECONDS", type=_seconds, default=10.0, help="per RPC call"
+    )
+    audit.add_argument("--json", action="store_true", help="print the report as JSON")
+    shown = audit.add_mutually_exclusive_group()
+    shown.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_true",
+        default=None,
+        help="show the progress bar on stderr even when it is not a terminal",
+    )
+    shown.add_argument("--no-progress", dest="progress", action="store_false", help="never show it")
+    audit.set_defaults(run=_run_audit)
+
+
+class ProgressBar:
+    """A one-line text progress bar, redrawn at most every ``interval`` seconds."""
+
+    def __init__(self, stream: TextIO, *, interval: float = 0.25, width: int = 30) -> None:
+        self.stream = stream
+        self.interval = interval
+        self.width = width
+        self.started = time.monotonic()
+        self._drawn = float("-inf")
+        self._shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self._drawn < self.interval and done < total:
+            return
+        self._drawn = now
+        fraction = min(1.0, done / total) if total else 1.0
+        filled = int(self.width * fraction)
+        rate = done / max(now - self.started, 1e-9)
+        bar = "#" * filled + "." * (self.width - filled)
+        self.stream.write(f"\r[{bar}] {fraction:4.0%} {done:,}/{total:,} records, {rate:,.0f}/s")
+        self.stream.flush()
+        self._shown = True
+
+    def finish(self) -> None:
+        if self._shown:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._shown = False
+
+
+def _display_url(url: str) -> str:
+    """The database URL without its password, for the report."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def _run_audit(args: argparse.Namespace, tools: _Tools) -> int:
+    # Imported here: only the audit needs the store reader (and SQLAlchemy); checking a
+    # receipt must work on a machine without them.
+    from datetime import timedelta
+
+    from verifier.audit import audit_store, format_audit, open_store
+
+    err = sys.stderr
+    show = args.progress if args.progress is not None else err.isatty()
+    bar = ProgressBar(err) if show else None
+    chain = tools.reader_factory(_rpc_url(args), args.timeout)
+    with (tools.store_factory or open_store)(args.database_url) as store:
+        try:
+            report = audit_store(
+                store,
+                chain,
+                contract=args.contract,
+                unanchored_deadline=timedelta(minutes=args.deadline_minutes),
+                progress=bar,
+            )
+        finally:
+            if bar is not None:
+                bar.finish()
+    out = sys.stdout
+    if args.json:
+        _write_json(report.to_dict(), out)
+    else:
+        out.write(_writable(format_audit(report, store=_display_url(args.database_url)), out))
+    return EXIT_VALID if report.clean else EXIT_NOT_VALID
+
+
 def main(
     argv: Sequence[str] | None = None,
     *,
     reader_factory: ReaderFactory = Web3ChainReader,
     http_transport: httpx.BaseTransport | None = None,
+    store_factory: StoreFactory | None = None,
 ) -> int:
-    """Run ``civic-verify``; ``reader_factory(rpc_url, timeout)`` makes the chain reader and
-    ``http_transport`` (tests: ``httpx.MockTransport``) carries requests to the service."""
+    """Run ``civic-verify``; ``reader_factory(rpc_url, timeout)`` makes the chain reader,
+    ``http_transport`` (tests: ``httpx.MockTransport``) carries requests to the service, and
+    ``store_factory(url)`` opens the store for ``audit`` (default: the read-only reader)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -346,7 +684,7 @@ def main(
         parser.print_usage(sys.stderr)
         return EXIT_NO_VERDICT
     try:
-        result: int = args.run(args, _Tools(reader_factory, http_transport))
+        result: int = args.run(args, _Tools(reader_factory, http_transport, store_factory))
     except VerificationError as exc:
         sys.stderr.write(_writable(f"civic-verify: {exc}\n", sys.stderr))
         return EXIT_NO_VERDICT

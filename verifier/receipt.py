@@ -34,16 +34,18 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from itertools import accumulate
 from typing import Any
 
 from eth_utils.address import is_checksum_address
 
-from ledger.canonical import CanonicalizationError, canonical_bytes
+from ledger.canonical import CanonicalizationError
 from ledger.merkle import InvalidProof, leaf_hash, root_from_inclusion_path
 from ledger.records import LOGS, RecordShapeError, check_record_shape, is_hex64, parse_at
 from verifier.chain import ChainReader, log_id
 from verifier.errors import ContractMismatch, ReceiptMalformed
+from verifier.jcs import canonical_record_bytes
 from verifier.verdicts import Check, ReceiptVerification, Verdict
 
 RECEIPT_VERSION = 1
@@ -61,6 +63,10 @@ _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_A_BRACKET = re.compile(r"[^\[\]{}]+")
 _TX_HASH = re.compile(r"0x[0-9a-f]{64}")
+
+
+# Receipts of one deployment all name one contract: its EIP-55 check (a Keccak-256) is done once.
+_is_checksummed = lru_cache(maxsize=256)(is_checksum_address)
 
 
 class _Malformed(Exception):
@@ -134,6 +140,15 @@ def _hash(value: Any, name: str) -> bytes:
     return bytes.fromhex(value)
 
 
+def _path(items: list[Any]) -> list[bytes]:
+    """``proof.path`` as bytes. This runs for every path hash, so a name is only spelled out
+    for a bad element."""
+    for index, item in enumerate(items):
+        if not is_hex64(item):
+            raise _Malformed(f"proof.path[{index}] must be 64 lowercase hex characters")
+    return [bytes.fromhex(item) for item in items]
+
+
 def _step1_parse(receipt: Any) -> _Receipt:
     """PROTOCOL §5 step 1: the receipt parses, ``v`` is 1, and every member has its type."""
     top = _object(receipt, "the receipt")
@@ -168,7 +183,7 @@ def _step1_parse(receipt: Any) -> _Receipt:
             )
         try:
             check_record_shape(record)
-            canonical = canonical_bytes(record)
+            canonical = canonical_record_bytes(record)
         except (RecordShapeError, CanonicalizationError) as exc:
             raise _Malformed(f"record: {exc}") from exc
 
@@ -187,7 +202,7 @@ def _step1_parse(receipt: Any) -> _Receipt:
         raise _Malformed(f"proof.index {index} must be below proof.size {size}")
     if not isinstance(proof["path"], list):
         raise _Malformed("proof.path must be a JSON array")
-    path = [_hash(item, f"proof.path[{i}]") for i, item in enumerate(proof["path"])]
+    path = _path(proof["path"])
     root = _hash(proof["root"], "proof.root")
 
     anchor = _object(top["anchor"], "anchor")
@@ -198,7 +213,7 @@ def _step1_parse(receipt: Any) -> _Receipt:
     if not isinstance(contract, str) or not _ADDRESS.fullmatch(contract):
         raise _Malformed("anchor.contract must be 0x followed by 40 hex characters")
     digits = contract[2:]
-    if digits not in (digits.lower(), digits.upper()) and not is_checksum_address(contract):
+    if digits not in (digits.lower(), digits.upper()) and not _is_checksummed(contract):
         raise _Malformed(f"anchor.contract {contract} is mixed-case but not an EIP-55 checksum")
     tx = anchor["tx"]
     if not isinstance(tx, str) or not _TX_HASH.fullmatch(tx):
@@ -245,6 +260,7 @@ def _many(count: int, noun: str, plural: str = "") -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {plural or noun + 's'}"
 
 
+@lru_cache(maxsize=1024)  # receipts of one batch share its timestamp
 def _utc(timestamp: int) -> str:
     try:
         return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -106,7 +106,11 @@ class PbInstance:
     def meta_int(self, key: str) -> int | None:
         """An integer META property such as ``max_sum_points``, or None when absent or empty."""
         value = self.meta.get(key, "")
-        return int(value) if value else None
+        if value == "":
+            return None
+        if not _SIGNED.fullmatch(value):
+            raise PabulibError(f"META {key} is not an integer: {value!r}")
+        return int(value)
 
     @property
     def min_length(self) -> int | None:

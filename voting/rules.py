@@ -34,7 +34,9 @@ Conventions (the ones Pabulib and pabutools use, checked against six real electi
 * **MES tie-breaking** (several projects with exactly the same ``α``): ``"cost-votes-id"``
   (default, equalshares.net and the Pabulib checker) prefers the lower cost, then more
   supporters, then the smaller project id; ``"id"`` prefers the smaller project id
-  (pabutools' default). No tie occurs in the six reference elections.
+  (pabutools' default). Exact ties do happen in real data: in Assen's Add1 runs they change
+  the order of funding and, at 3 of the intermediate budgets, the funded set; both
+  tie-breakings end in the recorded winners of all six reference elections.
 """
 
 from __future__ import annotations
@@ -182,6 +184,14 @@ class _Instance:
     voters: int
 
 
+def _mask(voters: Sequence[int], size: int) -> int:
+    """The integer whose set bits are ``voters``."""
+    bits = bytearray(size // 8 + 1)
+    for voter in voters:
+        bits[voter >> 3] |= 1 << (voter & 7)
+    return int.from_bytes(bits, "little")
+
+
 def _prepare(
     projects: Mapping[str, int],
     ballots: Sequence[ApprovalBallot] | Sequence[PointsBallot],
@@ -197,10 +207,9 @@ def _prepare(
     if len(kinds) > 1:
         raise TallyError("ballots mix approval sets and points")
     is_points = kinds == {True}
-    # project -> utility -> bit mask of the voters supporting it with that utility
-    masks: dict[str, dict[int, int]] = {}
+    # project -> utility -> the voters supporting it with that utility
+    voters_of: dict[str, dict[int, list[int]]] = {}
     for voter, ballot in enumerate(ballots):
-        bit = 1 << voter
         if is_points:
             assert isinstance(ballot, Mapping)
             for project, points in ballot.items():
@@ -209,8 +218,7 @@ def _prepare(
                 if not _is_int(points) or points < 0:
                     raise TallyError(f"ballot {voter}: points must be non-negative integers")
                 if points:  # points ballots: the utility is the number of points
-                    by_utility = masks.setdefault(project, {})
-                    by_utility[points] = by_utility.get(points, 0) | bit
+                    voters_of.setdefault(project, {}).setdefault(points, []).append(voter)
         else:
             if isinstance(ballot, str | bytes) or not isinstance(ballot, Collection):
                 raise TallyError(f"ballot {voter}: an approval ballot is a set of project ids")
@@ -220,11 +228,13 @@ def _prepare(
                 if project not in projects:
                     raise TallyError(f"ballot {voter}: unknown project {project!r}")
                 value = projects[project] if utility == "cost" else 1
-                by_utility = masks.setdefault(project, {})
-                by_utility[value] = by_utility.get(value, 0) | bit
+                voters_of.setdefault(project, {}).setdefault(value, []).append(voter)
     # Projects nobody supports can never be funded by MES.
-    ids = tuple(sorted(masks))
-    supporters = tuple(tuple(sorted(masks[project].items())) for project in ids)
+    ids = tuple(sorted(voters_of))
+    supporters = tuple(
+        tuple((u, _mask(voters, len(ballots))) for u, voters in sorted(voters_of[project].items()))
+        for project in ids
+    )
     votes = [sum(mask.bit_count() for _, mask in s) for s in supporters]
     all_supporters = []
     for s in supporters:
@@ -248,13 +258,19 @@ def _prepare(
     return instance, not is_points
 
 
+def _money_order(item: tuple[Fraction, int]) -> tuple[float, Fraction]:
+    # float() rounds correctly, hence monotonically: unequal floats already order the exact
+    # values, and only equal floats fall back to the (slower) exact comparison.
+    return (item[0].numerator / item[0].denominator, item[0])
+
+
 class _Classes:
     """Voters grouped by how much money they hold, during one MES run.
 
     Voters who hold the same money are interchangeable for MES, so a few classes (money,
-    voter mask) stand for thousands of voters. Voters whose money runs out leave every class:
-    they can pay nothing more, exactly as a voter without money drops out of every later
-    payment in MES.
+    voter mask), kept in increasing order of money, stand for thousands of voters. Voters
+    whose money runs out leave every class: they can pay nothing more, exactly as a voter
+    without money drops out of every later payment in MES.
     """
 
     def __init__(self, instance: _Instance, share: Fraction) -> None:
@@ -262,35 +278,26 @@ class _Classes:
         everyone = 0
         for union in instance.all_supporters:
             everyone |= union
-        # (numerator, denominator) -> (money, voters): a Fraction is hashed through a modular
-        # inverse, its normalised numerator and denominator hash for nothing.
-        self.classes: dict[tuple[int, int], tuple[Fraction, int]] = {}
-        if everyone:
-            self.classes[share.numerator, share.denominator] = (share, everyone)
+        self.classes: list[tuple[Fraction, int]] = [(share, everyone)] if everyone else []
 
     def affordability(self, p: int) -> Fraction | None:
         """Smallest α with Σ min(money_i, α·u_i) = cost over p's supporters; None if unaffordable.
 
         Supporters are visited from the one who runs out first (smallest money / utility):
         while ``α · u`` exceeds a supporter's money, that supporter pays everything they have.
+        If all of them would, their money does not cover the cost.
         """
         cost = self.instance.costs[p]
         supporters = self.instance.supporters[p]
         items: list[tuple[Fraction, int, int]] = []
-        available = Fraction(0)
         denominator = 0
-        for money, voters in self.classes.values():
+        for money, voters in self.classes:
             for u, mask in supporters:
                 count = (voters & mask).bit_count()
                 if count:
                     items.append((money, u, count))
-                    available += money * count
                     denominator += u * count
-        if available < cost:
-            return None
-        if len(supporters) == 1:
-            items.sort(key=lambda item: item[0])
-        else:
+        if len(supporters) > 1:  # utilities differ (points ballots): order by money / utility
             items.sort(key=lambda item: item[0] / item[1])
         paid = Fraction(0)
         for money, u, count in items:
@@ -299,12 +306,14 @@ class _Classes:
                 return alpha
             paid += money * count
             denominator -= u * count
-        raise AssertionError("unreachable: the money available covers the cost")  # pragma: no cover
+        return None
 
     def pay(self, w: int, alpha: Fraction) -> None:
         """Every supporter of ``w`` pays ``min(money, α·u)``; classes split and merge by money."""
         supporters = self.instance.supporters[w]
         paying = self.instance.all_supporters[w]
+        # Keyed by the normalised (numerator, denominator): hashing a Fraction itself costs a
+        # modular inverse.
         after: dict[tuple[int, int], tuple[Fraction, int]] = {}
 
         def join(money: Fraction, voters: int) -> None:
@@ -312,7 +321,7 @@ class _Classes:
             known = after.get(key)
             after[key] = (money, voters | known[1]) if known else (money, voters)
 
-        for money, voters in self.classes.values():
+        for money, voters in self.classes:
             stay = voters & ~paying
             if stay:
                 join(money, stay)
@@ -324,7 +333,7 @@ class _Classes:
                     left = money - alpha * u
                     if left > 0:
                         join(left, payers)
-        self.classes = after
+        self.classes = sorted(after.values(), key=_money_order)
 
 
 def _mes_fixed(instance: _Instance, total_budget: int) -> tuple[int, ...]:
@@ -339,17 +348,20 @@ def _mes_fixed(instance: _Instance, total_budget: int) -> tuple[int, ...]:
         Fraction(cost, total)
         for cost, total in zip(instance.costs, instance.total_utility, strict=True)
     ]
-    remaining = set(range(len(instance.ids)))
+    # Projects still in the running, kept sorted by their last known α (re-sorting after a
+    # round is cheap: only the few projects evaluated in the round moved).
+    order = sorted(range(len(instance.ids)), key=alpha_known.__getitem__)
     funded: list[int] = []
-    while remaining:
+    while order:
         best: Fraction | None = None
         tied: list[int] = []
-        for p in sorted(remaining, key=lambda q: (alpha_known[q], q)):
+        unaffordable: set[int] = set()
+        for p in order:
             if best is not None and alpha_known[p] > best:
                 break
             alpha = classes.affordability(p)
             if alpha is None:
-                remaining.discard(p)
+                unaffordable.add(p)
                 continue
             alpha_known[p] = alpha
             if best is None or alpha < best:
@@ -360,7 +372,9 @@ def _mes_fixed(instance: _Instance, total_budget: int) -> tuple[int, ...]:
             break
         winner = min(tied, key=lambda q: instance.tie_keys[q])
         funded.append(winner)
-        remaining.discard(winner)
+        unaffordable.add(winner)
+        order = [p for p in order if p not in unaffordable]
+        order.sort(key=alpha_known.__getitem__)
         classes.pay(winner, best)
     return tuple(funded)
 
@@ -398,6 +412,8 @@ def equal_shares_outcome(
     *,
     utility: Utility = "cost",
     tie_break: MesTieBreak = "cost-votes-id",
+    unit: int = 1,
+    max_runs: int | None = None,
 ) -> MesOutcome:
     """The Method of Equal Shares with its details (see the module docstring for definitions).
 
@@ -406,13 +422,18 @@ def equal_shares_outcome(
     ones included (they hold their share of the budget and spend nothing). ``completion`` is
     ``None`` (plain MES), ``"add1"`` or ``"add1-comparison"`` (approval ballots only).
 
-    Add1 runs MES once per unit of per-voter budget until an outcome overspends, so it costs
-    up to (largest useful per-voter budget − ``budget / n``) runs; when every supported
-    project fits in the budget the loop would never overspend and the outcome is all of them.
+    ``unit`` is the unit of currency Add1 adds per voter, in the units costs are counted in:
+    1 for Pabulib files (whole złoty or euro), 100 when money is counted in fen and Add1
+    should add one yuan. Add1 runs MES once per unit until an outcome overspends, so it may
+    take up to (largest useful per-voter budget − ``budget / n``) / ``unit`` runs;
+    ``max_runs`` caps them (``TallyError`` beyond). When every supported project fits in the
+    budget no outcome can overspend and the completion's outcome is all of them.
     """
     _check_projects(projects, budget)
     if completion not in (None, "add1", "add1-comparison"):
         raise TallyError(f"unknown completion {completion!r}")
+    if not _is_int(unit) or unit < 1:
+        raise TallyError(f"unit must be a positive integer, got {unit!r}")
     instance, is_approval = _prepare(projects, ballots, utility, tie_break)
     if completion == "add1-comparison" and not is_approval:
         raise TallyError("the comparison step is defined for approval ballots only")
@@ -436,9 +457,12 @@ def equal_shares_outcome(
             selected, cost = run(max(ceiling, budget))
             virtual_budget, runs = max(ceiling, budget), 1
         else:
-            total = (budget // n) * n
+            step = n * unit
+            total = (budget // step) * step
             while total < ceiling:
-                total += n
+                if max_runs is not None and runs >= max_runs:
+                    raise TallyError(f"Add1 did not overspend within {max_runs} runs")
+                total += step
                 candidate, candidate_cost = run(total)
                 runs += 1
                 if candidate_cost > budget:
@@ -462,6 +486,8 @@ def equal_shares(
     *,
     utility: Utility = "cost",
     tie_break: MesTieBreak = "cost-votes-id",
+    unit: int = 1,
+    max_runs: int | None = None,
 ) -> tuple[str, ...]:
     """The project ids funded by the Method of Equal Shares, in the order they were funded.
 
@@ -469,7 +495,14 @@ def equal_shares(
     the number of Add1 runs and the comparison step.
     """
     return equal_shares_outcome(
-        projects, budget, ballots, completion, utility=utility, tie_break=tie_break
+        projects,
+        budget,
+        ballots,
+        completion,
+        utility=utility,
+        tie_break=tie_break,
+        unit=unit,
+        max_runs=max_runs,
     ).selected
 
 

@@ -5,8 +5,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 
-from api.deps import ReadSessionDep
+from api.deps import OptionalPrincipal, ReadSessionDep
 from ledger import service
+from voting import service as voting_service
 
 router = APIRouter(prefix="/api/v1", tags=["records"])
 
@@ -29,7 +30,10 @@ RecordHash = Annotated[
         422: {"description": "not a 64-character lowercase hex hash"},
     },
 )
-def record_receipt(record_hash: RecordHash, session: ReadSessionDep) -> Any:
+def record_receipt(
+    record_hash: RecordHash, session: ReadSessionDep, principal: OptionalPrincipal
+) -> Any:
+    voting_service.guard_ballot_receipt(session, record_hash, principal)
     result = service.receipt(session, record_hash)
     if isinstance(result, service.ReceiptPending):
         return JSONResponse(

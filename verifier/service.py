@@ -1,0 +1,299 @@
+"""The verifier's own HTTP service: PROTOCOL §5 for anyone with a browser (``civic-verify serve``).
+
+It holds no database and trusts the civic-ledger API for nothing but handing over records and
+batch exports; every answer is checked against the chain.
+
+* ``POST /verify/receipt``: a §4 receipt as the body (at most 64 KiB) → the verdict and every
+  check. A body that is not a receipt (not strict JSON, wrong shape) is answered **200 with the
+  verdict ``malformed``** and the reason, exactly as ``civic-verify receipt`` reports it:
+  "malformed" is one of the protocol's answers about a receipt, not a failure of the verifier,
+  and the portal shows it like any other verdict. HTTP errors mean that no verdict could be
+  reached: 413 for a body over the limit, 422 for bad query parameters, 503 when the chain
+  cannot be reached, 502 when it answers with something no verdict can rest on.
+* ``GET /verify/trail/{tracking_code}``: the suggestion's trail, read from the API and judged
+  record by record (``verify_trail``). 404 for an unknown tracking code, 502 when the API
+  cannot be reached or does not answer with a trail, 503 when the chain cannot be reached.
+* ``GET /verify/batch/{log}/{n}``: the public batch export recomputed (leaves → root) and
+  compared with ``batchOf`` on chain (``verify_batch_export``), with the attestation count.
+* ``GET /healthz``: whether the chain endpoint answers.
+
+Errors are ``{"error": <class name>, "detail": <message>}``, as in the API.
+
+Anchored roots are cached (``CachingChainReader``): a batch, once anchored, never changes, so
+repeated receipts of one batch cost no ``batchOf`` call; the latest block (for confirmations)
+and attestation counts are cached for about a second. Pass ``cache=False`` to ask the chain
+every time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import httpx
+from fastapi import FastAPI, HTTPException, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ledger.records import LOGS
+from verifier.batch import (
+    UnknownBatch,
+    fetch_batch_export,
+    pending_batch,
+    verify_batch_export,
+)
+from verifier.chain import CachingChainReader, ChainReader, Web3ChainReader
+from verifier.cli import ReaderFactory, fetch_trail
+from verifier.errors import (
+    ChainError,
+    ChainUnreachable,
+    ContractMismatch,
+    UnknownTrackingCode,
+    VerificationError,
+)
+from verifier.receipt import verify_receipt_json
+from verifier.trail import verify_trail
+
+DEFAULT_PORT = 8001
+PORT_ENV = "CIVIC_VERIFIER_PORT"
+CORS_ENV = "CIVIC_VERIFIER_CORS"
+API_ENV = "CIVIC_API_URL"
+DEFAULT_API = "http://127.0.0.1:8000"
+# The API serves the portal; these are its origins when it runs on its default port.
+DEFAULT_CORS_ORIGINS: tuple[str, ...] = ("http://127.0.0.1:8000", "http://localhost:8000")
+MAX_RECEIPT_BYTES = 64 * 1024
+_MAX_COUNT = 2**32 - 1
+
+_RECEIPT_BODY = {
+    "required": True,
+    "description": "A PROTOCOL §4 receipt, as JSON text (at most 64 KiB).",
+    "content": {"application/json": {"schema": {"type": "object"}}},
+}
+_ERROR = {
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {"error": {"type": "string"}, "detail": {"type": "string"}},
+            }
+        }
+    }
+}
+
+
+def cors_origins_from(value: str | None) -> tuple[str, ...]:
+    """``CIVIC_VERIFIER_CORS``: origins separated by commas; unset or blank → the defaults."""
+    origins = tuple(part.strip().rstrip("/") for part in (value or "").split(",") if part.strip())
+    return origins or DEFAULT_CORS_ORIGINS
+
+
+def default_port() -> int:
+    """``$CIVIC_VERIFIER_PORT``, else 8001."""
+    value = os.environ.get(PORT_ENV, "").strip()
+    return int(value) if value else DEFAULT_PORT
+
+
+def _endpoint(url: str) -> str:
+    """``scheme://host:port`` of a URL: enough to say which one, without keys in its path."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}"
+
+
+def _error(status: int, exc: Exception, name: str | None = None) -> JSONResponse:
+    return JSONResponse(
+        {"error": name or type(exc).__name__, "detail": str(exc)}, status_code=status
+    )
+
+
+def _status_of(exc: VerificationError) -> int:
+    if isinstance(exc, UnknownTrackingCode | UnknownBatch):
+        return 404
+    if isinstance(exc, ChainUnreachable):
+        return 503
+    # The API unreachable or not answering with a trail/export; the chain answering nonsense.
+    return 502
+
+
+def _install_errors(app: FastAPI) -> None:
+    async def verification_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, VerificationError)
+        return _error(_status_of(exc), exc)
+
+    async def http_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        names = {404: "NotFound", 405: "MethodNotAllowed", 413: "PayloadTooLarge"}
+        return JSONResponse(
+            {"error": names.get(exc.status_code, "HTTPError"), "detail": exc.detail},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()
+        )
+        return JSONResponse({"error": "ValidationError", "detail": detail}, status_code=422)
+
+    app.add_exception_handler(VerificationError, verification_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            too_long = int(declared) > limit
+        except ValueError:
+            raise HTTPException(400, "Content-Length is not a number") from None
+        if too_long:
+            raise HTTPException(413, f"a receipt is at most {limit} bytes")
+    chunks: list[bytes] = []
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise HTTPException(413, f"a receipt is at most {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+Count = Annotated[int, Query(ge=0, le=_MAX_COUNT)]
+
+
+def create_verifier_app(
+    *,
+    rpc_url: str,
+    api_url: str,
+    reader_factory: ReaderFactory = Web3ChainReader,
+    http_transport: httpx.BaseTransport | None = None,
+    cors_origins: Sequence[str] = DEFAULT_CORS_ORIGINS,
+    timeout: float = 10.0,
+    cache: bool = True,
+    max_receipt_bytes: int = MAX_RECEIPT_BYTES,
+) -> FastAPI:
+    """The verifier's FastAPI app (see the module doc).
+
+    ``reader_factory(rpc_url, timeout)`` makes the chain reader (wrapped in a
+    ``CachingChainReader`` unless ``cache`` is False); ``http_transport`` carries requests to
+    the civic-ledger API at ``api_url`` (tests pass an ``httpx.MockTransport``).
+    """
+    inner = reader_factory(rpc_url, timeout)
+    reader: ChainReader = CachingChainReader(inner) if cache else inner
+
+    app = FastAPI(
+        title="civic-ledger verifier",
+        version="0.1.0",
+        summary="Independent checks of civic-ledger receipts, trails and batches against the chain",
+        description=(
+            "Holds no database. Records and batch exports come from the civic-ledger API at "
+            f"{_endpoint(api_url)}; every anchor is read from the chain. Verdicts are the "
+            "words of PROTOCOL §5; a receipt that cannot be parsed is the verdict `malformed` "
+            "(HTTP 200), while HTTP errors mean no verdict could be reached."
+        ),
+    )
+    app.state.reader = reader
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(cors_origins),
+        allow_methods=["GET", "POST"],
+        allow_headers=["Content-Type"],
+        max_age=600,
+    )
+    _install_errors(app)
+    errors: dict[int | str, dict[str, Any]] = {
+        502: {**_ERROR, "description": "the chain answered with nothing a verdict can rest on"},
+        503: {**_ERROR, "description": "the chain endpoint cannot be reached"},
+    }
+
+    @app.post(
+        "/verify/receipt",
+        summary="Verify one receipt (PROTOCOL §5)",
+        openapi_extra={"requestBody": _RECEIPT_BODY},
+        responses={
+            200: {"description": "the verdict (malformed included) and every check made"},
+            413: {**_ERROR, "description": f"the body is over {max_receipt_bytes} bytes"},
+            **errors,
+        },
+    )
+    async def verify_receipt_route(
+        request: Request, min_confirmations: Count = 0, min_attestations: Count = 0
+    ) -> dict[str, Any]:
+        body = await _read_limited(request, max_receipt_bytes)
+        result = await run_in_threadpool(
+            verify_receipt_json,
+            body,
+            reader,
+            min_confirmations=min_confirmations,
+            min_attestations=min_attestations,
+        )
+        return result.to_dict()
+
+    @app.get(
+        "/verify/trail/{tracking_code}",
+        summary="Verify a suggestion's whole trail (PROTOCOL §5)",
+        responses={
+            200: {"description": "the trail's verdict and what was found about every record"},
+            404: {**_ERROR, "description": "the API knows no such tracking code"},
+            502: {**_ERROR, "description": "the API cannot be reached or gave no trail"},
+            503: errors[503],
+        },
+    )
+    def verify_trail_route(
+        tracking_code: Annotated[str, Path(min_length=1, max_length=64)],
+        min_confirmations: Count = 0,
+        min_attestations: Count = 0,
+    ) -> dict[str, Any]:
+        answer = fetch_trail(api_url, tracking_code, timeout=timeout, transport=http_transport)
+        result = verify_trail(
+            answer["records"],
+            reader,
+            subject=tracking_code,
+            min_confirmations=min_confirmations,
+            min_attestations=min_attestations,
+        )
+        state = answer.get("state")
+        return {**result.to_dict(), "service_state": state if isinstance(state, str) else None}
+
+    @app.get(
+        "/verify/batch/{log}/{n}",
+        summary="Recompute a batch root from the public export and compare it with the chain",
+        responses={
+            200: {"description": "the batch's verdict, roots, sizes and attestation count"},
+            404: {**_ERROR, "description": "unknown log, or the API has no such batch"},
+            502: {**_ERROR, "description": "the API cannot be reached or gave no export"},
+            503: errors[503],
+        },
+    )
+    def verify_batch_route(
+        log: Annotated[str, Path(description="suggestions, votes or access")],
+        n: Annotated[int, Path(ge=0, le=2**64 - 1, description="batch number, from 0")],
+    ) -> dict[str, Any]:
+        if log not in LOGS:
+            raise HTTPException(404, f"unknown log {log!r}; logs are {', '.join(sorted(LOGS))}")
+        export = fetch_batch_export(api_url, log, n, timeout=timeout, transport=http_transport)
+        if isinstance(export, str):
+            return pending_batch(log, n, export).to_dict()
+        return verify_batch_export(export, reader, log=log, batch=n).to_dict()
+
+    @app.get("/healthz", summary="Whether the chain endpoint answers")
+    def healthz() -> JSONResponse:
+        chain: dict[str, Any] = {"rpc": _endpoint(rpc_url)}
+        try:
+            chain.update(chain_id=reader.chain_id(), latest_block=reader.block_number())
+        except (ChainError, ContractMismatch) as exc:
+            chain["error"] = str(exc)
+            return JSONResponse(
+                {"status": "chain_unreachable", "chain": chain, "api": _endpoint(api_url)},
+                status_code=503,
+            )
+        return JSONResponse({"status": "ok", "chain": chain, "api": _endpoint(api_url)})
+
+    return app
