@@ -200,8 +200,23 @@ class Supervisor:
     def start(self, name: str) -> None:
         from ledger.devchain import die_with_parent
 
+        # The verifier is started as its own program: it shares no code path with the store.
+        command = {
+            "verifier": [
+                sys.executable,
+                "-m",
+                "verifier.cli",
+                "serve",
+                "--port",
+                str(self.settings.verifier_port),
+                "--rpc",
+                self.env["CIVIC_CHAIN_RPC"],
+                "--api",
+                f"http://{self.settings.api_host}:{self.settings.api_port}",
+            ]
+        }.get(name, [sys.executable, "-m", "ledger.cli", name])
         self.children[name] = subprocess.Popen(
-            [sys.executable, "-m", "ledger.cli", name],
+            command,
             env=self.env,
             preexec_fn=die_with_parent,
         )
@@ -269,11 +284,14 @@ def cmd_run(settings: Settings) -> int:
         supervisor = Supervisor(settings, env)
         supervisor.start("worker")
         supervisor.start("api")
+        supervisor.start("verifier")
         base = f"http://{settings.api_host}:{settings.api_port}"
         print(
             "\ncivic-ledger is running\n"
             f"  API            {base}/api/v1   (OpenAPI docs: {base}/docs)\n"
             f"  health         {base}/healthz\n"
+            f"  verifier       http://{settings.api_host}:{settings.verifier_port}/docs   "
+            "(POST /verify/receipt, GET /verify/trail/{code})\n"
             f"  chain (RPC)    {settings.resolved_chain_rpc}\n"
             f"  AnchorRegistry {contract}\n"
             f"  data           {data_dir}\n"

@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
     chain_port: int = Field(8545, ge=1, le=65535)
+    verifier_port: int = Field(8001, ge=1, le=65535)
     chain_id: int = Field(1337, ge=1, description="chain id of the local development chain")
     chain_rpc: str | None = None
     contract: str | None = Field(None, pattern=r"^0x[0-9a-fA-F]{40}$")

@@ -39,11 +39,13 @@ class Service:
         self.data_dir = data_dir
         self.api_port = free_port()
         self.chain_port = free_port()
+        self.verifier_port = free_port()
         self.env = {
             **os.environ,
             "CIVIC_DATA_DIR": str(data_dir),
             "CIVIC_API_PORT": str(self.api_port),
             "CIVIC_CHAIN_PORT": str(self.chain_port),
+            "CIVIC_VERIFIER_PORT": str(self.verifier_port),
             "CIVIC_ANCHOR_INTERVAL": str(interval),
         }
         for name in ("CIVIC_CHAIN_RPC", "CIVIC_CONTRACT", "CIVIC_DATABASE_URL"):
@@ -160,6 +162,20 @@ def test_submit_anchor_verify_and_detect_alteration(service: Service, tmp_path: 
         result = _verify_cli(path, service.rpc)
         assert result.returncode == 1
         assert "altered" in result.stdout.lower()
+
+    # The verifier's own HTTP service, started by `civic-ledger run`, says the same.
+    verifier = f"http://127.0.0.1:{service.verifier_port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            verdict = httpx.post(f"{verifier}/verify/receipt", json=receipt, timeout=10)
+            break
+        except httpx.HTTPError:
+            assert time.monotonic() < deadline, service.log_tail()
+            time.sleep(0.3)
+    assert verdict.status_code == 200 and verdict.json()["verdict"] == "valid", verdict.text
+    altered = httpx.post(f"{verifier}/verify/receipt", json=tampered_text, timeout=10)
+    assert altered.json()["verdict"] == "altered"
 
     batch = httpx.get(
         f"{service.api}/api/v1/anchors/suggestions/{receipt['proof']['batch']}", timeout=5

@@ -295,6 +295,7 @@ class _Trail:
         "awaiting",
         "bad",
         "count",
+        "first_hash",
         "first_position",
         "last_at",
         "last_hash",
@@ -312,6 +313,7 @@ class _Trail:
         self.last_at: str | None = None
         self.count = 0
         self.first_position = -1
+        self.first_hash = b""
         # The first bad record: once found, the trail is judged (one finding per trail).
         self.bad = False
         # A record whose seq skipped ahead: `gap` unless the skipped seq turns up later.
@@ -565,6 +567,7 @@ class _LogAudit:
                 if trail is None:
                     trail = trails[subject] = _Trail(machine_for() if machine_for else None)
                     trail.first_position = position
+                    trail.first_hash = leaf
                 self.walk(trail, record, content)
             count += len(chunk)
             audit.advance(len(chunk))
@@ -795,7 +798,7 @@ class _LogAudit:
                     "no append wrote this trail: the service keeps no head for it",
                     position=trail.first_position,
                     subject=subject,
-                    seq=0 if trail.first_position >= 0 else None,
+                    record_hash=trail.first_hash,
                 )
 
     # -- 3. batch roots against the chain -------------------------------------------------

@@ -13,6 +13,7 @@ from fractions import Fraction
 from typing import Any
 
 from voting import rules
+from voting.errors import BallotInvalid
 
 MAX_ADD1_RUNS = 1_000_000  # a guard: beyond this the unit is too small for the budget
 
@@ -36,11 +37,11 @@ def check_ballot(rule_set: Mapping[str, Any], choices: Any) -> None:
     if kind == "approval":
         rules.check_approval_ballot(choices, projects, lo, hi)
         if not isinstance(choices, list):
-            raise rules.BallotInvalid("not_a_list", "an approval ballot is a list of project ids")
+            raise BallotInvalid("not_a_list", "an approval ballot is a list of project ids")
     elif kind == "ordinal":
         rules.check_approval_ballot(choices, projects, lo, hi)
         if not isinstance(choices, list):
-            raise rules.BallotInvalid("not_a_list", "an ordinal ballot is a list, best first")
+            raise BallotInvalid("not_a_list", "an ordinal ballot is a list, best first")
     elif kind == "cumulative":
         rules.check_points_ballot(
             choices, projects, min_len=lo, max_len=hi, max_sum_points=rule_set.get("max_points")
