@@ -44,7 +44,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -1110,11 +1110,12 @@ class _Audit:
         self.chain_read = False
         self.done = 0
         self.total = 0
-        self._seen: set[tuple[Any, ...]] = set()
+        self._seen: dict[tuple[Any, ...], int] = {}
 
     def add(self, finding: Finding) -> None:
         """Record a finding once: two checks may see the same thing (a forged record is beyond
-        the log's head and beyond its trail's head)."""
+        the log's head and beyond its trail's head). The second sighting fills in what the
+        first could not name."""
         key: tuple[Any, ...] = (
             finding.kind,
             finding.log,
@@ -1124,9 +1125,18 @@ class _Audit:
         )
         if finding.position is None and finding.subject is None:
             key = (*key, finding.detail)
-        if key not in self._seen:
-            self._seen.add(key)
+        index = self._seen.get(key)
+        if index is None:
+            self._seen[key] = len(self.findings)
             self.findings.append(finding)
+            return
+        first = self.findings[index]
+        self.findings[index] = replace(
+            first,
+            batch=first.batch if first.batch is not None else finding.batch,
+            seq=first.seq if first.seq is not None else finding.seq,
+            record_hash=first.record_hash or finding.record_hash,
+        )
 
     def advance(self, count: int) -> None:
         self.done += count

@@ -40,12 +40,11 @@ from typing import Any
 
 from eth_utils.address import is_checksum_address
 
-from ledger.canonical import CanonicalizationError
+from ledger.canonical import CanonicalizationError, canonical_bytes
 from ledger.merkle import InvalidProof, leaf_hash, root_from_inclusion_path
 from ledger.records import LOGS, RecordShapeError, check_record_shape, is_hex64, parse_at
 from verifier.chain import ChainReader, log_id
 from verifier.errors import ContractMismatch, ReceiptMalformed
-from verifier.jcs import canonical_record_bytes
 from verifier.verdicts import Check, ReceiptVerification, Verdict
 
 RECEIPT_VERSION = 1
@@ -183,7 +182,7 @@ def _step1_parse(receipt: Any) -> _Receipt:
             )
         try:
             check_record_shape(record)
-            canonical = canonical_record_bytes(record)
+            canonical = canonical_bytes(record)
         except (RecordShapeError, CanonicalizationError) as exc:
             raise _Malformed(f"record: {exc}") from exc
 
