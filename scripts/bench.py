@@ -268,6 +268,36 @@ def run_gas(quick: bool) -> dict[str, Any]:
         return bench_gas.measure_gas(chain.rpc_url, key, naive_sample=20 if quick else 50)
 
 
+# -- voting, verifier, audit ----------------------------------------------------------------
+
+
+def run_voting(quick: bool) -> dict[str, Any]:
+    import bench_ballots
+    import bench_voting
+
+    return {
+        "tally": bench_voting.measure_tally(with_pabutools=not quick),
+        "signing": bench_voting.measure_ballot_signing(1000 if quick else 5000),
+        "cast_commit_each": bench_ballots.measure_ballots(500 if quick else 3000, 1),
+        "cast_commit_100": bench_ballots.measure_ballots(500 if quick else 3000, 100),
+    }
+
+
+def run_verifier(quick: bool) -> dict[str, Any]:
+    import bench_verifier
+
+    return {
+        "receipts": bench_verifier.measure_receipts(2000 if quick else 20000),
+        "http": bench_verifier.measure_http_p50(50 if quick else 200),
+    }
+
+
+def run_audit(quick: bool) -> dict[str, Any]:
+    import bench_audit
+
+    return bench_audit.measure_audit(100_000 if quick else 1_000_000)
+
+
 # -- report -------------------------------------------------------------------------------
 
 
@@ -342,19 +372,53 @@ def render(results: dict[str, Any], when: str) -> str:
             f"NaiveAnchorRegistry {g['deploy_gas']['NaiveAnchorRegistry']:,} gas.",
             "",
         ]
+    for name, title in (
+        (
+            "voting",
+            "Voting: tally against pabutools, ballot signatures, ballots accepted in-process",
+        ),
+        (
+            "verifier",
+            "Verifier: receipts per second with roots cached, POST /verify/receipt latency",
+        ),
+        ("audit", "Inspectors' audit of the whole store against the chain"),
+    ):
+        if name in results:
+            lines += [f"## {title}", "", "```json", json.dumps(results[name], indent=2), "```", ""]
+    for name, title in (
+        (
+            "voting",
+            "Voting: tally against pabutools, ballot signatures, ballots accepted in-process",
+        ),
+        (
+            "verifier",
+            "Verifier: receipts per second with roots cached, POST /verify/receipt latency",
+        ),
+        ("audit", "Inspectors' audit of the whole store against the chain"),
+    ):
+        if name in results:
+            lines += [f"## {title}", "", "```json", json.dumps(results[name], indent=2), "```", ""]
     return "\n".join(lines)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
-    parser.add_argument("--only", default="append,merkle,latency,gas")
+    parser.add_argument("--only", default="append,merkle,latency,gas,voting,verifier,audit")
     parser.add_argument("--no-write", action="store_true", help="do not rewrite docs/BENCHMARKS.md")
     parser.add_argument(
         "--render", action="store_true", help="rewrite docs/BENCHMARKS.md from docs/benchmarks.json"
     )
     args = parser.parse_args()
-    runners = {"append": run_append, "merkle": run_merkle, "latency": run_latency, "gas": run_gas}
+    runners = {
+        "append": run_append,
+        "merkle": run_merkle,
+        "latency": run_latency,
+        "gas": run_gas,
+        "voting": run_voting,
+        "verifier": run_verifier,
+        "audit": run_audit,
+    }
     if args.render:
         saved = json.loads((ROOT / "docs" / "benchmarks.json").read_text())
         when = saved.pop("when")

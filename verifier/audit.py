@@ -72,6 +72,7 @@ WINDOW = 8
 PROGRESS_EVERY = 10_000
 
 ProgressCallback = Callable[[int, int], None]
+StoreFactory = Callable[[str], StoreReader]
 
 # A 4-byte UTF-8 sequence: a character beyond the BMP, where RFC 8785's UTF-16 key order can
 # differ from Python's code-point order, so the fast canonical check does not apply.

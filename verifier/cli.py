@@ -61,11 +61,10 @@ EXIT_NO_VERDICT = 2
 
 TRAIL_PATH = "/api/v1/suggestions/{code}/trail"
 
-if TYPE_CHECKING:  # only the audit reads a store, and imports it when it runs
-    from ledger.reader import StoreReader
+if TYPE_CHECKING:  # only the audit reads a store, and is imported when it runs
+    from verifier.audit import StoreFactory
 
 ReaderFactory = Callable[[str, float], ChainReader]
-StoreFactory = Callable[[str], "StoreReader"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +73,7 @@ class _Tools:
 
     reader_factory: ReaderFactory
     http_transport: httpx.BaseTransport | None = None
-    store_factory: StoreFactory | None = None
+    store_factory: StoreFactory | None = None  # opens the store for `audit`
 
 
 def _count(text: str) -> int:

@@ -103,10 +103,11 @@ def _require_staff(principal: Principal | None) -> Principal:
 
 
 def get(session: Session, simulation_id: str, *, for_update: bool = False) -> SimulationRow:
-    query = select(SimulationRow).where(SimulationRow.id == simulation_id)
     if for_update:
-        query = query.with_for_update()
-    row = session.scalars(query).one_or_none()
+        query = select(SimulationRow).where(SimulationRow.id == simulation_id).with_for_update()
+        row = session.scalars(query).one_or_none()
+    else:  # within one transaction the identity map answers repeated reads
+        row = session.get(SimulationRow, simulation_id)
     if row is None:
         raise SimulationNotFound(f"no simulation {simulation_id}")
     return row
