@@ -99,6 +99,16 @@ class StoredTrailHead(NamedTuple):
     last_leaf_hash: bytes
 
 
+def _blob(value: Any) -> bytes:
+    """A BLOB column's value as bytes. SQLite keeps whatever type was written, so a row an
+    attacker rewrote with text (``replace()`` on a BLOB returns TEXT) still reads as bytes."""
+    if value is None:
+        return b""
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape")
+    return bytes(value)
+
+
 def _aware(moment: datetime | None) -> Any:
     """SQLite hands back naive datetimes; the store writes UTC."""
     if moment is None or moment.tzinfo is not None:
@@ -269,7 +279,19 @@ class StoreReader:
             ).all()
         return [
             StoredBatch(
-                *row[:10], _aware(row.sealed_at), _aware(row.sent_at), _aware(row.anchored_at)
+                row.log,
+                row.number,
+                row.first_position,
+                row.size,
+                _blob(row.root),
+                row.state,
+                row.tx_hash,
+                row.block_number,
+                row.contract,
+                row.chain_id,
+                _aware(row.sealed_at),
+                _aware(row.sent_at),
+                _aware(row.anchored_at),
             )
             for row in rows
         ]
@@ -280,7 +302,7 @@ class StoreReader:
             rows = self._connection.execute(
                 select(Redaction.leaf_hash, Redaction.at, Redaction.reason, Redaction.by)
             ).all()
-        return [StoredRedaction(*row) for row in rows]
+        return [StoredRedaction(_blob(row[0]), *row[1:]) for row in rows]
 
     def count_records(self, log: str | None = None) -> int:
         """How many record rows the log (or the whole store) holds."""
@@ -327,11 +349,21 @@ class StoreReader:
         if stop is not None:
             query = query.where(RecordRow.position < stop)
         make = StoredRecord._make
-        naive = self.dialect == "sqlite"
+        sqlite = self.dialect == "sqlite"
         for rows in self._stream(f"the records of {log}", query.order_by(RecordRow.position)):
-            if naive:
+            if sqlite:  # naive times (the store writes UTC), and BLOBs that may be TEXT
                 yield [
-                    make((p, s, q, t, h, c, a.replace(tzinfo=UTC) if a is not None else a))
+                    make(
+                        (
+                            p,
+                            s,
+                            q,
+                            t,
+                            h if h.__class__ is bytes else _blob(h),
+                            c if c.__class__ is bytes else _blob(c),
+                            a.replace(tzinfo=UTC),
+                        )
+                    )
                     for p, s, q, t, h, c, a in rows
                 ]
             else:
@@ -344,6 +376,6 @@ class StoreReader:
             .where(TrailHead.log == log)
             .order_by(TrailHead.subject)
         )
-        make = StoredTrailHead._make
         for rows in self._stream(f"the trail heads of {log}", query):
-            yield from map(make, rows)
+            for subject, next_seq, last in rows:
+                yield StoredTrailHead(subject, next_seq, _blob(last))

@@ -69,7 +69,9 @@ MAX_SAFE_INTEGER = 2**53 - 1
 # How far (in positions) the diagnosis of a batch whose records do not give its root looks for
 # records moved in from its neighbours.
 WINDOW = 8
-PROGRESS_EVERY = 10_000
+# A batch the chain holds beyond the store's sealed positions, anchored this recently, was
+# most likely sealed after the audit's snapshot was taken.
+RACE = timedelta(minutes=5)
 
 ProgressCallback = Callable[[int, int], None]
 StoreFactory = Callable[[str], StoreReader]
@@ -438,9 +440,11 @@ class _LogAudit:
                 if on_chain:
                     assert answer is not None
                     anchored = datetime.fromtimestamp(answer[2], UTC)
-                    if anchored > audit.now:
+                    if cursor >= self.sealed_until and anchored > audit.now - RACE:
+                        # Sealed after the store's snapshot was taken, and anchored since:
+                        # the worker at work, not a batch taken out of the store.
                         audit.notes.append(
-                            f"{self.log}: batch {number} was anchored after the audit began "
+                            f"{self.log}: batch {number} was anchored while the audit began "
                             "(the worker is running); not judged"
                         )
                         continue
@@ -1182,6 +1186,13 @@ class _Audit:
         self.chain_read = True
 
 
+def _finding_order(finding: Finding) -> tuple[str, int, int, str]:
+    """Findings by log, then batch, then position (those without come first)."""
+    batch = -1 if finding.batch is None else finding.batch
+    position = -1 if finding.position is None else finding.position
+    return (finding.log, batch, position, finding.kind.value)
+
+
 def audit_store(
     reader: StoreReader,
     chain: ChainReader | None,
@@ -1237,7 +1248,7 @@ def audit_store(
     except StoreUnavailable as exc:
         raise AuditUnavailable(str(exc)) from exc
     return AuditReport(
-        findings=audit.findings,
+        findings=sorted(audit.findings, key=_finding_order),
         redacted=audit.redacted,
         logs=summaries,
         contract=audit.contract,

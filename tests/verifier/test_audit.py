@@ -394,6 +394,43 @@ def test_a_forged_record_at_a_new_position_is_inserted(store: Store) -> None:
     assert store.verify_trail(D).verdict is TrailVerdict.PENDING
 
 
+def test_a_forged_record_out_of_time_is_inserted_and_time_reversed(store: Store) -> None:
+    last = store.row(position(D, 3))
+    earlier = datetime.fromisoformat(json.loads(last.canonical)["at"]) - timedelta(hours=1)
+    forged = build_record(
+        log=LOG,
+        type="suggestion.transition",
+        subject=store.codes[D],
+        seq=4,
+        prev=last.leaf_hash,
+        actor={"role": "office", "id": "office-3"},
+        body={"from": "IN_PROGRESS", "to": "ANSWERED", "category": "A"},
+        now=earlier,
+        salt=secrets.token_bytes,
+    )
+    insert_row(store.db, RECORDS, forged, store.codes[D], 4, "suggestion.transition")
+
+    report = store.audit()
+    assert kinds(report) == [("inserted", LOG, RECORDS), ("time_reversed", LOG, RECORDS)]
+    [reversed_] = only(report, FindingKind.TIME_REVERSED)
+    assert (reversed_.subject, reversed_.seq) == (store.codes[D], 4)
+    trail = store.verify_trail(D)
+    assert trail.verdict is TrailVerdict.TIME_REVERSED and trail.first_bad == 4
+
+
+def test_a_transition_the_state_machine_forbids_is_illegal(store: Store) -> None:
+    # What a service that skipped its own checks would write: IN_PROGRESS may only be answered.
+    _append(store.db, store.codes[A], "IN_PROGRESS", "CLOSED", {"role": "staff", "id": "s"}, {})
+
+    report = store.audit()
+    assert kinds(report) == [("illegal_transition", LOG, RECORDS)]
+    [found] = report.findings
+    assert (found.subject, found.seq) == (store.codes[A], 4)
+    assert "IN_PROGRESS → CLOSED" in found.detail
+    trail = store.verify_trail(A)
+    assert trail.verdict is TrailVerdict.ILLEGAL_TRANSITION and trail.first_bad == 4
+
+
 def test_a_record_forged_into_an_anchored_batch_is_inserted(store: Store) -> None:
     code = "SG-FAKE-FAKE-FAKE"
     forged = build_record(
