@@ -40,7 +40,6 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
-import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -61,7 +60,7 @@ from ledger.reader import (
 from ledger.records import LOGS, RecordShapeError, check_record_shape
 from verifier.chain import ChainReader, log_id
 from verifier.errors import ContractMismatch, VerificationError
-from verifier.trail import SUGGESTIONS_LOG, _StateMachine
+from verifier.trail import SUGGESTIONS_LOG, StateMachine
 
 DEFAULT_DEADLINE = timedelta(minutes=10)
 ZERO_ROOT = bytes(32)
@@ -75,10 +74,6 @@ RACE = timedelta(minutes=5)
 
 ProgressCallback = Callable[[int, int], None]
 StoreFactory = Callable[[str], StoreReader]
-
-# A 4-byte UTF-8 sequence: a character beyond the BMP, where RFC 8785's UTF-16 key order can
-# differ from Python's code-point order, so the fast canonical check does not apply.
-_BEYOND_BMP = re.compile(rb"[\xf0-\xf4]")
 
 
 class AuditUnavailable(VerificationError):
@@ -256,16 +251,13 @@ def _safe_int(text: str) -> int:
 _DECODER = json.JSONDecoder(
     parse_float=_refuse_float, parse_int=_safe_int, parse_constant=_refuse_constant
 )
-_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def _parse_record(canonical: bytes) -> dict[str, Any]:
-    """The record in ``canonical``, which must be exactly its RFC 8785 bytes (PROTOCOL §2).
-
-    Fast path: for a record of JSON's own types, RFC 8785 output equals ``json.dumps`` with
-    sorted keys, no spaces and no ASCII escaping, except for key order when keys hold
-    characters beyond the BMP (UTF-16 order); only then is the slower ``rfc8785`` asked.
-    """
+    """The record in ``canonical``, which must be exactly its RFC 8785 bytes (PROTOCOL §2):
+    strict JSON (no floats, NaN or unsafe integers), re-serialised by ``canonical_bytes``
+    to the very same bytes (a duplicate key, a space, an escape RFC 8785 does not make, a
+    member out of order: all change them)."""
     try:
         record = _DECODER.decode(canonical.decode("utf-8"))
     except _NotARecord:
@@ -275,16 +267,11 @@ def _parse_record(canonical: bytes) -> dict[str, Any]:
     if not isinstance(record, dict):
         raise _NotARecord("not a JSON object")
     try:
-        same = _ENCODER.encode(record).encode() == canonical
-    except UnicodeEncodeError:
-        same = False
-    if not same or _BEYOND_BMP.search(canonical):
-        try:
-            same = canonical_bytes(record) == canonical
-        except CanonicalizationError as exc:
-            raise _NotARecord(str(exc)) from exc
-        if not same:
-            raise _NotARecord("its bytes are not the RFC 8785 serialisation of the record")
+        same = canonical_bytes(record) == canonical
+    except CanonicalizationError as exc:
+        raise _NotARecord(str(exc)) from exc
+    if not same:
+        raise _NotARecord("its bytes are not the RFC 8785 serialisation of the record")
     return record
 
 
@@ -308,7 +295,7 @@ class _Trail:
         "suspect",
     )
 
-    def __init__(self, machine: _StateMachine | None) -> None:
+    def __init__(self, machine: StateMachine | None) -> None:
         self.machine = machine
         self.last_seq = -1
         self.last_hash = b""
@@ -488,7 +475,7 @@ class _LogAudit:
         redactions = audit.redactions
         sha256 = hashlib.sha256
         log = self.log
-        machine_for = _StateMachine if log == SUGGESTIONS_LOG else None
+        machine_for = StateMachine if log == SUGGESTIONS_LOG else None
         trails = self.trails
         batches = sorted(self.batches, key=lambda b: b.first_position)
         bi = 0

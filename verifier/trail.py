@@ -210,7 +210,7 @@ class _Move:
     note: str | None = None
 
 
-class _StateMachine:
+class StateMachine:
     """Check 8: the published suggestion state machine (``ledger.workflow``), walked record
     by record.
 
@@ -342,7 +342,7 @@ class _Walk:
     def __init__(self, log: str, subject: str | None, entries: list[Any]) -> None:
         self.log = log
         self.subject = subject
-        self.machine = _StateMachine() if log == SUGGESTIONS_LOG else None
+        self.machine = StateMachine() if log == SUGGESTIONS_LOG else None
         self.last_hash: str | None = None  # the leaf hash of the record before, when known
         self.last_seq: tuple[int, int] | None = None  # (position, seq) of the last visible record
         self.last_at: tuple[int, datetime] | None = None
