@@ -178,6 +178,7 @@ def run_latency(quick: bool, interval: float = 2.0) -> dict[str, Any]:
             "CIVIC_API_PORT": str(api_port),
             "CIVIC_CHAIN_PORT": str(chain_port),
             "CIVIC_VERIFIER_PORT": str(free_port()),
+            "CIVIC_SUBMIT_RATE": "0",  # one client on loopback: not an abuser
             "CIVIC_ANCHOR_INTERVAL": str(interval),
         }
         for name in ("CIVIC_CHAIN_RPC", "CIVIC_CONTRACT", "CIVIC_DATABASE_URL"):

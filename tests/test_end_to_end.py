@@ -47,6 +47,7 @@ class Service:
             "CIVIC_CHAIN_PORT": str(self.chain_port),
             "CIVIC_VERIFIER_PORT": str(self.verifier_port),
             "CIVIC_ANCHOR_INTERVAL": str(interval),
+            "CIVIC_SUBMIT_RATE": "0",  # the bursts below come from one loopback client
         }
         for name in ("CIVIC_CHAIN_RPC", "CIVIC_CONTRACT", "CIVIC_DATABASE_URL"):
             self.env.pop(name, None)
@@ -215,7 +216,7 @@ def test_kill_9_during_a_burst_loses_nothing_acknowledged(service: Service) -> N
     stop.set()
     for t in threads:
         t.join()
-    assert len(acknowledged) > 20
+    assert len(acknowledged) > 100
 
     service.start()
     reader = Web3ChainReader(service.rpc)
