@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import secrets
 import sys
 import time
@@ -32,7 +33,8 @@ from voting.ballots import (  # noqa: E402  (the repository root goes on sys.pat
 )
 from voting.pabulib import load_pabulib, run_rule  # noqa: E402
 
-WIELICZKA = ROOT.parent / "shared" / "data" / "pabulib" / "Poland_Wieliczka_2023_Green_Budget.pb"
+SHARED = Path(os.environ.get("CIVIC_SHARED_DIR") or ROOT.parent / "shared")
+WIELICZKA = SHARED / "data" / "pabulib" / "Poland_Wieliczka_2023_Green_Budget.pb"
 
 
 def _pabutools_tally(path: Path) -> tuple[set[str], float, float, str]:

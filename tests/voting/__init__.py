@@ -6,6 +6,7 @@ The helpers below translate our inputs into pabutools objects; they are shared b
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence, Set
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,14 @@ from pabutools.election import (
 from pabutools.tiebreaking import TieBreakingRule, lexico_tie_breaking
 
 # ../shared beside the repository; the files are not copied into the repo.
-PABULIB_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "pabulib"
+# The shared folder beside the repository (CI lays a copy there); CIVIC_SHARED_DIR overrides.
+PABULIB_DIR = (
+    Path(
+        os.environ.get("CIVIC_SHARED_DIR") or Path(__file__).resolve().parents[2].parent / "shared"
+    )
+    / "data"
+    / "pabulib"
+)
 PABULIB_FILES = (
     "Netherlands_Assen_2024.pb",
     "Poland_Czestochowa_2024_Srodmiescie.pb",

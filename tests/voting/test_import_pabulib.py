@@ -12,10 +12,11 @@ from sqlalchemy import select
 from ledger.db import make_engine, make_session_factory
 from ledger.models import RecordRow
 from ledger.settings import Settings
+from tests.voting import PABULIB_DIR
 from voting.cli import import_pabulib
 from voting.pabulib import load_pabulib
 
-PABULIB = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "pabulib"
+PABULIB = PABULIB_DIR
 FILES = sorted(PABULIB.glob("*.pb"))
 
 
