@@ -4,7 +4,9 @@
 suggestion's trail from the service and checks every record, its links and its transitions.
 The service is trusted for nothing but handing over the records: anchoring is read from the
 chain. ``civic-verify audit --database-url URL`` is the inspectors' audit of a whole store
-(``verifier.audit``), read through a read-only connection.
+(``verifier.audit``), read through a read-only connection. ``civic-verify tally SIM_ID --api
+URL`` checks a simulation's anchored tally, recounts it from the signed ballots when they are
+shown, and with ``--my-ballot HASH`` proves that ballot is counted (``verifier.tally``).
 
 Exit status: 0 when the verdict is ``valid``; 1 for any other verdict (including ``redacted``
 and ``pending``); 2 when no verdict could be reached (bad usage, unreadable input, unknown
@@ -63,6 +65,7 @@ TRAIL_PATH = "/api/v1/suggestions/{code}/trail"
 
 if TYPE_CHECKING:  # only the audit reads a store, and is imported when it runs
     from verifier.audit import StoreFactory
+    from verifier.tally import TallyVerification
 
 ReaderFactory = Callable[[str, float], ChainReader]
 
@@ -127,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _chain_options(trail, timeout_help="per HTTP request and per RPC call")
     trail.set_defaults(run=_run_trail)
+    _add_tally_command(commands)
     _add_serve_command(commands)
     _add_witness_command(commands)
     _add_audit_command(commands)
@@ -341,6 +345,104 @@ def _run_trail(args: argparse.Namespace, tools: _Tools) -> int:
         text = format_timeline(result, service_state=service_state, marks=marks)
         out.write(_writable(text, out))
     return EXIT_VALID if result.verdict is TrailVerdict.VALID else EXIT_NOT_VALID
+
+
+# -- tally: check a simulation's anchored tally --------------------------------------------
+
+
+def _record_hash(text: str) -> str:
+    value = text.strip().lower()
+    if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+        raise argparse.ArgumentTypeError(f"not a record hash (64 hex characters): {text!r}")
+    return value
+
+
+def _add_tally_command(commands: Any) -> None:
+    tally = commands.add_parser(
+        "tally",
+        help="check a simulation's anchored tally (PROTOCOL §6)",
+        description=(
+            "Fetch a simulation's simulation.tallied record, its simulation.opened record and its "
+            "ballots from the service; verify their receipts against the chain, every shown "
+            "ballot's signature, the counted_root, and recount the outcome when the ballots' "
+            "contents are shown (open mode after closing, or with an inspector's token). "
+            "--my-ballot proves that a ballot is among the counted ones."
+        ),
+    )
+    tally.add_argument("simulation", metavar="SIM_ID", help="e.g. SIM-7K3M9QXD")
+    tally.add_argument(
+        "--api", metavar="URL", required=True, help="the service's base URL, e.g. https://host"
+    )
+    tally.add_argument(
+        "--my-ballot",
+        metavar="RECORD_HASH",
+        type=_record_hash,
+        help="a ballot's record hash: show its place among the counted ballots",
+    )
+    tally.add_argument(
+        "--token",
+        metavar="TOKEN",
+        help="bearer token of an inspector (or of the voter) to see hidden ballots",
+    )
+    _chain_options(tally, timeout_help="per HTTP request and per RPC call")
+    tally.set_defaults(run=_run_tally)
+
+
+def format_tally(result: TallyVerification, *, marks: dict[str, str] | None = None) -> str:
+    """The verdict, every check in order, the notes, and the inclusion proof of --my-ballot."""
+    marks = marks or {"ok": "✓", "bad": "✗"}
+    lines = [f"{result.verdict.value.upper()}: {result.reason}"]
+    lines.append(f"simulation: {result.simulation}, tally record {result.tally_record or '?'}")
+    for check in result.checks:
+        mark = marks["ok"] if check.ok else marks["bad"]
+        verdict = f" ({check.verdict})" if check.verdict is not None else ""
+        lines.append(_indented(f"{mark} [{check.step}] {check.name}{verdict}: {check.detail}", 2))
+    for note in result.notes:
+        lines.append(_indented(f"note: {note}", 0))
+    proof = result.my_ballot
+    if proof is not None:
+        lines.append(
+            f"my ballot {proof.record_hash}: leaf {proof.index} of {proof.size} under "
+            f"counted_root {proof.root}; inclusion path (nearest sibling first):"
+        )
+        lines += [f"  {h}" for h in proof.path] or ["  (none: the only counted ballot)"]
+    return "\n".join(lines) + "\n"
+
+
+def _run_tally(args: argparse.Namespace, tools: _Tools) -> int:
+    from verifier.tally import fetch_tally_inputs, tally_pending, verify_tally
+
+    inputs = fetch_tally_inputs(
+        args.api,
+        args.simulation,
+        token=args.token,
+        timeout=args.timeout,
+        transport=tools.http_transport,
+    )
+    if inputs.tally_receipt is None:
+        record = str(inputs.simulation.get("tally_record"))
+        result = tally_pending(args.simulation, record, f"its receipt is {inputs.tally_status}")
+    else:
+        result = verify_tally(
+            inputs.simulation,
+            inputs.tally_receipt,
+            inputs.opened_receipt,
+            inputs.ballots,
+            tools.reader_factory(_rpc_url(args), args.timeout),
+            my_ballot=args.my_ballot,
+            between_receipts=inputs.between_receipts,
+            min_confirmations=args.min_confirmations,
+            min_attestations=args.min_attestations,
+        )
+    out = sys.stdout
+    if args.json:
+        _write_json(result.to_dict(), out)
+    else:
+        marks = {"ok": "✓", "bad": "✗"}
+        if _writable("✓✗", out) != "✓✗":
+            marks = {"ok": "+", "bad": "x"}
+        out.write(_writable(format_tally(result, marks=marks), out))
+    return EXIT_VALID if result.valid else EXIT_NOT_VALID
 
 
 # -- serve: the verifier's HTTP service ---------------------------------------------------

@@ -86,7 +86,7 @@ _EVALUATED = frozenset({S.CLOSED, S.REHANDLING})
 _ACCEPTED_RECEIPTS = frozenset({Verdict.VALID, Verdict.REDACTED})
 
 
-class _AskOnce:
+class AskOnce:
     """A ChainReader that asks the real one each question once per trail.
 
     Records of a trail share batches, and one answer for the latest block keeps the
@@ -445,7 +445,7 @@ def verify_trail(
     if not entries:
         return _fail(TrailVerdict.GAP, subject, log, "the trail is empty: no record with seq 0")
 
-    reader = _AskOnce(chain)
+    reader = AskOnce(chain)
     walk = _Walk(log, subject, entries)
     results = [
         _judge(index, entry, walk, reader, min_confirmations, min_attestations)
