@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from ledger.models import BatchRow, LogHead, RecordRow, SuggestionRow, TrailHead, WorkerStatus
@@ -24,6 +25,70 @@ def lock_log_head(session: Session, log: str) -> LogHead:
     if head is None:
         raise LookupError(f"unknown log {log!r}")
     return head
+
+
+# The append path runs these for every record: built once, executed on the session's
+# connection (Core), so a write costs a few statements and no ORM unit of work.
+_CLAIM_POSITION = (
+    update(LogHead.__table__)
+    .where(LogHead.__table__.c.log == bindparam("log_name"))
+    .values(next_position=LogHead.__table__.c.next_position + 1)
+    .returning(LogHead.__table__.c.next_position - 1)
+)
+_TRAIL_HEAD = select(
+    TrailHead.__table__.c.next_seq,
+    TrailHead.__table__.c.last_leaf_hash,
+    TrailHead.__table__.c.last_at,
+).where(
+    TrailHead.__table__.c.log == bindparam("log_name"),
+    TrailHead.__table__.c.subject == bindparam("subject_name"),
+)
+_INSERT_RECORD = insert(RecordRow.__table__)
+_INSERT_TRAIL = insert(TrailHead.__table__)
+_UPDATE_TRAIL = (
+    update(TrailHead.__table__)
+    .where(
+        TrailHead.__table__.c.log == bindparam("log_name"),
+        TrailHead.__table__.c.subject == bindparam("subject_name"),
+    )
+    .values(
+        next_seq=bindparam("next_seq"),
+        last_leaf_hash=bindparam("last_leaf_hash"),
+        last_at=bindparam("last_at"),
+    )
+)
+
+
+def claim_position(session: Session, log: str) -> int:
+    """Take the log's next position: ``UPDATE … RETURNING``, which also row-locks the head."""
+    position = session.connection().execute(_CLAIM_POSITION, {"log_name": log}).scalar_one_or_none()
+    if position is None:
+        raise LookupError(f"unknown log {log!r}")
+    return int(position)
+
+
+def trail_head(session: Session, log: str, subject: str) -> Row[Any] | None:
+    return (
+        session.connection()
+        .execute(_TRAIL_HEAD, {"log_name": log, "subject_name": subject})
+        .one_or_none()
+    )
+
+
+def insert_record(session: Session, **values: object) -> None:
+    session.connection().execute(_INSERT_RECORD, values)
+
+
+def advance_trail(
+    session: Session, log: str, subject: str, next_seq: int, leaf: bytes, at: datetime, *, new: bool
+) -> None:
+    values = {"next_seq": next_seq, "last_leaf_hash": leaf, "last_at": at}
+    if new:
+        session.connection().execute(_INSERT_TRAIL, {"log": log, "subject": subject, **values})
+    else:
+        session.connection().execute(
+            _UPDATE_TRAIL, {"log_name": log, "subject_name": subject, **values}
+        )
 
 
 def get_log_head(session: Session, log: str) -> LogHead | None:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from ledger import repository as repo
 from ledger.errors import BatchNotFound, InvalidInput, RecordNotFound
 from ledger.merkle import path_from_levels, tree_levels
-from ledger.models import BatchRow, RecordRow, Redaction, TrailHead
+from ledger.models import BatchRow, Redaction
 from ledger.records import LOGS, SealedRecord, build_record, format_at, is_hex64
 
 Clock = Callable[[], datetime]
@@ -44,15 +44,19 @@ def append_record(
     body: Mapping[str, Any],
     clock: Clock = utc_now,
 ) -> SealedRecord:
-    """Append one record to a log, linked to the end of its trail, and flush it.
+    """Append one record to a log, linked to the end of its trail (written at once).
 
     Holds the log's head lock until the caller's transaction ends, so positions and the
     trail's seq/prev are assigned without races.
     """
     if log not in LOGS:
         raise InvalidInput(f"unknown log {log!r}")
-    head = repo.lock_log_head(session, log)
-    trail = repo.get_trail_head(session, log, subject)
+    # One UPDATE claims the position and holds the log's row lock until the transaction
+    # ends (PostgreSQL), so positions are dense and handed out in commit order; SQLite
+    # serialises write transactions anyway (BEGIN IMMEDIATE). Core statements, not ORM
+    # units of work: this is the hottest path of every write.
+    position = repo.claim_position(session, log)
+    trail = repo.trail_head(session, log, subject)
     seq, prev = (0, None) if trail is None else (trail.next_seq, trail.last_leaf_hash)
     now = clock()
     if trail is not None:
@@ -70,32 +74,18 @@ def append_record(
         now=now,
         salt=secrets.token_bytes,
     )
-    repo.add(
+    repo.insert_record(
         session,
-        RecordRow(
-            log=log,
-            position=head.next_position,
-            subject=subject,
-            seq=seq,
-            type=type,
-            leaf_hash=sealed.leaf_hash,
-            canonical=sealed.canonical,
-            accepted_at=now,
-        ),
+        log=log,
+        position=position,
+        subject=subject,
+        seq=seq,
+        type=type,
+        leaf_hash=sealed.leaf_hash,
+        canonical=sealed.canonical,
+        accepted_at=now,
     )
-    head.next_position += 1
-    if trail is None:
-        repo.add(
-            session,
-            TrailHead(
-                log=log, subject=subject, next_seq=1, last_leaf_hash=sealed.leaf_hash, last_at=now
-            ),
-        )
-    else:
-        trail.next_seq = seq + 1
-        trail.last_leaf_hash = sealed.leaf_hash
-        trail.last_at = now
-    session.flush()
+    repo.advance_trail(session, log, subject, seq + 1, sealed.leaf_hash, now, new=trail is None)
     return sealed
 
 

@@ -71,8 +71,7 @@ class LogLock:
         if engine.dialect.name == "sqlite":
             base = path if path is not None else Path(os.getcwd()) / "memory.db"
             self._file = filelock.FileLock(f"{base}.worker-{log_name}.lock", timeout=0)
-        digest = hashlib.sha256(f"civic-ledger/anchoring-worker/{log_name}".encode()).digest()
-        self._key = int.from_bytes(digest[:8], "big", signed=True)
+        self._key: int | None = None
 
     def acquire(self) -> bool:
         if self._file is not None:
@@ -82,6 +81,14 @@ class LogLock:
                 return False
             return True
         conn = self.engine.connect()
+        if self._key is None:
+            # Advisory locks are per database; the schema joins the key so that two stores
+            # in one database (one per schema) do not lock each other out.
+            schema = conn.execute(text("SELECT current_schema()")).scalar()
+            name = f"civic-ledger/anchoring-worker/{schema}/{self.log_name}"
+            self._key = int.from_bytes(
+                hashlib.sha256(name.encode()).digest()[:8], "big", signed=True
+            )
         got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self._key}).scalar()
         conn.commit()
         if got:

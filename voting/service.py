@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from ledger import repository as ledger_repository
@@ -66,6 +66,23 @@ def _utc(moment: datetime | None) -> datetime | None:
 def new_simulation_id() -> str:
     return "SIM-" + "".join(secrets.choice(_CROCKFORD) for _ in range(8))
 
+
+_BALLOTS = BallotRow.__table__
+_NONCE_USED = select(_BALLOTS.c.nonce).where(
+    _BALLOTS.c.simulation_id == bindparam("sim"),
+    _BALLOTS.c.voter == bindparam("voter"),
+    _BALLOTS.c.nonce == bindparam("nonce"),
+)
+_SUPERSEDE = (
+    update(_BALLOTS)
+    .where(
+        _BALLOTS.c.simulation_id == bindparam("b_sim"),
+        _BALLOTS.c.voter == bindparam("b_voter"),
+        _BALLOTS.c.superseded.is_(False),
+    )
+    .values(superseded=True)
+)
+_INSERT_BALLOT = insert(_BALLOTS)
 
 _RULES_CACHE: dict[str, dict[str, Any]] = {}
 
@@ -287,7 +304,10 @@ def cast(
         check_ballot(rule_set, ballot.choices)
     except BallotInvalid as exc:
         raise BallotRefused(f"{exc.reason}: {exc.message}") from exc
-    if session.get(BallotRow, (simulation_id, ballot.voter, ballot.nonce)) is not None:
+    conn = session.connection()
+    if conn.execute(
+        _NONCE_USED, {"sim": simulation_id, "voter": ballot.voter, "nonce": ballot.nonce}
+    ).first():
         raise NonceReplayed(
             f"nonce {ballot.nonce} was already used by {ballot.voter}: sign the revote with a new nonce"
         )
@@ -301,27 +321,20 @@ def cast(
         clock,
         subject=f"{simulation_id}/{ballot.voter}",
     )
-    session.execute(
-        update(BallotRow)
-        .where(
-            BallotRow.simulation_id == simulation_id,
-            BallotRow.voter == ballot.voter,
-            BallotRow.superseded.is_(False),
-        )
-        .values(superseded=True)
+    if sealed.record["seq"] > 0:  # a revote: the voter's earlier ballot no longer counts
+        conn.execute(_SUPERSEDE, {"b_sim": simulation_id, "b_voter": ballot.voter})
+    conn.execute(
+        _INSERT_BALLOT,
+        {
+            "simulation_id": simulation_id,
+            "voter": ballot.voter,
+            "nonce": ballot.nonce,
+            "record_hash": sealed.record_hash,
+            "choices": json.dumps(ballot.choices, ensure_ascii=False),
+            "cast_at": now,
+            "superseded": False,
+        },
     )
-    session.add(
-        BallotRow(
-            simulation_id=simulation_id,
-            voter=ballot.voter,
-            nonce=ballot.nonce,
-            record_hash=sealed.record_hash,
-            choices=json.dumps(ballot.choices, ensure_ascii=False),
-            cast_at=now,
-            superseded=False,
-        )
-    )
-    session.flush()
     return sealed
 
 
