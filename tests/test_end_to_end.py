@@ -325,3 +325,117 @@ def test_the_whole_loop_over_http_is_a_verified_trail_and_contact_stays_private(
     ]:
         content = path.read_bytes()
         assert not any(n in content for n in needles), f"personal data found in {path}"
+
+
+def _cli(service: Service, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "api.cli", *args],
+        env={**service.env, "CIVIC_LOG_LEVEL": "WARNING"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_budget_vote_from_keys_to_a_verified_tally(service: Service, tmp_path: Path) -> None:
+    admin = _account(service, "--role", "admin", "--name", "管理员")
+    staff = {
+        "Authorization": f"Bearer {_account(service, '--role', 'staff', '--name', '人大办')['token']}"
+    }
+    deputies = [
+        _account(service, "--role", "deputy", "--name", f"代表{i}", "--district", "鼓楼区")
+        for i in range(3)
+    ]
+    for i, deputy in enumerate(deputies):
+        keygen = _cli(service, "deputy", "keygen", "--out", str(tmp_path / f"d{i}.key"))
+        assert keygen.returncode == 0, keygen.stderr
+        assert (tmp_path / f"d{i}.key").stat().st_mode & 0o777 == 0o600
+        registered = _cli(
+            service,
+            "deputy",
+            "register",
+            deputy["id"],
+            keygen.stdout.strip(),
+            "--admin",
+            admin["id"],
+        )
+        assert registered.returncode == 0, registered.stderr
+    api = f"{service.api}/api/v1"
+    spec = {
+        "title": "2027年民生实事",
+        "ballot_type": "approval",
+        "rule": "mes-add1",
+        "budget": 1000,
+        "projects": [
+            {"id": "A", "name": "加装电梯", "cost": 600},
+            {"id": "B", "name": "社区食堂", "cost": 300},
+            {"id": "C", "name": "口袋公园", "cost": 400},
+        ],
+    }
+    sim = httpx.post(f"{api}/simulations", json=spec, headers=staff, timeout=10).json()["id"]
+    assert httpx.post(f"{api}/simulations/{sim}/open", headers=staff, timeout=10).status_code == 201
+    mine = None
+    for i, choices in enumerate(("A,B", "B,C", "A")):
+        vote = _cli(
+            service,
+            "vote",
+            sim,
+            "--key",
+            str(tmp_path / f"d{i}.key"),
+            "--voter",
+            deputies[i]["id"],
+            "--api",
+            service.api,
+            "--choices",
+            choices,
+        )
+        assert vote.returncode == 0, vote.stderr
+        mine = mine or vote.stdout.split()[2]
+    refused = _cli(
+        service,
+        "vote",
+        sim,
+        "--key",
+        str(tmp_path / "d0.key"),
+        "--voter",
+        deputies[1]["id"],
+        "--api",
+        service.api,
+        "--choices",
+        "A",
+    )
+    assert refused.returncode == 1 and "BallotSignatureRejected" in refused.stderr
+    for step in ("close", "tally"):
+        assert (
+            httpx.post(f"{api}/simulations/{sim}/{step}", headers=staff, timeout=10).status_code
+            == 201
+        )
+    result = httpx.get(f"{api}/simulations/{sim}", timeout=10).json()["result"]
+    assert result["ballots_counted"] == 3 and result["counts"] == {"A": 2, "B": 2, "C": 1}
+
+    deadline = time.monotonic() + 30
+    while True:
+        check = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "verifier.cli",
+                "tally",
+                sim,
+                "--api",
+                service.api,
+                "--rpc",
+                service.rpc,
+                "--my-ballot",
+                mine,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if check.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)  # until the tally's batch is anchored
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "valid" in check.stdout.lower()
+    assert service.stop() == 0

@@ -29,6 +29,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         "keygen", help="write a new private key (mode 0600), print the public key"
     )
     keygen.add_argument("--out", required=True, type=Path)
+    register = deputy_sub.add_parser(
+        "register", help="record a deputy's public key (an admin does this)"
+    )
+    register.add_argument("deputy_id")
+    register.add_argument("public_key", help="64 hex characters, as keygen printed it")
+    register.add_argument("--admin", required=True, help="the admin account id doing it")
 
     vote = sub.add_parser("vote", help="sign a ballot with your key and submit it")
     vote.add_argument("simulation")
@@ -73,6 +79,42 @@ def cmd_keygen(args: argparse.Namespace) -> int:
         print(f"civic-ledger deputy keygen: {exc.message}", file=sys.stderr)
         return 2
     print(public_key_hex(key))
+    return 0
+
+
+def cmd_register(settings: Settings, args: argparse.Namespace) -> int:
+    from ledger.auth import Principal, Role, get_account
+    from ledger.db import make_engine, make_session_factory
+    from ledger.errors import CivicError
+    from ledger.migrate import upgrade
+    from voting import service
+
+    if not re.fullmatch(r"[0-9a-f]{64}", args.public_key):
+        print(
+            "civic-ledger deputy register: the public key is 64 lowercase hex characters",
+            file=sys.stderr,
+        )
+        return 2
+    engine = make_engine(settings.resolved_database_url)
+    upgrade(engine)
+    try:
+        with make_session_factory(engine).begin() as session:
+            admin = get_account(session, args.admin)
+            if admin is None or admin.role != Role.ADMIN.value or admin.disabled_at is not None:
+                print(
+                    f"civic-ledger deputy register: {args.admin!r} is not an active admin",
+                    file=sys.stderr,
+                )
+                return 2
+            service.register_key(
+                session, args.deputy_id, args.public_key, principal=Principal(Role.ADMIN, admin.id)
+            )
+    except CivicError as exc:
+        print(f"civic-ledger deputy register: {exc.message}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    print(f"registered the ballot key of {args.deputy_id}")
     return 0
 
 
@@ -244,7 +286,7 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "deputy":
-        return cmd_keygen(args)
+        return cmd_keygen(args) if args.action == "keygen" else cmd_register(settings, args)
     if args.command == "vote":
         return cmd_vote(args)
     return cmd_import(settings, args)
