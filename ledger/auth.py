@@ -73,10 +73,6 @@ def new_citizen_token() -> str:
     return CITIZEN_TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 @dataclass(frozen=True)
 class NewAccount:
     id: str
@@ -153,7 +149,7 @@ def authenticate(session: Session, token: str, now: datetime | None = None) -> P
             raise Unauthenticated("the token is not valid")
         if account.disabled_at is not None:
             raise Unauthenticated("the account is disabled")
-        if _utc(account.token_expires_at) <= now:
+        if account.token_expires_at <= now:
             raise Unauthenticated("the token has expired; ask an admin for a new one")
         return Principal(Role(account.role), account.id, account.office, account.district)
     raise Unauthenticated("malformed token: expected a clt_ or cit_ bearer token")

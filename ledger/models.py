@@ -9,7 +9,7 @@ contiguous range of positions in its log, so sealing never has to touch a record
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import (
     BigInteger,
@@ -21,12 +21,35 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants BIGINT.
 BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Times go in as UTC and always come out timezone-aware UTC, on every backend.
+
+    SQLite keeps no time zone, so without this every reader would have to re-attach UTC to
+    what it reads; here it is done once, where the database is crossed.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):
@@ -52,7 +75,7 @@ class TrailHead(Base):
     subject: Mapped[str] = mapped_column(String(160), primary_key=True)
     next_seq: Mapped[int] = mapped_column(Integer)
     last_leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
-    last_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class RecordRow(Base):
@@ -72,7 +95,7 @@ class RecordRow(Base):
     type: Mapped[str] = mapped_column(String(64))
     leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     canonical: Mapped[bytes] = mapped_column(LargeBinary)
-    accepted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    accepted_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class BatchRow(Base):
@@ -94,16 +117,16 @@ class BatchRow(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     root: Mapped[bytes] = mapped_column(LargeBinary(32))
     state: Mapped[str] = mapped_column(String(16), default="sealed")
-    sealed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    sealed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     chain_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     contract: Mapped[str | None] = mapped_column(String(42), nullable=True)
     tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
     raw_tx: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     nonce: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     block_number: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     gas_used: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    anchored_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    anchored_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
@@ -123,22 +146,20 @@ class SuggestionRow(Base):
     category: Mapped[str] = mapped_column(String(64))
     district: Mapped[str] = mapped_column(String(64))
     channel: Mapped[str] = mapped_column(String(16))
-    submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     citizen_token_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32), nullable=True)
     submitter_role: Mapped[str] = mapped_column(String(16), default="citizen")
     submitter_id: Mapped[str] = mapped_column(String(64), default="")
     deputy_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     lead_office: Mapped[str | None] = mapped_column(String(32), nullable=True)
     offices: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON list, lead first
-    due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    assigned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    first_answered_at: Mapped[datetime | None] = mapped_column(
-        DateTime(timezone=True), nullable=True
-    )
-    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    first_answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     answered_on_time: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
-    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     reply_category: Mapped[str | None] = mapped_column(String(1), nullable=True)
     last_level: Mapped[str | None] = mapped_column(String(24), nullable=True)
     key_supervision: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -174,10 +195,10 @@ class Account(Base):
     office: Mapped[str | None] = mapped_column(String(32), nullable=True)
     district: Mapped[str | None] = mapped_column(String(64), nullable=True)
     token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
-    token_expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    token_expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     public_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class Attachment(Base):
@@ -189,7 +210,7 @@ class Attachment(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     content_type: Mapped[str] = mapped_column(String(100))
     uploaded_by: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class Redaction(Base):
@@ -212,4 +233,4 @@ class WorkerStatus(Base):
     worker_id: Mapped[str] = mapped_column(String(128))
     state: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str | None] = mapped_column(Text, nullable=True)
-    heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime())

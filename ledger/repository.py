@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, func, insert, select, update
+from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from ledger.models import BatchRow, LogHead, RecordRow, SuggestionRow, TrailHead, WorkerStatus
@@ -91,16 +91,8 @@ def advance_trail(
         )
 
 
-def get_log_head(session: Session, log: str) -> LogHead | None:
-    return session.get(LogHead, log)
-
-
 def all_log_heads(session: Session) -> Sequence[LogHead]:
     return session.scalars(select(LogHead).order_by(LogHead.log)).all()
-
-
-def get_trail_head(session: Session, log: str, subject: str) -> TrailHead | None:
-    return session.get(TrailHead, (log, subject))
 
 
 def add(session: Session, *rows: object) -> None:
@@ -156,13 +148,6 @@ def oldest_unanchored_batch(session: Session, log: str) -> BatchRow | None:
     ).one_or_none()
 
 
-def count_batches_by_state(session: Session) -> dict[tuple[str, str], int]:
-    rows = session.execute(
-        select(BatchRow.log, BatchRow.state, func.count()).group_by(BatchRow.log, BatchRow.state)
-    ).all()
-    return {(log, state): count for log, state, count in rows}
-
-
 def last_anchored_batch(session: Session, log: str) -> BatchRow | None:
     return session.scalars(
         select(BatchRow)
@@ -190,7 +175,3 @@ def upsert_worker_status(
         )
     else:
         row.worker_id, row.state, row.detail, row.heartbeat_at = worker_id, state, detail, at
-
-
-def advance_sealed_until(session: Session, log: str, position: int) -> None:
-    session.execute(update(LogHead).where(LogHead.log == log).values(sealed_until=position))

@@ -115,20 +115,3 @@ class RecordAccepted(BaseModel):
     record_hash: str
     state: str
     receipt_url: str
-
-
-class Pending(BaseModel):
-    status: str = "pending"
-    detail: str
-
-
-class AnchorOut(BaseModel):
-    log: str
-    batch: int
-    root: str
-    size: int
-    tx: str
-    block: int
-    chain_id: int
-    contract: str
-    leaf_hashes: list[str]

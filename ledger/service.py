@@ -31,7 +31,7 @@ def iso(moment: datetime | None) -> str | None:
     """A stored time as PROTOCOL writes times (UTC, milliseconds, Z); None stays None."""
     if moment is None:
         return None
-    return format_at(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    return format_at(moment)
 
 
 def append_record(
@@ -61,8 +61,7 @@ def append_record(
     now = clock()
     if trail is not None:
         # Times never go backwards inside a trail (PROTOCOL §5), even if the wall clock does.
-        last_at = trail.last_at if trail.last_at.tzinfo else trail.last_at.replace(tzinfo=UTC)
-        now = max(now, last_at)
+        now = max(now, trail.last_at)
     sealed = build_record(
         log=log,
         type=type,
@@ -204,8 +203,6 @@ def anchoring_lag(session: Session, now: datetime | None = None) -> dict[str, An
         oldest = (
             repo.oldest_record_time_from(session, head.log, anchored_until) if waiting else None
         )
-        if oldest is not None and oldest.tzinfo is None:
-            oldest = oldest.replace(tzinfo=UTC)
         result[head.log] = {
             "records": head.next_position,
             "unanchored_records": waiting,

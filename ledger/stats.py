@@ -89,21 +89,14 @@ class SuggestionFacts:
             lead_office=row.lead_office,
             deputy=row.deputy_id,
             state=SuggestionState(row.state),
-            assigned_at=_utc(row.assigned_at),
-            first_answered_at=_utc(row.first_answered_at),
+            assigned_at=row.assigned_at,
+            first_answered_at=row.first_answered_at,
             answered_on_time=row.answered_on_time,
             closed=row.closed_at is not None,
             last_level=row.last_level,
             overdue=is_overdue(row, now),
             key_supervision=bool(row.key_supervision),
         )
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes; every stored time is UTC.
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
 
 
 def _rate(part: int, whole: int) -> float | None:

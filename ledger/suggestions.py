@@ -61,12 +61,6 @@ class Submitted:
     citizen_token: str | None
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def add_months(moment: datetime, months: int) -> datetime:
     """The same day ``months`` later, clamped to the month's end (31 Jan + 1 → 28/29 Feb)."""
     month0 = moment.month - 1 + months
@@ -334,7 +328,7 @@ def transition(
 
     body: dict[str, Any] = {"from": current.value, "to": req.to.value}
     if req.to is S.CLOSED and req.level is None:
-        answered = _utc(row.answered_at)
+        answered = row.answered_at
         if answered is not None and now < answered + timedelta(days=policy.evaluation_days):
             raise Conflict(
                 f"the submitter may evaluate the reply until "
@@ -403,7 +397,7 @@ def _apply(
     elif req.to is S.ANSWERED:
         row.answered_at = now
         row.first_answered_at = row.first_answered_at or now
-        due = _utc(row.due_at)
+        due = row.due_at
         row.answered_on_time = due is None or now <= due
         row.reply_category = body["category"]
     elif req.to is S.ANSWERED_DIRECT:
@@ -460,7 +454,7 @@ def set_flags(
         if flags.reason is None:
             raise InvalidInput("an extension (延期) needs a reason")
         new_due = end_of_day(flags.extend_due)
-        current_due = _utc(row.due_at)
+        current_due = row.due_at
         if current_due is not None and new_due <= current_due:
             raise InvalidInput(
                 f"an extension must move the due date later than {current_due.date()}"
@@ -478,7 +472,7 @@ def set_flags(
 
 
 def is_overdue(row: SuggestionRow, now: datetime) -> bool:
-    due = _utc(row.due_at)
+    due = row.due_at
     return due is not None and SuggestionState(row.state) in AWAITING_REPLY and now > due
 
 
@@ -496,7 +490,7 @@ def public_view(row: SuggestionRow, now: datetime) -> dict[str, Any]:
         "submitted_by": row.submitter_role,
         "deputy": row.deputy_id,
         "offices": row.office_list,
-        "due": _utc(row.due_at).date().isoformat() if row.due_at else None,  # type: ignore[union-attr]
+        "due": row.due_at.date().isoformat() if row.due_at else None,
         "overdue": is_overdue(row, now),
         "key_supervision": row.key_supervision,
         "reply_category": row.reply_category,

@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import filelock
@@ -45,18 +45,11 @@ from ledger.db import sqlite_path
 from ledger.merkle import merkle_root
 from ledger.models import BatchRow
 from ledger.records import LOGS
+from ledger.service import utc_now
 
 log = logging.getLogger("civic.worker")
 
 Clock = Callable[[], datetime]
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class LogLock:
@@ -154,7 +147,7 @@ class AnchoringWorker:
         session_factory: sessionmaker[Session],
         chain: ChainClient,
         config: WorkerConfig,
-        clock: Clock = _utc_now,
+        clock: Clock = utc_now,
         worker_id: str | None = None,
     ) -> None:
         self.engine = engine
@@ -262,7 +255,7 @@ class AnchoringWorker:
                 return None
             if pending < self.config.batch_max and not force:
                 oldest = repo.oldest_record_time_from(session, log_name, head.sealed_until)
-                waited = self.clock() - _aware(oldest) if oldest else timedelta(0)
+                waited = self.clock() - oldest if oldest else timedelta(0)
                 if waited.total_seconds() < self.config.anchor_interval:
                     return None
             size = min(pending, self.config.batch_max)

@@ -7,10 +7,10 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, String, Text
+from sqlalchemy import Boolean, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ledger.models import Base
+from ledger.models import Base, UTCDateTime
 
 
 class SimulationRow(Base):
@@ -24,10 +24,10 @@ class SimulationRow(Base):
     secrecy: Mapped[str] = mapped_column(String(8))  # open | secret
     rules: Mapped[str] = mapped_column(Text)
     created_by: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    opens_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    closes_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    opens_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    closes_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     result: Mapped[str | None] = mapped_column(Text, nullable=True)
     tally_record: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
@@ -47,5 +47,5 @@ class BallotRow(Base):
     nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
     record_hash: Mapped[str] = mapped_column(String(64), unique=True)
     choices: Mapped[str] = mapped_column(Text)
-    cast_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    cast_at: Mapped[datetime] = mapped_column(UTCDateTime())
     superseded: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -57,12 +57,6 @@ class NonceReplayed(Conflict):
     pass
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def new_simulation_id() -> str:
     return "SIM-" + "".join(secrets.choice(_CROCKFORD) for _ in range(8))
 
@@ -134,10 +128,6 @@ def all_simulations(session: Session) -> list[SimulationRow]:
     return list(session.scalars(select(SimulationRow).order_by(SimulationRow.created_at.desc())))
 
 
-def require_staff(principal: Principal | None) -> Principal:
-    return _require_staff(principal)
-
-
 def register_key(
     session: Session, deputy_id: str, public_key: str, *, principal: Principal
 ) -> None:
@@ -193,7 +183,10 @@ def create(
     if data.ballot_type == "yes_no" and data.slots is not None and data.slots >= len(data.projects):
         raise InvalidInput("票决 needs more candidates than slots")
     now = clock()
-    if data.closes_at is not None and _utc(data.closes_at) <= now:  # type: ignore[operator]
+    closes_at = data.closes_at
+    if closes_at is not None and closes_at.tzinfo is None:
+        closes_at = closes_at.replace(tzinfo=UTC)  # a time without a zone is taken as UTC
+    if closes_at is not None and closes_at <= now:
         raise InvalidInput("closes_at must be in the future")
     rule_set = {
         "title": data.title,
@@ -250,11 +243,12 @@ def open_simulation(
     clock: Clock = ledger_service.utc_now,
 ) -> SealedRecord:
     """``simulation.opened``: the whole rule set, electorate with public keys, the window."""
+    _require_staff(principal)
     row = get(session, simulation_id, for_update=True)
     if row.state != "draft":
         raise Conflict(f"{simulation_id} is {row.state}; only a draft opens")
     now = clock()
-    closes = _utc(row.closes_at)
+    closes = row.closes_at
     if closes is not None and closes <= now:
         raise Conflict("its closing time has passed; create a new simulation")
     body = {
@@ -282,7 +276,7 @@ def cast(
         raise VotingClosed(
             f"{simulation_id} is {row.state}: ballots are taken only while it is open"
         )
-    closes = _utc(row.closes_at)
+    closes = row.closes_at
     if closes is not None and now >= closes:
         raise VotingClosed(f"voting on {simulation_id} closed at {ledger_service.iso(closes)}")
     rule_set = rule_set_of(row)
@@ -345,6 +339,7 @@ def close(
     principal: Principal,
     clock: Clock = ledger_service.utc_now,
 ) -> SealedRecord:
+    _require_staff(principal)
     row = get(session, simulation_id, for_update=True)
     if row.state != "open":
         raise Conflict(f"{simulation_id} is {row.state}; only an open simulation closes")
@@ -376,6 +371,7 @@ def tally_simulation(
 ) -> SealedRecord:
     """``simulation.tallied``: counts, outcome, ballots counted and ``counted_root`` — the
     Merkle Tree Hash over the counted ballots' leaf hashes in ascending order (PROTOCOL §6)."""
+    _require_staff(principal)
     row = get(session, simulation_id, for_update=True)
     if row.state != "closed":
         raise Conflict(f"{simulation_id} is {row.state}; close it before tallying")

@@ -32,12 +32,7 @@ def healthz(session: ReadSessionDep, state: StateDep) -> Any:
     stale_after = timedelta(seconds=max(10.0, 5 * state.settings.anchor_interval))
     worker: dict[str, Any] = {}
     for status in workers:
-        beat = (
-            status.heartbeat_at
-            if status.heartbeat_at.tzinfo
-            else status.heartbeat_at.replace(tzinfo=UTC)
-        )
-        age = (now - beat).total_seconds()
+        age = (now - status.heartbeat_at).total_seconds()
         worker[status.log] = {
             "worker": status.worker_id,
             "state": status.state if age < stale_after.total_seconds() else "stopped",
