@@ -4,8 +4,6 @@ API, worker) in its own process group, driven over HTTP, checked with `civic-ver
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import threading
@@ -16,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ledger.devchain import free_port
 from tests.fixtures.db import BACKENDS, POSTGRES_URL, postgres_schema_url
+from tests.fixtures.service import Service
 from verifier.chain import Web3ChainReader
 from verifier.receipt import verify_receipt
 from verifier.verdicts import Verdict
@@ -30,77 +28,6 @@ GOOD = {
     "category": "城乡建设",
     "district": "鼓楼区",
 }
-
-
-class Service:
-    def __init__(
-        self, data_dir: Path, database_url: str | None = None, interval: float = 2.0
-    ) -> None:
-        self.data_dir = data_dir
-        self.api_port = free_port()
-        self.chain_port = free_port()
-        self.verifier_port = free_port()
-        self.env = {
-            **os.environ,
-            "CIVIC_DATA_DIR": str(data_dir),
-            "CIVIC_API_PORT": str(self.api_port),
-            "CIVIC_CHAIN_PORT": str(self.chain_port),
-            "CIVIC_VERIFIER_PORT": str(self.verifier_port),
-            "CIVIC_ANCHOR_INTERVAL": str(interval),
-            "CIVIC_SUBMIT_RATE": "0",  # the bursts below come from one loopback client
-        }
-        for name in ("CIVIC_CHAIN_RPC", "CIVIC_CONTRACT", "CIVIC_DATABASE_URL"):
-            self.env.pop(name, None)
-        if database_url:
-            self.env["CIVIC_DATABASE_URL"] = database_url
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.api = f"http://127.0.0.1:{self.api_port}"
-        self.rpc = f"http://127.0.0.1:{self.chain_port}"
-
-    def start(self, timeout: float = 90.0) -> None:
-        log = open(self.data_dir.parent / f"service-{self.api_port}.log", "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ledger.cli", "run"],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log_tail()
-            try:
-                if httpx.get(f"{self.api}/healthz", timeout=2).status_code in (200, 503):
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise AssertionError("service did not come up:\n" + self.log_tail())
-
-    def log_tail(self) -> str:
-        return (self.data_dir.parent / f"service-{self.api_port}.log").read_text(errors="replace")[
-            -4000:
-        ]
-
-    def stop(self) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(30)
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-
-    def receipt(self, record_hash: str, timeout: float) -> tuple[dict, float]:
-        start = time.monotonic()
-        while time.monotonic() - start < timeout:
-            r = httpx.get(f"{self.api}/api/v1/records/{record_hash}/receipt", timeout=5)
-            if r.status_code == 200:
-                return r.json(), time.monotonic() - start
-            assert r.status_code == 202, r.text
-            time.sleep(0.1)
-        raise AssertionError(f"no receipt for {record_hash} within {timeout}s\n{self.log_tail()}")
 
 
 @pytest.fixture(params=BACKENDS)

@@ -1,0 +1,574 @@
+"""Citizen pages: 提交建议 (``/``), 建议追踪 (``/track/{code}``), 核验 (``/verify``).
+
+The handlers call the very functions the JSON API calls (``ledger.suggestions``,
+``ledger.service.receipt``, ``verifier.receipt``) in the request's unit of work; they never
+call the API over HTTP. A refused form is shown again with its message and a 4xx status, and
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import segno
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+from starlette.datastructures import FormData, UploadFile
+
+from api.deps import ReadSessionDep, SessionDep, StateDep
+from api.portal.csrf import verify_csrf
+from api.portal.errors import PageError
+from api.portal.i18n import language_of, messages
+from api.portal.proof import PathStep, path_steps
+from api.portal.render import render
+from api.portal.session import portal_principal
+from ledger import auth, service, suggestions
+from ledger import repository as repo
+from ledger.auth import Forbidden, Principal, Role, Unauthenticated
+from ledger.errors import CivicError, NotFound
+from ledger.records import is_hex64
+from ledger.schemas import SuggestionIn, TransitionIn
+from ledger.workflow import EvaluationLevel, SuggestionState, evaluation_outcome
+from verifier.chain import CachingChainReader, ChainReader, Web3ChainReader, log_id
+from verifier.errors import VerificationError
+from verifier.receipt import receipt_from_json, verify_receipt_json
+from verifier.verdicts import ReceiptVerification
+from voting import service as voting_service
+
+router = APIRouter()
+
+TRACKING_CODE = re.compile(
+    r"^SG-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}$"
+)
+MAX_RECEIPT_BYTES = 64 * 1024
+#: Categories offered on the form: the stored value (Chinese, as the record keeps it) and the
+#: message key of its label.
+CATEGORIES: tuple[tuple[str, str], ...] = (
+    ("城乡建设", "category.urban"),
+    ("交通出行", "category.transport"),
+    ("教育", "category.education"),
+    ("医疗卫生", "category.health"),
+    ("社会保障", "category.welfare"),
+    ("生态环境", "category.environment"),
+    ("公共安全", "category.safety"),
+    ("经济发展", "category.economy"),
+    ("文化体育", "category.culture"),
+    ("其他", "category.other"),
+)
+SUBMIT_FIELDS = ("title", "text", "category", "district", "contact_name", "contact_phone")
+
+
+async def form_data(request: Request) -> FormData:
+    """The posted form (Starlette caches it, so ``verify_csrf`` and the route share one read)."""
+    return await request.form()
+
+
+FormDep = Annotated[FormData, Depends(form_data)]
+
+
+def _text(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def _labels(request: Request) -> dict[str, str]:
+    """The words portal.js puts on badges, in the page's language."""
+    lang = language_of(request)
+    wanted = ("verdict.", "copy.", "verify.fetch_failed", "receipt.download")
+    return {k: v[lang] for k, v in messages().items() if k.startswith(wanted)}
+
+
+# -- 提交建议 ---------------------------------------------------------------------------------
+
+
+@dataclass
+class FieldErrors:
+    """Errors of a refused form: per field (message key and its arguments) and in general."""
+
+    fields: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    general: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.fields or self.general)
+
+    def add(self, name: str, key: str, **fmt: Any) -> None:
+        self.fields.setdefault(name, (key, fmt))
+
+
+def _field_name(loc: tuple[int | str, ...]) -> str:
+    parts = [str(p) for p in loc]
+    if parts[:1] == ["contact"] and len(parts) > 1:
+        return f"contact_{parts[1]}"
+    return parts[0] if parts else "form"
+
+
+def _explain(error: Any) -> tuple[str, dict[str, Any]]:
+    kind, msg = error.get("type", ""), str(error.get("msg", ""))
+    ctx = error.get("ctx") or {}
+    if kind in ("missing", "string_too_short") or "empty" in msg:
+        return "form.error.required", {}
+    if kind in ("string_too_long", "too_long"):
+        return "form.error.too_long", {"max": ctx.get("max_length", "?")}
+    if "single line" in msg:
+        return "form.error.one_line", {}
+    if kind == "string_pattern_mismatch":
+        return "form.error.pattern", {}
+    return "form.error.invalid", {"detail": msg}
+
+
+def _parse_submission(form: FormData) -> tuple[SuggestionIn | None, FieldErrors]:
+    errors = FieldErrors()
+    name, phone = _text(form, "contact_name").strip(), _text(form, "contact_phone").strip()
+    data: dict[str, Any] = {
+        "title": _text(form, "title"),
+        "text": _text(form, "text"),
+        "category": _text(form, "category"),
+        "district": _text(form, "district"),
+        "confidential": _text(form, "confidential") == "1",
+    }
+    if name or phone:
+        data["contact"] = {"name": name, "phone": phone}
+    try:
+        return SuggestionIn.model_validate(data), errors
+    except ValidationError as exc:
+        for error in exc.errors():
+            key, fmt = _explain(error)
+            errors.add(_field_name(tuple(error.get("loc", ()))), key, **fmt)
+        return None, errors
+
+
+def _submit_form(
+    request: Request,
+    status_code: int = 200,
+    values: dict[str, str] | None = None,
+    errors: FieldErrors | None = None,
+) -> HTMLResponse:
+    return render(
+        request,
+        "submit.html",
+        status_code=status_code,
+        values=values or {},
+        errors=errors or FieldErrors(),
+        categories=CATEGORIES,
+    )
+
+
+@router.get("/", response_class=HTMLResponse, name="portal_submit")
+def submit_page(request: Request) -> HTMLResponse:
+    return _submit_form(request)
+
+
+def _qr_data_uri(url: str) -> str:
+    return str(segno.make(url, error="m").png_data_uri(scale=5, border=2))
+
+
+@router.post(
+    "/", response_class=HTMLResponse, dependencies=[Depends(verify_csrf)], name="portal_submit_post"
+)
+def submit(request: Request, form: FormDep, session: SessionDep, state: StateDep) -> HTMLResponse:
+    values = {name: _text(form, name) for name in SUBMIT_FIELDS}
+    values["confidential"] = "1" if _text(form, "confidential") == "1" else ""
+    principal = portal_principal(request, session)
+    if principal is not None and principal.role is not Role.DEPUTY:
+        errors = FieldErrors(general=[("submit.error.role", {"role": principal.role.value})])
+        return _submit_form(request, 403, values, errors)
+    data, errors = _parse_submission(form)
+    if data is None:
+        return _submit_form(request, 422, values, errors)
+    if principal is None:  # anonymous submissions are rate limited, as in the API
+        client = request.client.host if request.client else "unknown"
+        wait = state.submit_limiter.check(client)
+        if wait:
+            errors.general.append(
+                ("submit.error.rate", {"per_minute": state.submit_limiter.per_minute})
+            )
+            response = _submit_form(request, 429, values, errors)
+            response.headers["Retry-After"] = state.submit_limiter.retry_after_header(wait)
+            return response
+    try:
+        submitted = suggestions.submit(session, data, principal=principal, vault=state.vault)
+    except CivicError as exc:
+        session.rollback()
+        errors.general.append(("form.error.invalid", {"detail": exc.message}))
+        return _submit_form(request, exc.status_code, values, errors)
+    code = submitted.tracking_code
+    track_url = str(request.url_for("portal_track", tracking_code=code))
+    record_hash = submitted.sealed.record_hash
+    return render(
+        request,
+        "submitted.html",
+        status_code=201,
+        tracking_code=code,
+        citizen_token=submitted.citizen_token,
+        record_hash=record_hash,
+        track_url=track_url,
+        qr=_qr_data_uri(track_url),
+        receipt_api=str(request.url_for("record_receipt", record_hash=record_hash).path),
+        download_url=f"/track/{code}/receipt/{record_hash}.json",
+        labels=_labels(request),
+    )
+
+
+# -- 建议追踪 ---------------------------------------------------------------------------------
+
+
+def _check_code(tracking_code: str) -> str:
+    code = tracking_code.strip().upper()
+    if not TRACKING_CODE.match(code):
+        raise PageError(404, "track.not_found.title", "track.bad_code", code=tracking_code[:40])
+    return code
+
+
+@router.get("/track", response_class=HTMLResponse, name="portal_track_lookup")
+def track_lookup(request: Request, code: str = "") -> Response:
+    """The "track a suggestion" box: ``/track?code=…`` → ``/track/{code}``."""
+    checked = _check_code(code)
+    return RedirectResponse(f"/track/{checked}", status_code=303)
+
+
+def _describe(record: dict[str, Any] | None) -> dict[str, Any]:
+    """A trail record in the shape track.html shows: what happened, and the details."""
+    if record is None:
+        return {"kind": "redacted"}
+    body = record.get("body") or {}
+    actor = record.get("actor") or {}
+    entry: dict[str, Any] = {
+        "kind": record.get("type"),
+        "seq": record.get("seq"),
+        "at": record.get("at"),
+        "actor_role": actor.get("role"),
+        "actor_id": actor.get("id") if actor.get("role") != "citizen" else None,
+        "body": body,
+    }
+    if record.get("type") == "suggestion.submitted":
+        entry["to"] = SuggestionState.SUBMITTED.value
+    elif record.get("type") == "suggestion.transition":
+        entry["from"], entry["to"] = body.get("from"), body.get("to")
+    return entry
+
+
+def _track_page(
+    request: Request,
+    session: Any,
+    code: str,
+    *,
+    status_code: int = 200,
+    eval_values: dict[str, str] | None = None,
+    eval_errors: FieldErrors | None = None,
+) -> HTMLResponse:
+    try:
+        row = suggestions.get_row(session, code)
+    except NotFound:
+        raise PageError(404, "track.not_found.title", "track.not_found", code=code) from None
+    view = suggestions.public_view(row, datetime.now(UTC))
+    trail = suggestions.trail(session, code)
+    entries = []
+    for position, item in enumerate(trail["records"]):
+        entry = _describe(item["record"])
+        entry.update(
+            index=position,
+            record_hash=item["record_hash"],
+            status=item["status"],
+            receipt_api=f"/api/v1/records/{item['record_hash']}/receipt",
+            download_url=f"/track/{code}/receipt/{item['record_hash']}.json",
+        )
+        entries.append(entry)
+    return render(
+        request,
+        "track.html",
+        status_code=status_code,
+        view=view,
+        entries=entries,
+        can_evaluate=row.state == SuggestionState.ANSWERED.value,
+        levels=[level.value for level in EvaluationLevel],
+        eval_values=eval_values or {},
+        eval_errors=eval_errors or FieldErrors(),
+        evaluated=request.query_params.get("evaluated") == "1",
+        labels=_labels(request),
+    )
+
+
+@router.get("/track/{tracking_code}", response_class=HTMLResponse, name="portal_track")
+def track_page(request: Request, tracking_code: str, session: ReadSessionDep) -> HTMLResponse:
+    return _track_page(request, session, _check_code(tracking_code))
+
+
+@router.post(
+    "/track/{tracking_code}/evaluate",
+    response_class=HTMLResponse,
+    dependencies=[Depends(verify_csrf)],
+    name="portal_evaluate",
+)
+def evaluate(
+    request: Request, tracking_code: str, form: FormDep, session: SessionDep, state: StateDep
+) -> Response:
+    """评价: the holder of the citizen token (or the submitting deputy's token) evaluates the reply."""
+    code = _check_code(tracking_code)
+    token = _text(form, "token").strip()
+    level_text = _text(form, "level")
+    reason = _text(form, "reason").strip()
+    values = {"level": level_text, "reason": reason}
+    errors = FieldErrors()
+    if not token:
+        errors.add("token", "form.error.required")
+    if level_text not in {level.value for level in EvaluationLevel}:
+        errors.add("level", "evaluate.error.level")
+    principal: Principal | None = None
+    if token:
+        try:
+            principal = auth.authenticate(session, token)
+        except Unauthenticated:
+            errors.add("token", "evaluate.error.token")
+    if errors or principal is None:
+        return _track_page(
+            request, session, code, status_code=422, eval_values=values, eval_errors=errors
+        )
+    level = EvaluationLevel(level_text)
+    try:
+        request_body = TransitionIn.model_validate(
+            {"to": evaluation_outcome(level), "level": level, "reason": reason or None}
+        )
+        suggestions.transition(
+            session, code, request_body, principal=principal, policy=state.policy
+        )
+    except ValidationError as exc:
+        for error in exc.errors():
+            key, fmt = _explain(error)
+            errors.add(_field_name(tuple(error.get("loc", ()))), key, **fmt)
+        return _track_page(
+            request, session, code, status_code=422, eval_values=values, eval_errors=errors
+        )
+    except CivicError as exc:
+        session.rollback()
+        if isinstance(exc, Forbidden):
+            errors.add("token", "evaluate.error.not_yours")
+        else:
+            errors.general.append(("form.error.invalid", {"detail": exc.message}))
+        return _track_page(
+            request,
+            session,
+            code,
+            status_code=exc.status_code,
+            eval_values=values,
+            eval_errors=errors,
+        )
+    return RedirectResponse(f"/track/{code}?evaluated=1", status_code=303)
+
+
+@router.get("/track/{tracking_code}/receipt/{record_hash}.json", name="portal_receipt_download")
+def download_receipt(
+    request: Request, tracking_code: str, record_hash: str, session: ReadSessionDep
+) -> Response:
+    """A trail record's receipt as a file; a page saying "pending" until it is anchored."""
+    code = _check_code(tracking_code)
+    if not is_hex64(record_hash):
+        raise PageError(404, "receipt.not_found.title", "receipt.not_found", code=code)
+    try:
+        receipt = service.receipt(session, record_hash)
+        row = repo.record_by_hash(session, bytes.fromhex(record_hash))
+    except NotFound:
+        raise PageError(404, "receipt.not_found.title", "receipt.not_found", code=code) from None
+    if row is None or row.log != suggestions.LOG or row.subject != code:
+        raise PageError(404, "receipt.not_found.title", "receipt.not_found", code=code)
+    if isinstance(receipt, service.ReceiptPending):
+        return render(
+            request,
+            "error.html",
+            status_code=202,
+            title_key="receipt.pending.title",
+            detail_key="receipt.pending",
+            detail_fmt={},
+        )
+    text = json.dumps(receipt, ensure_ascii=False, indent=2) + "\n"
+    filename = f"receipt-{code}-{row.seq}.json"
+    return Response(
+        text.encode(),
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+# -- 核验 -------------------------------------------------------------------------------------
+
+_reader_lock = threading.Lock()
+
+
+def chain_reader(request: Request) -> ChainReader:
+    """One cached chain reader for the app (anchored roots never change)."""
+    app_state = request.app.state
+    reader: ChainReader | None = getattr(app_state, "portal_chain_reader", None)
+    if reader is None:
+        with _reader_lock:
+            reader = getattr(app_state, "portal_chain_reader", None)
+            if reader is None:
+                settings = app_state.civic.settings
+                reader = CachingChainReader(Web3ChainReader(settings.resolved_chain_rpc, 5.0))
+                app_state.portal_chain_reader = reader
+    return reader
+
+
+@dataclass
+class Explained:
+    """What the verify page shows beside the verdict: facts read from the receipt and the
+    chain, each recomputed or asked independently of the verdict's own checks."""
+
+    record: dict[str, Any] | None = None
+    leaf_hash: str | None = None
+    proof: dict[str, Any] | None = None
+    steps: list[PathStep] | None = None
+    anchor: dict[str, Any] | None = None
+    on_chain: dict[str, Any] | None = None
+
+
+def _explain_receipt(text: str, result: ReceiptVerification, reader: ChainReader) -> Explained:
+    explained = Explained(leaf_hash=result.record_hash)
+    try:
+        receipt = receipt_from_json(text)
+    except ValueError:
+        return explained
+    if not isinstance(receipt, dict):
+        return explained
+    record, proof, anchor = receipt.get("record"), receipt.get("proof"), receipt.get("anchor")
+    explained.record = record if isinstance(record, dict) else None
+    explained.anchor = anchor if isinstance(anchor, dict) else None
+    if not isinstance(proof, dict):
+        return explained
+    explained.proof = proof
+    try:
+        index, size, path = int(proof["index"]), int(proof["size"]), list(proof["path"])
+        if result.record_hash is not None:
+            leaf = bytes.fromhex(result.record_hash)
+            explained.steps = path_steps(leaf, index, size, [bytes.fromhex(p) for p in path])
+    except (KeyError, TypeError, ValueError):
+        explained.steps = None
+    reached_chain = any(
+        check.step >= 4 and check.name.startswith("anchored") for check in result.checks
+    )
+    if reached_chain and explained.anchor is not None:
+        try:
+            root, chain_size, at, block = reader.batch_of(
+                str(explained.anchor["contract"]), log_id(str(proof["log"])), int(proof["batch"])
+            )
+            explained.on_chain = {
+                "root": root.hex(),
+                "size": chain_size,
+                "block": block,
+                "at": datetime.fromtimestamp(at, UTC) if at else None,
+            }
+        except (VerificationError, KeyError, TypeError, ValueError, OverflowError, OSError):
+            explained.on_chain = None
+    return explained
+
+
+def _verify_page(
+    request: Request,
+    *,
+    status_code: int = 200,
+    values: dict[str, str] | None = None,
+    errors: FieldErrors | None = None,
+    result: ReceiptVerification | None = None,
+    explained: Explained | None = None,
+    pending: str | None = None,
+    chain_down: str | None = None,
+) -> HTMLResponse:
+    return render(
+        request,
+        "verify.html",
+        status_code=status_code,
+        values=values or {},
+        errors=errors or FieldErrors(),
+        result=result,
+        explained=explained,
+        pending=pending,
+        chain_down=chain_down,
+    )
+
+
+def _verify_text(request: Request, text: str, values: dict[str, str]) -> HTMLResponse:
+    reader = chain_reader(request)
+    try:
+        result = verify_receipt_json(text, reader)
+    except VerificationError as exc:
+        return _verify_page(request, status_code=503, values=values, chain_down=str(exc))
+    explained = _explain_receipt(text, result, reader)
+    return _verify_page(request, values=values, result=result, explained=explained)
+
+
+def _verify_hash(
+    request: Request, session: Any, record_hash: str, principal: Principal | None
+) -> HTMLResponse:
+    values = {"record_hash": record_hash}
+    errors = FieldErrors()
+    if not is_hex64(record_hash):
+        errors.add("record_hash", "verify.error.hash")
+        return _verify_page(request, status_code=422, values=values, errors=errors)
+    try:
+        voting_service.guard_ballot_receipt(session, record_hash, principal)
+        receipt = service.receipt(session, record_hash)
+    except NotFound:
+        errors.add("record_hash", "verify.error.unknown_hash")
+        return _verify_page(request, status_code=404, values=values, errors=errors)
+    except Forbidden:
+        errors.add("record_hash", "verify.error.secret_ballot")
+        return _verify_page(request, status_code=403, values=values, errors=errors)
+    if isinstance(receipt, service.ReceiptPending):
+        return _verify_page(request, values=values, pending=record_hash)
+    return _verify_text(request, json.dumps(receipt, ensure_ascii=False), values)
+
+
+@router.get("/verify", response_class=HTMLResponse, name="portal_verify")
+def verify_page(request: Request, session: ReadSessionDep, record_hash: str = "") -> HTMLResponse:
+    """The verify form; ``?record_hash=…`` verifies that record's receipt at once."""
+    record_hash = record_hash.strip().lower()
+    if record_hash:
+        return _verify_hash(request, session, record_hash, portal_principal(request, session))
+    return _verify_page(request)
+
+
+@router.post(
+    "/verify",
+    response_class=HTMLResponse,
+    dependencies=[Depends(verify_csrf)],
+    name="portal_verify_post",
+)
+async def verify_submit(request: Request, form: FormDep) -> HTMLResponse:
+    upload = form.get("receipt_file")
+    text = _text(form, "receipt")
+    values = {"receipt": text, "record_hash": _text(form, "record_hash").strip().lower()}
+    errors = FieldErrors()
+    if isinstance(upload, UploadFile) and upload.filename:
+        content = await upload.read(MAX_RECEIPT_BYTES + 1)
+        if len(content) > MAX_RECEIPT_BYTES:
+            errors.add("receipt_file", "verify.error.too_big", max=MAX_RECEIPT_BYTES // 1024)
+            return _verify_page(request, status_code=413, values=values, errors=errors)
+        try:
+            text = content.decode("utf-8")
+        except UnicodeDecodeError:
+            text = content.decode("utf-8", errors="replace")
+        values["receipt"] = text
+
+    def work() -> HTMLResponse:
+        if text.strip():
+            if len(text.encode()) > MAX_RECEIPT_BYTES:
+                errors = FieldErrors()
+                errors.add("receipt", "verify.error.too_big", max=MAX_RECEIPT_BYTES // 1024)
+                return _verify_page(request, status_code=413, values=values, errors=errors)
+            return _verify_text(request, text, values)
+        if values.get("record_hash"):
+            civic = request.app.state.civic
+            with civic.read_sessions() as session:
+                return _verify_hash(
+                    request, session, values["record_hash"], portal_principal(request, session)
+                )
+        errors = FieldErrors()
+        errors.general.append(("verify.error.nothing", {}))
+        return _verify_page(request, status_code=422, values=values, errors=errors)
+
+    return await run_in_threadpool(work)  # the chain and the store are asked synchronously
