@@ -7,9 +7,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger.errors import CivicError
+from verifier.openapi import document_errors
 
 
 def _describe(error: dict[str, Any]) -> str:
@@ -75,7 +77,58 @@ async def http_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+ERROR_SCHEMA: dict[str, Any] = {
+    "title": "Error",
+    "type": "object",
+    "required": ["error", "detail"],
+    "properties": {
+        "error": {"type": "string", "description": "the error's class name"},
+        "detail": {"type": "string"},
+        "fields": {
+            "type": "array",
+            "description": "for a ValidationError: each field refused",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "field": {"type": "string"},
+                    "message": {"type": "string"},
+                    "type": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
+
+async def database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    """The database went away under the request (restart, failover, lost connection): 503 with
+    the one error shape, never a 500 with a stack trace. The transaction was rolled back, so
+    nothing of it is half-written; the pool's pre-ping replaces the dead connections, so the
+    next request works as soon as the database is back."""
+    assert isinstance(exc, DBAPIError)
+    if not (isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated):
+        raise exc  # an integrity or programming error is a bug: let it be a 500
+    return JSONResponse(
+        {
+            "error": "DatabaseUnavailable",
+            "detail": "the database did not answer; the request was not acknowledged: try "
+            "again in a moment",
+        },
+        status_code=503,
+        headers={"Retry-After": "1"},
+    )
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(CivicError, civic_error)
+    app.add_exception_handler(DBAPIError, database_unavailable)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_errors(generate(), ERROR_SCHEMA)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -18,6 +18,7 @@ from typing import Any
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ledger.canonical import canonical_bytes
+from ledger.secretfile import SecretFileError, read_secret_file
 
 _NONCE = 12
 
@@ -31,12 +32,13 @@ def load_or_create_pii_key(path: Path) -> bytes:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        mode = path.stat().st_mode & 0o777
-        if mode & 0o077:
-            raise PiiKeyError(
-                f"{path} is readable by others (mode {mode:o}); chmod 600 it"
-            ) from None
-        key = bytes.fromhex(path.read_text(encoding="ascii").strip())
+        try:
+            text = read_secret_file(path, "the personal-data key").decode("ascii").strip()
+            key = bytes.fromhex(text)
+        except SecretFileError as exc:
+            raise PiiKeyError(str(exc)) from None
+        except ValueError:
+            key = b""
         if len(key) != 32:
             raise PiiKeyError(f"{path} does not hold a 32-byte hex key") from None
         return key

@@ -502,14 +502,17 @@ def _api_port() -> str:
 def _run_serve(args: argparse.Namespace, tools: _Tools) -> int:
     import uvicorn
 
-    from verifier.service import CORS_ENV, create_verifier_app, default_port
+    from verifier.service import CORS_ENV, cors_origins_from, create_verifier_app, default_port
 
     api = args.api or os.environ.get("CIVIC_API_URL") or f"http://127.0.0.1:{_api_port()}"
-    origins_text = args.cors or os.environ.get(CORS_ENV) or ""
-    origins = [o.strip().rstrip("/") for o in origins_text.split(",") if o.strip()] or [
-        f"http://127.0.0.1:{_api_port()}",
-        f"http://localhost:{_api_port()}",
-    ]
+    try:
+        origins = cors_origins_from(
+            args.cors or os.environ.get(CORS_ENV),
+            (f"http://127.0.0.1:{_api_port()}", f"http://localhost:{_api_port()}"),
+        )
+    except ValueError as exc:
+        sys.stderr.write(f"civic-verify: --cors / {CORS_ENV}: {exc}\n")
+        return EXIT_NO_VERDICT
     try:
         port = args.port or default_port()
     except ValueError:
@@ -523,6 +526,7 @@ def _run_serve(args: argparse.Namespace, tools: _Tools) -> int:
         cors_origins=origins,
         timeout=args.timeout,
         cache=not args.no_cache,
+        production=os.environ.get("CIVIC_ENV", "").strip() == "production",
     )
     uvicorn.run(app, host=args.host, port=port, log_level="info")
     return EXIT_VALID
@@ -560,7 +564,15 @@ def _add_witness_command(commands: Any) -> None:
     )
     witness.add_argument("--log", required=True, choices=sorted(LOGS), help="which log")
     witness.add_argument(
-        "--key", metavar="KEYFILE", required=True, help="hex private key file, mode 0600"
+        "--key",
+        metavar="KEYFILE",
+        required=True,
+        help="hex private key file, or an encrypted keystore with --password-file; mode 0600",
+    )
+    witness.add_argument(
+        "--password-file",
+        metavar="FILE",
+        help="the password of an encrypted keystore --key (mode 0600)",
     )
     witness.add_argument(
         "--api", metavar="URL", required=True, help="the service's base URL, e.g. https://host"
@@ -593,11 +605,30 @@ def _add_witness_command(commands: Any) -> None:
     witness.set_defaults(run=_run_witness)
 
 
+def _password(path: str) -> str:
+    """A keystore's password from a file only its owner may read (like the key itself)."""
+    from verifier.witness import KeyFileRefused
+
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        raise KeyFileRefused(f"cannot open password file {path}: {exc.strerror or exc}") from exc
+    with os.fdopen(fd, "r", encoding="utf-8") as fh:
+        mode = os.fstat(fh.fileno()).st_mode
+        if mode & 0o077:
+            raise KeyFileRefused(
+                f"{path} has mode {mode & 0o777:04o}: group and others must have no access to "
+                f"a password (chmod 600 {path})"
+            )
+        return fh.read().rstrip("\n")
+
+
 def _run_witness(args: argparse.Namespace, tools: _Tools) -> int:
     from verifier.witness import AttestSigner, Witness, load_witness_key, state_path_for
 
     key_path = Path(args.key)
-    key = load_witness_key(key_path)
+    password = _password(args.password_file) if args.password_file else None
+    key = load_witness_key(key_path, password)
     rpc = _rpc_url(args)
     signer = AttestSigner(rpc, key, timeout=args.timeout, gas_price_wei=args.gas_price_wei)
     witness = Witness(
@@ -682,6 +713,12 @@ def _add_audit_command(commands: Any) -> None:
     audit.add_argument(
         "--timeout", metavar="SECONDS", type=_seconds, default=10.0, help="per RPC call"
     )
+    audit.add_argument(
+        "--worker-stopped",
+        action="store_true",
+        help="no anchoring worker runs on this store (after a restore): a batch on chain that "
+        "the store lacks is a finding even when it was anchored minutes ago",
+    )
     audit.add_argument("--json", action="store_true", help="print the report as JSON")
     shown = audit.add_mutually_exclusive_group()
     shown.add_argument(
@@ -754,6 +791,7 @@ def _run_audit(args: argparse.Namespace, tools: _Tools) -> int:
                 contract=args.contract,
                 unanchored_deadline=timedelta(minutes=args.deadline_minutes),
                 progress=bar,
+                worker_stopped=args.worker_stopped,
             )
         finally:
             if bar is not None:

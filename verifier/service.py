@@ -28,6 +28,7 @@ every time.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -56,7 +57,9 @@ from verifier.errors import (
     UnknownTrackingCode,
     VerificationError,
 )
+from verifier.openapi import document_errors
 from verifier.receipt import verify_receipt_json
+from verifier.security import JSON_ONLY_CSP, SecurityHeaders, static_policy
 from verifier.trail import verify_trail
 
 DEFAULT_PORT = 8001
@@ -74,22 +77,35 @@ _RECEIPT_BODY = {
     "description": "A PROTOCOL §4 receipt, as JSON text (at most 64 KiB).",
     "content": {"application/json": {"schema": {"type": "object"}}},
 }
-_ERROR = {
-    "content": {
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "properties": {"error": {"type": "string"}, "detail": {"type": "string"}},
-            }
-        }
-    }
+_ERROR_SCHEMA: dict[str, Any] = {
+    "title": "Error",
+    "type": "object",
+    "required": ["error", "detail"],
+    "properties": {"error": {"type": "string"}, "detail": {"type": "string"}},
 }
+_ERROR = {"content": {"application/json": {"schema": _ERROR_SCHEMA}}}
 
 
-def cors_origins_from(value: str | None) -> tuple[str, ...]:
-    """``CIVIC_VERIFIER_CORS``: origins separated by commas; unset or blank → the defaults."""
+_ORIGIN = re.compile(r"^https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?$")
+
+
+def cors_origins_from(
+    value: str | None, defaults: Sequence[str] = DEFAULT_CORS_ORIGINS
+) -> tuple[str, ...]:
+    """``CIVIC_VERIFIER_CORS``: origins separated by commas; unset or blank → ``defaults``.
+
+    Each must be a browser origin, ``http(s)://host[:port]``: a wildcard ``*`` (any web page
+    could then drive the verifier from its visitors' browsers), a path or a query is refused
+    with ValueError. See docs/SECURITY.md, "CORS".
+    """
     origins = tuple(part.strip().rstrip("/") for part in (value or "").split(",") if part.strip())
-    return origins or DEFAULT_CORS_ORIGINS
+    for origin in origins:
+        if not _ORIGIN.match(origin):
+            raise ValueError(
+                f"{origin!r} is not an origin (http(s)://host[:port]); the verifier allows only "
+                "the portal's own origins, never '*'"
+            )
+    return origins or tuple(defaults)
 
 
 def default_port() -> int:
@@ -178,13 +194,17 @@ def create_verifier_app(
     timeout: float = 10.0,
     cache: bool = True,
     max_receipt_bytes: int = MAX_RECEIPT_BYTES,
+    production: bool = False,
 ) -> FastAPI:
     """The verifier's FastAPI app (see the module doc).
 
     ``reader_factory(rpc_url, timeout)`` makes the chain reader (wrapped in a
     ``CachingChainReader`` unless ``cache`` is False); ``http_transport`` carries requests to
-    the civic-ledger API at ``api_url`` (tests pass an ``httpx.MockTransport``).
+    the civic-ledger API at ``api_url`` (tests pass an ``httpx.MockTransport``). Every answer
+    carries the security headers of docs/SECURITY.md; ``production`` adds HSTS.
     """
+    if "*" in cors_origins:
+        raise ValueError("the verifier allows only the portal's own origins, never '*'")
     inner = reader_factory(rpc_url, timeout)
     reader: ChainReader = CachingChainReader(inner) if cache else inner
 
@@ -207,6 +227,8 @@ def create_verifier_app(
         allow_headers=["Content-Type"],
         max_age=600,
     )
+    # Outermost, so that CORS preflight answers carry the headers too.
+    app.add_middleware(SecurityHeaders, policy=static_policy(JSON_ONLY_CSP, hsts=production))
     _install_errors(app)
     errors: dict[int | str, dict[str, Any]] = {
         502: {**_ERROR, "description": "the chain answered with nothing a verdict can rest on"},
@@ -296,4 +318,12 @@ def create_verifier_app(
             )
         return JSONResponse({"status": "ok", "chain": chain, "api": _endpoint(api_url)})
 
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_errors(generate(), _ERROR_SCHEMA)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import CurrentPrincipal, RequireRole, SessionDep, StateDep
 from ledger import auth
 from ledger.auth import Principal, Role
+from ledger.schemas import OneLine
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
 AdminDep = Annotated[Principal, Depends(RequireRole(Role.ADMIN))]
@@ -17,9 +18,11 @@ class AccountIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: Role
-    name: str = Field(min_length=1, max_length=100)
-    office: str | None = Field(None, max_length=32)
-    district: str | None = Field(None, max_length=64)
+    # Cleaned as every text is (no control characters: a NUL in a name was a 500 on PostgreSQL,
+    # which cannot store one); an office is a code as transitions name it.
+    name: Annotated[OneLine, Field(min_length=1, max_length=100)]
+    office: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")] | None = None
+    district: Annotated[OneLine, Field(min_length=1, max_length=64)] | None = None
 
 
 @router.post("/accounts", status_code=status.HTTP_201_CREATED, summary="Create an account (admin)")

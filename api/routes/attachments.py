@@ -44,7 +44,19 @@ async def upload(
     return {"sha256": stored.sha256, "size": stored.size, "content_type": stored.content_type}
 
 
-@router.get("/attachments/{sha256}", summary="Download a file; accounts only (it may show people)")
+@router.get(
+    "/attachments/{sha256}",
+    summary="Download a file; accounts only (it may show people)",
+    responses={
+        200: {
+            "description": "the file, with the type it was uploaded as",
+            "content": {
+                media_type: {"schema": {"type": "string", "format": "binary"}}
+                for media_type in sorted(attachments.ALLOWED_TYPES)
+            },
+        }
+    },
+)
 def download(
     sha256: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")],
     session: ReadSessionDep,
