@@ -1,4 +1,5 @@
-"""A local development chain: ganache from the project's node_modules, for ./scripts/run and tests.
+"""A local development chain: ganache from the project's node_modules, for ./scripts/run and tests,
+and anvil (Foundry, from npm) as a second, independent EVM node the chain tests also run on.
 
 Choices, each measured (see FIELD-NOTES and tests/ledger/test_devchain.py):
 
@@ -36,8 +37,10 @@ __all__ = [
     "DEFAULT_BALANCE_WEI",
     "DevChain",
     "DevChainError",
+    "anvil_bin",
     "die_with_parent",
     "free_port",
+    "start_anvil",
     "start_ganache",
 ]
 
@@ -66,7 +69,9 @@ def ganache_bin() -> Path:
 
 @dataclass
 class DevChain:
-    """A running ganache. Stop it with :meth:`stop` or use it as a context manager."""
+    """A running ganache or anvil (``db_path``: ganache's database or anvil's state file).
+
+    Stop it with :meth:`stop` or use it as a context manager."""
 
     rpc_url: str
     process: subprocess.Popen[bytes]
@@ -131,13 +136,20 @@ def _tail(path: Path) -> str:
         return ""
 
 
-def _rpc_chain_id(rpc_url: str, timeout: float) -> int:
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []})
+def _rpc(rpc_url: str, method: str, params: list[object], timeout: float) -> object:
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
     request = urllib.request.Request(  # noqa: S310 - rpc_url is the http:// URL we built
         rpc_url, data=body.encode(), headers={"Content-Type": "application/json"}
     )
     with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-        return int(json.loads(response.read())["result"], 16)
+        answer = json.loads(response.read())
+    if "error" in answer:
+        raise DevChainError(f"{method} on {rpc_url}: {answer['error']}")
+    return answer["result"]
+
+
+def _rpc_chain_id(rpc_url: str, timeout: float) -> int:
+    return int(str(_rpc(rpc_url, "eth_chainId", [], timeout)), 16)
 
 
 def start_ganache(
@@ -193,11 +205,136 @@ def start_ganache(
         db_path.mkdir(parents=True, exist_ok=True)
         command += ["--database.dbPath", str(db_path)]
 
+    return _launch(
+        "ganache",
+        command,
+        host=host,
+        port=port,
+        chain_id=chain_id,
+        db_path=db_path,
+        log_path=log_path,
+        startup_timeout=startup_timeout,
+    )
+
+
+def anvil_bin() -> Path:
+    """``$CIVIC_ANVIL_BIN``, else the anvil of the npm package ``@foundry-rs/anvil-linux-amd64``."""
+    override = os.environ.get("CIVIC_ANVIL_BIN")
+    if override:
+        return Path(override)
+    return REPO_ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
+
+
+def start_anvil(
+    *,
+    port: int,
+    state_path: Path | None,
+    funded_keys: Sequence[bytes],
+    chain_id: int = 1337,
+    log_path: Path | None = None,
+    host: str = "127.0.0.1",
+    hardfork: str = "london",
+    balance_wei: int = DEFAULT_BALANCE_WEI,
+    gas_price_wei: int | None = None,
+    state_interval: int | None = None,
+    startup_timeout: float = 30.0,
+) -> DevChain:
+    """Start anvil (Foundry) and return once ``eth_chainId`` answers over HTTP.
+
+    The same shape as :func:`start_ganache`, for running the suite on a second, independent EVM
+    implementation. anvil takes no private keys on its command line, so it starts with no dev
+    accounts at all (``--accounts 0``: no well-known mnemonic key holds ether) and each of
+    ``funded_keys`` gets ``balance_wei`` through ``anvil_setBalance`` once the node answers.
+    Mining is instant (anvil's default automine: one block per transaction).
+
+    ``state_path`` is anvil's ``--state`` file: loaded at start when it exists, written on
+    SIGTERM and every ``state_interval`` seconds (anvil's default 60). Unlike ganache, a SIGKILL
+    loses what was not dumped yet (FIELD-NOTES). Keys are funded only when the state is new, so
+    a restart keeps balances and nonces as they were. ``gas_price_wei=0`` also sets the base fee
+    to zero and drops the minimum priority fee: a zero-gas chain like Besu's ``zeroBaseFee``.
+    """
+    binary = anvil_bin()
+    if not binary.exists():
+        raise DevChainError(f"anvil not found at {binary}; run ./scripts/setup")
+    if not funded_keys:
+        raise ValueError("give anvil at least one funded key")
+    if any(len(key) != 32 for key in funded_keys):
+        raise ValueError("funded keys must be 32-byte private keys")
+    command = [
+        str(binary),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--chain-id",
+        str(chain_id),
+        "--hardfork",
+        hardfork,
+        "--accounts",
+        "0",
+        "--color",
+        "never",
+    ]
+    if gas_price_wei is not None:
+        command += ["--gas-price", str(gas_price_wei)]
+        if gas_price_wei == 0:
+            command += ["--block-base-fee-per-gas", "0", "--disable-min-priority-fee"]
+    fresh = True
+    if state_path is not None:
+        if state_path.exists() and state_path.stat().st_size == 0:
+            # A kill during a dump leaves an empty file, which anvil refuses to load.
+            raise DevChainError(f"{state_path} is empty (anvil was killed while dumping state)")
+        fresh = not state_path.exists()
+        state_path.parent.mkdir(parents=True, exist_ok=True)
+        command += ["--state", str(state_path)]
+        if state_interval is not None:
+            command += ["--state-interval", str(state_interval)]
+    chain = _launch(
+        "anvil",
+        command,
+        host=host,
+        port=port,
+        chain_id=chain_id,
+        db_path=state_path,
+        log_path=log_path,
+        startup_timeout=startup_timeout,
+    )
+    if fresh:
+        try:
+            for key in funded_keys:
+                address = "0x" + _address(key).hex()
+                _rpc(chain.rpc_url, "anvil_setBalance", [address, hex(balance_wei)], timeout=5.0)
+        except BaseException:
+            chain.stop()
+            raise
+    return chain
+
+
+def _address(key: bytes) -> bytes:
+    # Imported here: eth_keys comes with web3, and devchain stays importable without it.
+    from eth_keys.datatypes import PrivateKey
+
+    return bytes(PrivateKey(key).public_key.to_canonical_address())
+
+
+def _launch(
+    name: str,
+    command: list[str],
+    *,
+    host: str,
+    port: int,
+    chain_id: int,
+    db_path: Path | None,
+    log_path: Path | None,
+    startup_timeout: float,
+) -> DevChain:
+    """Start ``command`` with its output in ``log_path`` (a temporary file when None, removed
+    at stop) and wait until it answers ``eth_chainId`` with ``chain_id``."""
     owns_log = log_path is None
     if log_path is None:
-        fd, name = tempfile.mkstemp(prefix="ganache-", suffix=".log")
+        fd, tmp_name = tempfile.mkstemp(prefix=f"{name}-", suffix=".log")
         os.close(fd)
-        log_path = Path(name)
+        log_path = Path(tmp_name)
     else:
         log_path.parent.mkdir(parents=True, exist_ok=True)
 
@@ -224,7 +361,7 @@ def start_ganache(
             tail = _tail(log_path)
             chain.stop()
             raise DevChainError(
-                f"ganache exited with status {process.returncode} before answering "
+                f"{name} exited with status {process.returncode} before answering "
                 f"on {chain.rpc_url}:\n{tail}"
             )
         try:
@@ -243,6 +380,6 @@ def start_ganache(
             tail = _tail(log_path)
             chain.stop()
             raise DevChainError(
-                f"ganache did not answer on {chain.rpc_url} within {startup_timeout:.0f} s:\n{tail}"
+                f"{name} did not answer on {chain.rpc_url} within {startup_timeout:.0f} s:\n{tail}"
             )
-        time.sleep(0.1)
+        time.sleep(0.02 if name == "anvil" else 0.1)

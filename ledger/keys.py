@@ -21,7 +21,7 @@ from pathlib import Path
 
 from eth_account import Account
 
-__all__ = ["KeyFileError", "address_of", "generate_key", "load_or_create_key"]
+__all__ = ["KeyFileError", "address_of", "generate_key", "load_key", "load_or_create_key"]
 
 # Order of the secp256k1 group: a private key is an integer in [1, n-1].
 _SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -104,6 +104,19 @@ def _create(path: Path, password: str | None) -> bytes:
     finally:
         os.close(dir_fd)
     return key
+
+
+def load_key(path: Path, password: str | None = None) -> bytes:
+    """The 32-byte private key stored at ``path``; never creates one.
+
+    Production uses this: a mistyped key path must stop the service, not quietly make a new
+    account that holds no role. Raises :class:`KeyFileError` when the file is missing too.
+    """
+    path = Path(path)
+    try:
+        return _load(path, password)
+    except FileNotFoundError:
+        raise KeyFileError(f"{path} does not exist (production never creates keys)") from None
 
 
 def load_or_create_key(path: Path, password: str | None = None) -> bytes:

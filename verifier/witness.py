@@ -10,8 +10,8 @@ with the next batch.
 Restarts are idempotent: progress is kept in a small state file beside the key, and before
 attesting the witness asks the chain ``hasAttested`` (the contract's own record), so a lost or
 stale state file never leads to a second attestation. Transactions are signed locally with
-the witness's key (hex, as ``civic-ledger`` writes keys: group and others must not be able to
-read it) and sent raw: EIP-1559 when the chain has a base fee, legacy otherwise, or at a fixed
+the witness's key (hex, as ``civic-ledger`` writes keys, or an encrypted keystore with its
+password file: group and others must not be able to read either) and sent raw: EIP-1559 when the chain has a base fee, legacy otherwise, or at a fixed
 ``gas_price_wei`` (0 on zero-gas permissioned chains). The ABI below is written from
 PROTOCOL §3 and OpenZeppelin AccessControl's ``hasRole``; nothing is loaded from ``contracts/``.
 """
@@ -113,8 +113,9 @@ class NotAWitness(WitnessError):
     """The key's account does not hold WITNESS_ROLE on the contract."""
 
 
-def load_witness_key(path: Path) -> bytes:
-    """The 32-byte secp256k1 key in ``path`` (one line of hex, ``0x`` optional).
+def load_witness_key(path: Path, password: str | None = None) -> bytes:
+    """The 32-byte secp256k1 key in ``path``: one line of hex (``0x`` optional), or, with
+    ``password``, a Web3 Secret Storage (v3) keystore such as deploy/besu/generate.py writes.
 
     Refuses a file that group or others may access (as ``civic-ledger`` does for its own key),
     a symlink, and anything that is not a valid private key.
@@ -132,13 +133,21 @@ def load_witness_key(path: Path) -> bytes:
                 f"{path} has mode {stat.S_IMODE(mode):04o}: group and others must have no "
                 f"access to a private key (chmod 600 {path})"
             )
-        text = fh.read(4096).strip()
+        text = fh.read(65536).strip()
     if text.startswith("{"):
-        raise KeyFileRefused(f"{path} is an encrypted keystore; the witness takes a hex key file")
-    try:
-        key = bytes.fromhex(text.removeprefix("0x"))
-    except ValueError:
-        raise KeyFileRefused(f"{path} does not hold a hex private key") from None
+        if password is None:
+            raise KeyFileRefused(f"{path} is an encrypted keystore: give its --password-file")
+        try:
+            key = bytes(Account.decrypt(json.loads(text), password))
+        except (ValueError, KeyError, TypeError) as exc:  # "MAC mismatch": a wrong password
+            raise KeyFileRefused(f"cannot decrypt keystore {path}: {exc}") from None
+    elif password is not None:
+        raise KeyFileRefused(f"{path} holds a hex key, not the keystore a password opens")
+    else:
+        try:
+            key = bytes.fromhex(text.removeprefix("0x"))
+        except ValueError:
+            raise KeyFileRefused(f"{path} does not hold a hex private key") from None
     if len(key) != 32 or not 0 < int.from_bytes(key, "big") < _SECP256K1_N:
         raise KeyFileRefused(f"{path} does not hold a valid secp256k1 private key")
     return key

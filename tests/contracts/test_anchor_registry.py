@@ -23,7 +23,7 @@ from ledger.chain import (
 )
 from tests.fixtures.chain import Ganache, Registry
 
-pytestmark = pytest.mark.chain
+pytestmark = [pytest.mark.chain, pytest.mark.every_node]
 
 STEADY_STATE_GAS_GOAL = 80_000
 

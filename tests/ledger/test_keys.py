@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from ledger.keys import KeyFileError, address_of, generate_key, load_or_create_key
+from ledger.keys import KeyFileError, address_of, generate_key, load_key, load_or_create_key
 
 
 def _mode(path: Path) -> int:
@@ -89,3 +89,14 @@ def test_garbage_is_refused(tmp_path: Path) -> None:
 def test_address_of_is_the_checksum_address() -> None:
     key = bytes.fromhex("4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318")
     assert address_of(key) == "0x2c7536E3605D9C16a7a3D7b1898e529396a65c23"
+
+
+def test_load_key_never_creates_one(tmp_path: Path) -> None:
+    # Production loads with load_key: a mistyped path must stop the service, not mint an
+    # account that holds no role.
+    path = tmp_path / "keys" / "anchor.json"
+    with pytest.raises(KeyFileError, match="does not exist"):
+        load_key(path, "pw")
+    assert not path.exists()
+    made = load_or_create_key(path, "pw")
+    assert load_key(path, "pw") == made

@@ -96,7 +96,7 @@ def post(client: TestClient, receipt: Any, **params: Any) -> httpx.Response:
 
 # -- POST /verify/receipt ---------------------------------------------------------------------
 
-pytestmark = pytest.mark.chain
+pytestmark = [pytest.mark.chain, pytest.mark.every_node]
 
 
 def test_valid_receipts_are_valid(client: TestClient, anchored: Anchored) -> None:

@@ -5,12 +5,14 @@ The service's batch export is a MockTransport: only its HTTP shape matters here.
 from __future__ import annotations
 
 import io
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_account import Account
 
 from ledger.chain import ChainClient
 from ledger.devchain import free_port, start_ganache
@@ -28,7 +30,7 @@ from verifier.witness import (
     state_path_for,
 )
 
-pytestmark = pytest.mark.chain
+pytestmark = [pytest.mark.chain, pytest.mark.every_node]
 
 API = "http://civic.test"
 
@@ -279,3 +281,40 @@ def test_a_zero_gas_legacy_chain(zero_gas_chain, tmp_path: Path, capsys) -> None
     assert "1 attested" in out
     assert admin.attestations(contract, "suggestions", 0) == 1
     assert Web3ChainReader(rpc).attestations(contract, log_id("suggestions"), 0) == 1
+
+
+def test_an_encrypted_keystore_with_its_password_file(
+    registry, ganache, exports, two_batches, witness_role, tmp_path: Path, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    """As deploy/besu/generate.py hands witness keys out: a v3 keystore and a password file.
+    (pbkdf2 with few rounds keeps the test fast; the loader takes any v3 keystore.)"""
+    keystore = tmp_path / "witness.json"
+    keystore.write_text(
+        json.dumps(Account.encrypt(ganache.keys[1], "s3cret", kdf="pbkdf2", iterations=1024))
+    )
+    keystore.chmod(0o600)
+    password = tmp_path / "witness.password"
+    password.write_text("s3cret\n")
+    password.chmod(0o600)
+
+    code, _, err = run(keystore, exports, ganache.rpc_url, capsys=capsys)
+    assert code == 2 and "--password-file" in err
+    password.chmod(0o644)
+    code, _, err = run(
+        keystore, exports, ganache.rpc_url, "--password-file", str(password), capsys=capsys
+    )
+    assert code == 2 and "chmod 600" in err
+    password.chmod(0o600)
+    wrong = tmp_path / "wrong.password"
+    wrong.write_text("not it\n")
+    wrong.chmod(0o600)
+    code, _, err = run(
+        keystore, exports, ganache.rpc_url, "--password-file", str(wrong), capsys=capsys
+    )
+    assert code == 2 and "cannot decrypt" in err
+    code, out, err = run(
+        keystore, exports, ganache.rpc_url, "--password-file", str(password), capsys=capsys
+    )
+    assert code == 0, err
+    assert "2 attested" in out and ganache.address(1) in out
+    assert [attestations(registry, n) for n in (0, 1)] == [1, 1]
