@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.ratelimit import SlidingWindowLimiter
 from ledger.chain import ChainClient, ChainError
 from ledger.pii import Vault
+from ledger.reanchor import ExpectedAnchor, check_chain
 from ledger.settings import Settings
 from ledger.suggestions import Policy
 
@@ -20,7 +22,13 @@ from ledger.suggestions import Policy
 @dataclass
 class ChainProbe:
     """Asks the chain how it is at most every ``ttl`` seconds, with a short timeout, so
-    /healthz stays fast and never hammers the node."""
+    /healthz stays fast and never hammers the node.
+
+    Besides "does the node answer" and "is there code at the registry", it checks that the last
+    batch the store calls anchored (per log) is still on chain: a wiped development chain, or a
+    fresh node on the port, is reported as ``reanchor_needed`` with what is missing and the
+    command that repairs it (``civic-ledger reanchor``), not as a mere outage.
+    """
 
     rpc_url: str
     contract: str | None
@@ -29,28 +37,33 @@ class ChainProbe:
     _at: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def status(self) -> dict[str, Any]:
+    def status(self, expected: Sequence[ExpectedAnchor] = ()) -> dict[str, Any]:
         with self._lock:
             if self._cached is not None and time.monotonic() - self._at < self.ttl:
                 return self._cached
-            self._cached = self._probe()
+            self._cached = self._probe(expected)
             self._at = time.monotonic()
             return self._cached
 
-    def _probe(self) -> dict[str, Any]:
+    def _probe(self, expected: Sequence[ExpectedAnchor]) -> dict[str, Any]:
         result: dict[str, Any] = {"rpc": self.rpc_url, "contract": self.contract}
         try:
             client = ChainClient(self.rpc_url, request_timeout=2.0)
             result["block"] = client.ping()
             result["chain_id"] = client.chain_id
-            if self.contract:
-                result["contract_code"] = client.has_code(self.contract)
-                result["ok"] = bool(result["contract_code"])
-                if not result["contract_code"]:
-                    result["error"] = "no contract code at the configured address"
-            else:
+            if not self.contract:
                 result["ok"] = False
                 result["error"] = "no AnchorRegistry address configured"
+                return result
+            check = check_chain(client, self.contract, expected)
+            result["contract_code"] = check.contract_code
+            result["ok"] = check.ok
+            if not check.ok:
+                result["error"] = check.message
+                result["problems"] = list(check.problems)
+                result["reanchor_needed"] = check.state == "reset"
+                if check.state == "conflict":
+                    result["conflict"] = True
         except ChainError as exc:
             result["ok"] = False
             result["error"] = f"{type(exc).__name__}: {exc}"

@@ -22,6 +22,11 @@ RECORD_MEMBERS = frozenset(
     {"v", "log", "type", "subject", "seq", "prev", "at", "actor", "body", "salt"}
 )
 SALT_BYTES = 16
+# A chain reset survived: `civic-ledger reanchor` anchored every sealed batch again on a new
+# registry and recorded that as a record of this type in each log it touched, all in one trail
+# whose subject is CHAIN_SUBJECT (see docs/PROTOCOL-NOTES.md, "Chain resets").
+REANCHORED_TYPE = "ledger.reanchored"
+CHAIN_SUBJECT = "chain"
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _SALT = re.compile(r"[0-9a-f]{32}")

@@ -74,16 +74,21 @@ class LogLock:
                 return False
             return True
         conn = self.engine.connect()
-        if self._key is None:
-            # Advisory locks are per database; the schema joins the key so that two stores
-            # in one database (one per schema) do not lock each other out.
-            schema = conn.execute(text("SELECT current_schema()")).scalar()
-            name = f"civic-ledger/anchoring-worker/{schema}/{self.log_name}"
-            self._key = int.from_bytes(
-                hashlib.sha256(name.encode()).digest()[:8], "big", signed=True
-            )
-        got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self._key}).scalar()
-        conn.commit()
+        try:
+            if self._key is None:
+                # Advisory locks are per database; the schema joins the key so that two stores
+                # in one database (one per schema) do not lock each other out.
+                schema = conn.execute(text("SELECT current_schema()")).scalar()
+                name = f"civic-ledger/anchoring-worker/{schema}/{self.log_name}"
+                self._key = int.from_bytes(
+                    hashlib.sha256(name.encode()).digest()[:8], "big", signed=True
+                )
+            got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self._key}).scalar()
+            conn.commit()
+        except Exception:
+            conn.invalidate()  # the database went away mid-way: never reuse this connection
+            conn.close()
+            raise
         if got:
             self._conn = conn
             return True
@@ -135,7 +140,9 @@ class WorkerConfig:
     batch_max: int = 1000
     receipt_timeout: float = 30.0
     heartbeat_every: float = 1.0
-    max_backoff: float = 30.0
+    # Retrying costs one RPC; a long cap would add up to that much anchoring lag after the
+    # chain comes back (scripts/chaos chain-down: up to 30 s with 30.0).
+    max_backoff: float = 5.0
     logs: Iterable[str] = field(default_factory=lambda: sorted(LOGS))
 
 
@@ -179,7 +186,14 @@ class AnchoringWorker:
         """One pass over every log; True when a batch was sealed or anchored."""
         busy = False
         for state in self.logs:
-            if not self._hold(state):
+            try:
+                held = self._hold(state)
+            except Exception as exc:  # the database is away (restart, failover): next pass
+                if state.state != "database_unavailable":  # once, not every pass
+                    log.warning("log %s: cannot take the worker lock: %s", state.name, exc)
+                state.held, state.state, state.detail = False, "database_unavailable", str(exc)
+                continue
+            if not held:
                 continue
             if time.monotonic() < state.retry_at:
                 self._heartbeat(state)

@@ -57,7 +57,13 @@ from ledger.reader import (
     StoreReader,
     StoreUnavailable,
 )
-from ledger.records import LOGS, RecordShapeError, check_record_shape
+from ledger.records import (
+    CHAIN_SUBJECT,
+    LOGS,
+    REANCHORED_TYPE,
+    RecordShapeError,
+    check_record_shape,
+)
 from verifier.chain import ChainReader, log_id
 from verifier.errors import ContractMismatch, VerificationError
 from verifier.trail import SUGGESTIONS_LOG, StateMachine
@@ -148,6 +154,39 @@ class RedactedRecord:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class ReanchorEvent:
+    """A ``ledger.reanchored`` record: the chain lost the anchors and the operator anchored
+    every sealed batch again on a new registry (``civic-ledger reanchor``). Not a finding: the
+    batches are judged against the registry they are anchored on now; listed so that inspectors
+    see it, and know that receipts handed out before it name the old registry."""
+
+    log: str
+    position: int
+    seq: int
+    record_hash: str
+    at: str
+    old_contract: str | None
+    new_contract: str | None
+    chain_id: int | None
+    batches: int | None
+    reason: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "log": self.log,
+            "position": self.position,
+            "seq": self.seq,
+            "record_hash": self.record_hash,
+            "at": self.at,
+            "old_contract": self.old_contract,
+            "new_contract": self.new_contract,
+            "chain_id": self.chain_id,
+            "batches": self.batches,
+            "reason": self.reason,
+        }
+
+
 @dataclass(slots=True)
 class LogSummary:
     """What the audit saw of one log."""
@@ -192,6 +231,7 @@ class AuditReport:
     audited_at: datetime
     seconds: float
     notes: list[str] = field(default_factory=list)
+    reanchored: list[ReanchorEvent] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
@@ -214,6 +254,7 @@ class AuditReport:
             "logs": [summary.to_dict() for summary in self.logs],
             "findings": [finding.to_dict() for finding in self.findings],
             "redacted": [record.to_dict() for record in self.redacted],
+            "reanchored": [event.to_dict() for event in self.reanchored],
             "notes": list(self.notes),
         }
 
@@ -427,9 +468,11 @@ class _LogAudit:
                 if on_chain:
                     assert answer is not None
                     anchored = datetime.fromtimestamp(answer[2], UTC)
-                    if cursor >= self.sealed_until and anchored > audit.now - RACE:
+                    racing = cursor >= self.sealed_until and anchored > audit.now - RACE
+                    if racing and not audit.worker_stopped:
                         # Sealed after the store's snapshot was taken, and anchored since:
-                        # the worker at work, not a batch taken out of the store.
+                        # the worker at work, not a batch taken out of the store. (With the
+                        # worker stopped, e.g. after a restore, nothing can race: judge it.)
                         audit.notes.append(
                             f"{self.log}: batch {number} was anchored while the audit began "
                             "(the worker is running); not judged"
@@ -553,11 +596,16 @@ class _LogAudit:
                         ):
                             self.disagrees(record, content)
                             content = None
+                        elif kind == REANCHORED_TYPE:
+                            self.reanchored(record, content)
 
                 # 4. its trail.
                 trail = trails.get(subject)
                 if trail is None:
-                    trail = trails[subject] = _Trail(machine_for() if machine_for else None)
+                    # The chain's own trail (re-anchoring events) is no suggestion: no state
+                    # machine for it.
+                    machine = machine_for() if machine_for and subject != CHAIN_SUBJECT else None
+                    trail = trails[subject] = _Trail(machine)
                     trail.first_position = position
                     trail.first_hash = leaf
                 self.walk(trail, record, content)
@@ -632,6 +680,32 @@ class _LogAudit:
             )
         )
         self.summary.redacted += 1
+
+    def reanchored(self, record: StoredRecord, content: Mapping[str, Any]) -> None:
+        body = content["body"]
+
+        def text(name: str) -> str | None:
+            value = body.get(name)
+            return value if isinstance(value, str) else None
+
+        def number(name: str) -> int | None:
+            value = body.get(name)
+            return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+        self.audit.reanchored.append(
+            ReanchorEvent(
+                self.log,
+                record.position,
+                record.seq,
+                record.leaf_hash.hex(),
+                content["at"],
+                text("old_contract"),
+                text("new_contract"),
+                number("chain_id"),
+                number("batches"),
+                text("reason"),
+            )
+        )
 
     def close_batch(self, batch: StoredBatch, leaves: list[bytes]) -> None:
         """All positions of ``batch`` read: recompute its root when every leaf is there."""
@@ -1096,7 +1170,9 @@ class _Audit:
         self.progress = progress
         self.findings: list[Finding] = []
         self.redacted: list[RedactedRecord] = []
+        self.reanchored: list[ReanchorEvent] = []
         self.notes: list[str] = []
+        self.worker_stopped = False
         self.redactions: dict[bytes, StoredRedaction] = {}
         self.chain_id: int | None = None
         self.chain_read = False
@@ -1188,11 +1264,15 @@ def audit_store(
     unanchored_deadline: timedelta = DEFAULT_DEADLINE,
     now: datetime | None = None,
     progress: ProgressCallback | None = None,
+    worker_stopped: bool = False,
 ) -> AuditReport:
     """Audit every log of the store behind ``reader`` against ``chain`` (see the module doc).
 
     ``contract`` is the AnchorRegistry's address; by default the one the batches name.
     ``now`` is when the audit counts deadlines from (default: the current time).
+    ``worker_stopped`` says no anchoring worker runs (a restore drill, a store copied aside):
+    then a batch anchored on chain in the last minutes that the store lacks is a finding too,
+    not a note about a worker that may have sealed it after the store was read.
     ``progress(done, total)`` is called as records are read. Raises AuditUnavailable when the
     store cannot be read and ChainUnreachable/ChainError when the chain cannot be asked.
     """
@@ -1206,6 +1286,7 @@ def audit_store(
         now=moment,
         progress=progress,
     )
+    audit.worker_stopped = worker_stopped
     summaries: list[LogSummary] = []
     try:
         heads = {head.log: head for head in reader.log_heads()}
@@ -1242,8 +1323,30 @@ def audit_store(
         chain_id=audit.chain_id,
         audited_at=moment,
         seconds=time.perf_counter() - started,
-        notes=audit.notes,
+        notes=[*audit.notes, *_reanchor_notes(audit.reanchored)],
+        reanchored=sorted(audit.reanchored, key=lambda e: (e.at, e.log)),
     )
+
+
+def _reanchor_notes(events: Sequence[ReanchorEvent]) -> list[str]:
+    """What re-anchoring means for receipts handed out before it."""
+    if not events:
+        return []
+    latest = max(events, key=lambda e: e.at)
+    moved = latest.old_contract != latest.new_contract
+    return [
+        f"the chain was reset and every sealed batch anchored again ({len(events)} "
+        f"ledger.reanchored record(s), the latest at {latest.at}: registry "
+        f"{latest.old_contract} -> {latest.new_contract} on chain {latest.chain_id}). Receipts "
+        "handed out before it name the old anchor transactions"
+        + (
+            f" and the old registry {latest.old_contract}, which the chain no longer holds: they "
+            "verify as wrong_chain; ask the service for a new receipt (same record, batch and "
+            "root)"
+            if moved
+            else "; the registry address is the same, so they still verify"
+        )
+    ]
 
 
 # -- the report for people -----------------------------------------------------------------
@@ -1302,6 +1405,14 @@ def format_audit(report: AuditReport, *, store: str | None = None) -> str:
             for finding in found:
                 lines.append(f"  {_where(finding)}")
                 lines.append(f"      {finding.detail}")
+    if report.reanchored:
+        lines.append(f"re-anchored after a chain reset ({len(report.reanchored)}, not findings):")
+        for event in report.reanchored:
+            lines.append(
+                f"  {event.log}, position {event.position}, record {event.record_hash}: at "
+                f"{event.at}, {event.batches} batch(es) from registry {event.old_contract} to "
+                f"{event.new_contract} on chain {event.chain_id} ({event.reason})"
+            )
     if report.redacted:
         lines.append(f"erased under PROTOCOL §7 ({len(report.redacted)}, not findings):")
         for erased in report.redacted:

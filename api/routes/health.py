@@ -8,27 +8,42 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from api.deps import ReadSessionDep, StateDep
+from ledger import reanchor, service
 from ledger import repository as repo
-from ledger import service
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", summary="Database, chain and anchoring worker, with the anchoring lag")
+@router.get(
+    "/healthz",
+    summary="Database, chain and anchoring worker, with the anchoring lag",
+    responses={
+        200: {
+            "description": "all is well",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+        503: {
+            "description": "accepting records but not anchoring them; the body says which part is down",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+    },
+)
 def healthz(session: ReadSessionDep, state: StateDep) -> Any:
     """200 when all is well, 503 when the service accepts records but cannot anchor them
     (the body says which part is down), so a monitor can page someone."""
     now = datetime.now(UTC)
     body: dict[str, Any] = {}
+    expected: list[reanchor.ExpectedAnchor] = []
     try:
         session.execute(text("SELECT 1"))
         body["database"] = {"ok": True, "backend": state.engine.dialect.name}
         lag = service.anchoring_lag(session, now)
         workers = repo.worker_statuses(session)
+        expected = reanchor.expected_anchors(session)
     except Exception as exc:
         body["database"] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
         lag, workers = {}, []
-    body["chain"] = state.chain_probe.status()
+    body["chain"] = state.chain_probe.status(expected)
     stale_after = timedelta(seconds=max(10.0, 5 * state.settings.anchor_interval))
     worker: dict[str, Any] = {}
     for status in workers:

@@ -19,7 +19,7 @@ from verifier.chain import Web3ChainReader
 from verifier.receipt import verify_receipt
 from verifier.verdicts import Verdict
 
-pytestmark = pytest.mark.chain
+pytestmark = [pytest.mark.chain, pytest.mark.every_node]
 
 
 def _worker(db: Database, registry, client: ChainClient | None = None, **config) -> AnchoringWorker:  # type: ignore[no-untyped-def]
