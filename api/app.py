@@ -7,8 +7,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import errors
-from api.limits import BodySizeLimit
+from api import errors, portal, security
+from api.limits import BodySizeLimit, RefuseNulInUrl
 from api.ratelimit import SlidingWindowLimiter
 from api.routes import (
     accounts,
@@ -23,6 +23,7 @@ from api.routes import (
 from api.state import AppState, ChainProbe
 from ledger.db import make_engine, make_session_factory
 from ledger.deployment import contract_address
+from ledger.devchain import die_with_parent
 from ledger.pii import Vault, load_or_create_pii_key
 from ledger.settings import Settings
 from ledger.suggestions import Policy
@@ -61,8 +62,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         BodySizeLimit,
         limit=settings.max_body_bytes,
-        overrides={"/api/v1/attachments": settings.max_attachment_bytes},
+        overrides={
+            "/api/v1/attachments": settings.max_attachment_bytes,
+            # the workbench's answer form carries the reply document
+            "/workbench/": settings.max_attachment_bytes,
+        },
     )
+    app.add_middleware(RefuseNulInUrl)
+    security.install(app, settings)  # outermost: its headers also go on the 413s above
     errors.install(app)
     for module in (
         suggestions,
@@ -75,4 +82,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stats,
     ):
         app.include_router(module.router)
+    portal.install(app, settings)  # the web pages, /static
     return app
+
+
+def create_worker_app() -> FastAPI:
+    """The factory of uvicorn's worker processes when the API runs several
+    (``CIVIC_API_WORKERS``): each dies with its master (Linux PDEATHSIG), so a kill -9 of the
+    API process leaves no orphan holding the port, and the supervisor's restart can bind it
+    (tests/test_chaos.py caught orphans serving on while every restart failed)."""
+    die_with_parent()
+    return create_app()

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated
+import asyncio
+import functools
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from typing import Annotated, ParamSpec, TypeVar
 
+import anyio
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
@@ -14,8 +18,15 @@ from ledger.auth import Forbidden, Principal, Role, Unauthenticated
 from ledger.errors import CivicError
 from ledger.settings import Settings
 
+P = ParamSpec("P")
+R = TypeVar("R")
 
-def get_state(request: Request) -> AppState:
+
+# Dependencies that do no I/O are ``async def``: FastAPI runs a plain ``def`` dependency on a
+# pool thread, and each such hop costs more CPU than the check itself (scripts/load).
+
+
+async def get_state(request: Request) -> AppState:
     state: AppState = request.app.state.civic
     return state
 
@@ -23,14 +34,86 @@ def get_state(request: Request) -> AppState:
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-def get_settings(state: StateDep) -> Settings:
+async def get_settings(state: StateDep) -> Settings:
     return state.settings
 
 
-def write_session(state: StateDep) -> Iterator[Session]:
-    """The request's unit of work: committed when the route returns, rolled back on error."""
-    with state.sessions.begin() as session:
-        yield session
+# Write units of work are gated: at most WRITERS_PER_PROCESS run at once in this process, the
+# others wait without holding a thread. A sync route holds one of the 40 pool threads while
+# it waits for the write lock (SQLite's BEGIN IMMEDIATE, the log head's row lock on
+# PostgreSQL), and the lock holder still needs a pool thread after its route returns (FastAPI
+# validates a sync route's answer there) and one to commit: ungated, 40 concurrent writers
+# took every thread and waited for a commit that could no longer run (scripts/load caught
+# it). Commits run on threads of their own; the gate also keeps the lock queue short.
+WRITERS_PER_PROCESS = 8
+
+
+@dataclass
+class _WriteGate:
+    loop: object
+    slots: anyio.Semaphore
+    commits: anyio.CapacityLimiter
+
+
+def _write_gate(request: Request) -> _WriteGate:
+    loop = asyncio.get_running_loop()
+    gate: _WriteGate | None = getattr(request.app.state, "write_gate", None)
+    if gate is None or gate.loop is not loop:  # a new event loop (tests): new primitives
+        gate = request.app.state.write_gate = _WriteGate(
+            loop, anyio.Semaphore(WRITERS_PER_PROCESS), anyio.CapacityLimiter(WRITERS_PER_PROCESS)
+        )
+    return gate
+
+
+def _finish(session: Session, commit: bool) -> None:
+    try:
+        if commit:
+            session.commit()
+        else:
+            session.rollback()
+    finally:
+        session.close()
+
+
+async def write_session(request: Request, state: StateDep) -> AsyncIterator[Session]:
+    """The request's unit of work: committed when the route returns, rolled back on error.
+
+    Opening a session does no I/O (it connects on first use, in the route's thread); the
+    commit runs before the response is sent."""
+    gate = _write_gate(request)
+    async with gate.slots:
+        session = state.sessions()
+        try:
+            yield session
+        except BaseException:
+            with anyio.CancelScope(shield=True):  # a client that went away still gets cleaned up
+                await anyio.to_thread.run_sync(_finish, session, False, limiter=gate.commits)
+            raise
+        if session.in_transaction():
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(_finish, session, True, limiter=gate.commits)
+        else:  # committed in the route (commits_in_route): closing does no I/O
+            session.close()
+
+
+def commits_in_route(endpoint: Callable[P, R]) -> Callable[P, R]:
+    """Commit the request's unit of work (its ``session`` argument) in the route's own
+    thread, right after the route's work and before its answer is serialised.
+
+    The write lock (SQLite) or the log head's row lock (PostgreSQL) is taken at the route's
+    first statement and held until the commit; without this, the holder would first go back
+    to the event loop and through a second thread for the commit, and every other writer
+    would wait that long too. write_session then only closes the session."""
+
+    @functools.wraps(endpoint)
+    def route(*args: P.args, **kwargs: P.kwargs) -> R:
+        result = endpoint(*args, **kwargs)
+        session = kwargs["session"]
+        assert isinstance(session, Session)
+        session.commit()
+        return result
+
+    return route
 
 
 def read_session(state: StateDep) -> Iterator[Session]:
@@ -46,7 +129,12 @@ SessionDep = Annotated[Session, Depends(write_session, scope="function")]
 ReadSessionDep = Annotated[Session, Depends(read_session)]
 
 
-def get_principal(request: Request, state: StateDep) -> Principal | None:
+def _authenticate(state: AppState, token: str) -> Principal:
+    with state.read_sessions() as session:
+        return auth.authenticate(session, token)
+
+
+async def get_principal(request: Request, state: StateDep) -> Principal | None:
     """Who is asking: None for an anonymous caller; 401 for a bad, expired or forged token."""
     header = request.headers.get("authorization")
     if header is None:
@@ -54,14 +142,13 @@ def get_principal(request: Request, state: StateDep) -> Principal | None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("use the header Authorization: Bearer <token>")
-    with state.read_sessions() as session:
-        return auth.authenticate(session, token.strip())
+    return await anyio.to_thread.run_sync(_authenticate, state, token.strip())
 
 
 OptionalPrincipal = Annotated[Principal | None, Depends(get_principal)]
 
 
-def require_principal(principal: OptionalPrincipal) -> Principal:
+async def require_principal(principal: OptionalPrincipal) -> Principal:
     if principal is None:
         raise Unauthenticated("this needs a bearer token (Authorization: Bearer <token>)")
     return principal
@@ -76,7 +163,7 @@ class RequireRole:
     def __init__(self, *roles: Role) -> None:
         self.roles = frozenset(roles)
 
-    def __call__(self, principal: CurrentPrincipal) -> Principal:
+    async def __call__(self, principal: CurrentPrincipal) -> Principal:
         if principal.role not in self.roles:
             allowed = ", ".join(sorted(r.value for r in self.roles))
             raise Forbidden(f"this is for {allowed}; you are {principal.role.value}")
@@ -91,7 +178,9 @@ class RateLimited(CivicError):
         self.headers = {"Retry-After": retry_after}
 
 
-def anonymous_rate_limit(request: Request, state: StateDep, principal: OptionalPrincipal) -> None:
+async def anonymous_rate_limit(
+    request: Request, state: StateDep, principal: OptionalPrincipal
+) -> None:
     """CIVIC_SUBMIT_RATE anonymous submissions a minute per client address; accounts are exempt."""
     if principal is not None:
         return

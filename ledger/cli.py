@@ -8,6 +8,8 @@
     civic-ledger deploy     deploy AnchorRegistry and record its address
     civic-ledger users      add, list and disable accounts (tokens are shown once)
     civic-ledger redact     erase a record's content, keeping its proof (PROTOCOL §7)
+    civic-ledger reanchor   after a chain reset: anchor every sealed batch again, same numbers
+                            and roots, and record that in each log (ledger.reanchored)
 
 The API runs in its own process, started by name (``api.app:create_app``), so the ledger
 package never imports the HTTP layer that sits on top of it.
@@ -78,8 +80,10 @@ def cmd_migrate(settings: Settings) -> int:
 
 
 def _anchor_key(settings: Settings) -> bytes:
-    from ledger.keys import load_or_create_key
+    from ledger.keys import load_key, load_or_create_key
 
+    if settings.env == "production":
+        return load_key(settings.resolved_key_file, settings.key_password)
     return load_or_create_key(settings.resolved_key_file, settings.key_password)
 
 
@@ -109,8 +113,9 @@ def ensure_contract(settings: Settings, key: bytes) -> str:
             f"{settings.deployment_file} names AnchorRegistry {recorded.address} on chain "
             f"{recorded.chain_id}, but {settings.resolved_chain_rpc} (chain {client.chain_id}) has "
             "no code there: the chain was reset or is another chain. Anchored batches recorded "
-            "in the store are no longer provable on it. Point CIVIC_CHAIN_RPC at the original "
-            "chain, or move the data directory aside to start afresh."
+            "in the store are no longer provable on it. Run `civic-ledger reanchor` to deploy a "
+            "new registry and anchor every sealed batch again (same numbers and roots; the event "
+            "is recorded in each log), or point CIVIC_CHAIN_RPC at the original chain."
         )
     deployment = client.deploy_registry()
     write_deployment(
@@ -132,21 +137,149 @@ def ensure_contract(settings: Settings, key: bytes) -> str:
     return deployment.address
 
 
+def refuse_lost_anchors(settings: Settings, contract: str) -> None:
+    """Refuse to start on a chain that lost the store's anchors (a reset development chain):
+    the worker could only fail, and every receipt would say ``wrong_chain`` or
+    ``not_anchored``. The message names ``civic-ledger reanchor``."""
+    from ledger.chain import ChainClient
+    from ledger.db import make_engine, make_session_factory
+    from ledger.reanchor import check_chain, expected_anchors
+
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            expected = expected_anchors(session)
+    finally:
+        engine.dispose()
+    check = check_chain(ChainClient(settings.resolved_chain_rpc), contract, expected)
+    if not check.ok:
+        raise SystemExit(f"civic-ledger run refused: {check.message}")
+
+
+def cmd_reanchor(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+    import socket
+
+    from ledger.chain import ChainClient, ChainError
+    from ledger.devchain import DevChainError, start_ganache
+    from ledger.reanchor import ReanchorError, reanchor
+
+    data_dir = _prepare_data_dir(settings)
+    if settings.runs_dev_chain:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", settings.chain_port)) == 0:
+                print(
+                    f"civic-ledger reanchor: something answers on port {settings.chain_port}: "
+                    "stop the service (civic-ledger run) first; reanchor starts the local chain "
+                    "itself",
+                    file=sys.stderr,
+                )
+                return 1
+    key = _anchor_key(settings)
+    engine, sessions = _session_scope(settings)
+    chain = None
+    try:
+        if settings.runs_dev_chain:
+            chain = start_ganache(
+                port=settings.chain_port,
+                db_path=data_dir / "chain",
+                funded_keys=[key],
+                chain_id=settings.chain_id,
+                log_path=data_dir / "logs" / "ganache.log",
+            )
+        client = ChainClient(
+            settings.resolved_chain_rpc,
+            key,
+            tx_type=settings.tx_type,
+            gas_price_wei=settings.gas_price_wei,
+        )
+        result = reanchor(
+            engine=engine,
+            sessions=sessions,
+            client=client,
+            rpc=settings.resolved_chain_rpc,
+            contract=settings.contract,
+            deployment_file=None if settings.contract else settings.deployment_file,
+            reason=args.reason,
+            receipt_timeout=settings.receipt_timeout,
+        )
+    except (ReanchorError, ChainError, DevChainError) as exc:
+        print(f"civic-ledger reanchor: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if chain is not None:
+            chain.stop()
+        engine.dispose()
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "old_contract": result.old_contract,
+                    "old_chain_id": result.old_chain_id,
+                    "new_contract": result.new_contract,
+                    "chain_id": result.chain_id,
+                    "deployed": result.deployed,
+                    "batches": result.batches,
+                    "records": result.records,
+                    "reason": result.reason,
+                    "seconds": round(result.seconds, 3),
+                }
+            )
+        )
+    elif not result.total:
+        done = "deployed AnchorRegistry" if result.deployed else "registry"
+        print(
+            f"nothing to re-anchor: {done} {result.new_contract} on chain {result.chain_id} "
+            "holds every batch the store sealed"
+        )
+    else:
+        per_log = ", ".join(f"{name} {n}" for name, n in result.batches.items())
+        print(
+            f"re-anchored {result.total} batches ({per_log}) on AnchorRegistry "
+            f"{result.new_contract} (chain {result.chain_id}"
+            f"{', deployed now' if result.deployed else ''}) in {result.seconds:.1f} s\n"
+            f"  before: registry {result.old_contract} on chain {result.old_chain_id}\n"
+            f"  reason: {result.reason}\n"
+            + "".join(
+                f"  recorded in {name} as ledger.reanchored {record}\n"
+                for name, record in result.records.items()
+            ),
+            end="",
+        )
+    return 0
+
+
 def cmd_deploy(settings: Settings) -> int:
     _prepare_data_dir(settings)
     print(ensure_contract(settings, _anchor_key(settings)))
     return 0
 
 
+def api_workers(settings: Settings) -> int:
+    """CIVIC_API_WORKERS, or one API process per core (at most 4): one Python process uses
+    one core at most (the GIL). Appends are safe across processes: SQLite serialises write
+    transactions (BEGIN IMMEDIATE), PostgreSQL the log head's row lock. Measured with
+    scripts/load on 2 cores: two processes beat one on SQLite and PostgreSQL alike."""
+    return settings.api_workers or max(1, min(4, os.cpu_count() or 1))
+
+
 def cmd_api(settings: Settings) -> int:
     import uvicorn
 
+    from ledger.pii import load_or_create_pii_key
+
     cmd_migrate(settings)
+    # Created here, once, so that several worker processes never race to create it.
+    settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
+    load_or_create_pii_key(settings.resolved_pii_key_file)
+    workers = api_workers(settings)
     uvicorn.run(
-        "api.app:create_app",
+        # Several processes: each must die with this one (see api.app.create_worker_app).
+        "api.app:create_worker_app" if workers > 1 else "api.app:create_app",
         factory=True,
         host=settings.api_host,
         port=settings.api_port,
+        workers=workers,
         access_log=os.environ.get("CIVIC_ACCESS_LOG", "0") == "1",
         log_level="warning",
     )
@@ -274,6 +407,7 @@ def cmd_run(settings: Settings) -> int:
     supervisor: Supervisor | None = None
     try:
         contract = ensure_contract(settings, key)
+        refuse_lost_anchors(settings, contract)
         env = dict(os.environ)
         env.update(
             CIVIC_DATA_DIR=str(data_dir),
@@ -437,6 +571,22 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]
     redact.add_argument("record_hash")
     redact.add_argument("--reason", required=True)
     redact.add_argument("--admin", required=True, help="the admin account id doing it")
+
+    reanchor = sub.add_parser(
+        "reanchor",
+        help="after a chain reset: deploy a registry and anchor every sealed batch again",
+        description=(
+            "Run while the service is stopped. Deploys a new AnchorRegistry (unless the recorded "
+            "or configured one is there), anchors every sealed batch of every log again with the "
+            "same numbers and roots, and appends a ledger.reanchored record to each log touched. "
+            "Safe to run again after a failure."
+        ),
+    )
+    reanchor.add_argument(
+        "--reason",
+        help="why, in the record (public: no personal data); default: what was detected",
+    )
+    reanchor.add_argument("--json", action="store_true")
     return parser, sub
 
 
@@ -453,6 +603,8 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return cmd_users(settings, args)
     if args.command == "redact":
         return cmd_redact(settings, args)
+    if args.command == "reanchor":
+        return cmd_reanchor(settings, args)
     return SIMPLE_COMMANDS[args.command][0](settings)
 
 

@@ -161,6 +161,26 @@ def get_suggestion(session: Session, tracking_code: str) -> SuggestionRow | None
     return session.get(SuggestionRow, tracking_code)
 
 
+_INSERT_SUGGESTION = insert(SuggestionRow.__table__)
+
+
+def insert_suggestion(session: Session, **values: object) -> None:
+    """A new suggestion's summary row, as a Core insert: an ORM flush of the one row cost as
+    much CPU as the whole record append (profiled under scripts/load)."""
+    session.connection().execute(_INSERT_SUGGESTION, values)
+
+
+_SUGGESTION_EXISTS = select(SuggestionRow.__table__.c.tracking_code).where(
+    SuggestionRow.__table__.c.tracking_code == bindparam("code")
+)
+
+
+def suggestion_exists(session: Session, tracking_code: str) -> bool:
+    """Whether a tracking code is taken: one Core query, no ORM load (every submission asks)."""
+    found = session.connection().execute(_SUGGESTION_EXISTS, {"code": tracking_code}).first()
+    return found is not None
+
+
 def worker_statuses(session: Session) -> Sequence[WorkerStatus]:
     return session.scalars(select(WorkerStatus).order_by(WorkerStatus.log)).all()
 

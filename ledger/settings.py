@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ledger.secretfile import read_secret_file
+
 MAX_BATCH = 2**32 - 1  # the contract stores a batch's size as uint32
 
 
@@ -24,6 +26,9 @@ class Settings(BaseSettings):
     database_url: str | None = None
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
+    api_workers: int | None = Field(
+        None, ge=1, le=64, description="API processes; default: one per core, at most 4"
+    )
     chain_port: int = Field(8545, ge=1, le=65535)
     verifier_port: int = Field(8001, ge=1, le=65535)
     chain_id: int = Field(1337, ge=1, description="chain id of the local development chain")
@@ -46,6 +51,14 @@ class Settings(BaseSettings):
     )
     evaluation_days: int = Field(30, ge=0, description="days a citizen has to evaluate a reply")
     pii_key_file: Path | None = None
+    portal_secret_file: Path | None = Field(
+        None, description="the portal's HMAC secret (CSRF tokens); default data/portal.secret"
+    )
+    verifier_public_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^?#\s]+$",
+        description="the verifier service as browsers reach it; default http://<host>:<verifier_port>",
+    )
 
     @model_validator(mode="after")
     def _production_refuses_development_defaults(self) -> Settings:
@@ -62,6 +75,23 @@ class Settings(BaseSettings):
             problems.append(
                 "CIVIC_KEY_FILE and CIVIC_KEY_PASSWORD_FILE must name an encrypted keystore "
                 "(the plain development key is refused)"
+            )
+        if not self.portal_secret_file:
+            problems.append(
+                "CIVIC_PORTAL_SECRET_FILE must name the portal's secret (mode 0600, made beforehand)"
+            )
+        if not self.pii_key_file:
+            problems.append(
+                "CIVIC_PII_KEY_FILE must name the personal-data key (mode 0600, made and backed "
+                "up beforehand: a key generated on the spot would make earlier data unreadable)"
+            )
+        if self.verifier_public_url and not self.verifier_public_url.startswith("https://"):
+            problems.append(
+                "CIVIC_VERIFIER_PUBLIC_URL must be https:// (the portal is served over TLS)"
+            )
+        if self.submit_rate == 0:
+            problems.append(
+                "CIVIC_SUBMIT_RATE=0 (no limit on anonymous submissions) is for development"
             )
         if problems:
             raise ValueError("production settings refused: " + "; ".join(problems))
@@ -86,14 +116,20 @@ class Settings(BaseSettings):
         return (self.pii_key_file or self.resolved_data_dir / "pii.key").expanduser()
 
     @cached_property
+    def resolved_portal_secret_file(self) -> Path:
+        return (self.portal_secret_file or self.resolved_data_dir / "portal.secret").expanduser()
+
+    @cached_property
     def attachments_dir(self) -> Path:
         return self.resolved_data_dir / "attachments"
 
     @property
     def key_password(self) -> str | None:
+        """The keystore password, from a file only its owner may read (else SecretFileError)."""
         if self.key_password_file is None:
             return None
-        return self.key_password_file.read_text(encoding="utf-8").rstrip("\n")
+        data = read_secret_file(self.key_password_file.expanduser(), "CIVIC_KEY_PASSWORD_FILE")
+        return data.decode("utf-8").rstrip("\n")
 
     @cached_property
     def resolved_chain_rpc(self) -> str:

@@ -123,7 +123,7 @@ def submit(
             raise InvalidInput(f"no deputy {data.deputy!r}")
     _require_attachments(session, data.attachments)
     tracking_code = new_tracking_code()
-    while repo.get_suggestion(session, tracking_code) is not None:
+    while repo.suggestion_exists(session, tracking_code):
         tracking_code = new_tracking_code()
 
     body: dict[str, Any] = {
@@ -167,24 +167,22 @@ def submit(
         clock=clock,
     )
     now = clock()
-    session.add(
-        SuggestionRow(
-            tracking_code=tracking_code,
-            state=S.SUBMITTED.value,
-            title=data.title,
-            category=data.category,
-            district=data.district,
-            channel=channel,
-            submitted_at=now,
-            updated_at=now,
-            citizen_token_hash=hash_token(citizen_token) if citizen_token else None,
-            submitter_role=submitter.role.value,
-            submitter_id=submitter.id,
-            deputy_id=data.deputy or (submitter.id if submitter.role is Role.DEPUTY else None),
-            confidential=data.confidential,
-        )
+    repo.insert_suggestion(
+        session,
+        tracking_code=tracking_code,
+        state=S.SUBMITTED.value,
+        title=data.title,
+        category=data.category,
+        district=data.district,
+        channel=channel,
+        submitted_at=now,
+        updated_at=now,
+        citizen_token_hash=hash_token(citizen_token) if citizen_token else None,
+        submitter_role=submitter.role.value,
+        submitter_id=submitter.id,
+        deputy_id=data.deputy or (submitter.id if submitter.role is Role.DEPUTY else None),
+        confidential=data.confidential,
     )
-    session.flush()
     if private.contact is not None or private.text is not None:
         session.add(private)
         session.flush()

@@ -6,7 +6,13 @@
   pymerkle library on the same entries in the same run;
 * latency: accept-to-anchored, p50 and p95, through the real service over HTTP;
 * gas: per anchored batch and per record at batch sizes 1, 100, 1,000 and 10,000, against a
-  naive one-hash-per-transaction contract on the same node.
+  naive one-hash-per-transaction contract on the same node;
+* voting, verifier, audit: see scripts/bench_*.py;
+* load: the real service under 50 concurrent clients over loopback HTTP (scripts/load.py),
+  on SQLite and PostgreSQL, with one API process (the baseline) and with the default.
+
+``--quick`` runs every part at smaller sizes (under five minutes); the full run takes longer.
+``--only a,b`` measures some parts and keeps the others' last results (docs/benchmarks.json).
 """
 
 from __future__ import annotations
@@ -299,11 +305,152 @@ def run_audit(quick: bool) -> dict[str, Any]:
     return bench_audit.measure_audit(100_000 if quick else 1_000_000)
 
 
+def _postgres_url() -> str | None:
+    """CIVIC_TEST_POSTGRES_URL, else the local test database if it answers."""
+    import load
+
+    url = os.environ.get("CIVIC_TEST_POSTGRES_URL") or load.DEFAULT_PG
+    try:
+        from ledger.db import make_engine
+
+        engine = make_engine(url, connect_args={"connect_timeout": 3})
+        with engine.connect():
+            pass
+        engine.dispose()
+    except Exception as exc:
+        print(f"    (no PostgreSQL at {url}: {type(exc).__name__}; load runs on SQLite only)")
+        return None
+    return url
+
+
+def run_load(quick: bool) -> dict[str, Any]:
+    import load
+
+    duration = 15.0 if quick else 60.0
+    pg = _postgres_url()
+    runs = []
+    for database in ("sqlite", "postgresql"):
+        if database == "postgresql" and pg is None:
+            continue
+        # The default (CIVIC_API_WORKERS unset: one process per core) and the baseline of one
+        # process; the quick run measures the default only.
+        for workers in (None,) if quick else (None, "1"):
+            env = {"CIVIC_API_WORKERS": workers} if workers else {}
+            print(f"    {database}, API workers {workers or 'default'} …", flush=True)
+            try:
+                result = load.run_load(
+                    clients=50,
+                    duration=duration,
+                    database=database,
+                    database_url=pg,
+                    extra_env=env,
+                )
+            except Exception as exc:  # one failed run (a database restarted under it) is reported
+                failure = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+                print(f"    failed: {failure}", flush=True)
+                runs.append(
+                    {"database": database, "api_workers": workers or "default", "failed": failure}
+                )
+                continue
+            print(load.format_result(result), flush=True)
+            runs.append(result)
+    return {"clients": 50, "duration_s": duration, "mix": load.DEFAULT_MIX, "runs": runs}
+
+
 # -- report -------------------------------------------------------------------------------
 
 
 def _ratio(value: float) -> str:
     return f"{value:,.0f}" if value >= 10 else f"{value:.2f}"
+
+
+def _ms(q: dict[str, Any]) -> str:
+    return f"{q['p50_ms']} / {q['p99_ms']}" if q.get("requests") else "–"
+
+
+def render_load(load: dict[str, Any]) -> list[str]:
+    lines = [
+        "## Load: the real service under concurrent clients (scripts/load)",
+        "",
+        f"`./scripts/load` starts `civic-ledger run` (API, anchoring worker, verifier service, "
+        f"ganache) in a temporary data directory on free ports, creates a deputy, a staff and an "
+        f"office account (as `civic-ledger users add` does), then {load['clients']} concurrent clients "
+        f"send requests for {load['duration_s']:.0f} s, each waiting for its answer before the "
+        f"next (closed loop), in the mix `{load['mix']}`: **submit** (POST "
+        "/api/v1/suggestions, anonymous), **transition** (each client walks its own suggestions "
+        "SUBMITTED → DEPUTY_ACCEPTED → ASSIGNED → IN_PROGRESS → ANSWERED → CLOSED with the "
+        "deputy's, staff's, office's and citizen's tokens), **trail** (GET …/trail), and "
+        "**verify**: GET /api/v1/records/{hash}/receipt of a record acknowledged a few seconds "
+        "earlier (**receipt**), then POST /verify/receipt to the verifier service (**verify**; "
+        "the verdict must be `valid`). Writes are submit and transition. Any other answer, "
+        "refused connection or timeout is an error (a receipt still pending is counted apart). "
+        "At the end the tool reads the database itself: every acknowledged record (each 201) "
+        "must be stored, and it waits until all of them are anchored.",
+        "",
+        "The client is a minimal asyncio HTTP/1.1 keep-alive client in one process (uvloop "
+        "when installed), so that the generator, which runs on the same cores as the service, "
+        "costs as little CPU as it can. The anonymous submission rate limit is off for the run "
+        "(`CIVIC_SUBMIT_RATE=0`): all clients come from 127.0.0.1, and a deployment keeps it on. "
+        "Durability is not relaxed: SQLite runs WAL with `synchronous=FULL`, PostgreSQL with "
+        "`synchronous_commit=on`, and every response is sent after its commit.",
+        "",
+        "| database | API processes | requests/s | writes/s | errors | submit p50 / p99 ms "
+        "| transition | trail | receipt | verify | acknowledged / stored / anchored "
+        "| machine busy | CPU s: generator / service | API CPU ms per request | load avg before |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in load["runs"]:
+        if "failed" in r:
+            lines.append(f"| {r['database']} | {r['api_workers']} | failed: {r['failed']} |")
+            continue
+        k, st, cpu = r["kinds"], r["store"], r["cpu"]
+        by_process = ", ".join(
+            f"{n} {v}" for n, v in cpu.get("service_cpu_s_by_process", {}).items()
+        )
+        lines.append(
+            f"| {r['database']} | {r['api_workers']} | {r['requests_per_s']} "
+            f"| **{r['write_requests_per_s']}** | {r['errors']} | {_ms(k['submit'])} "
+            f"| {_ms(k['transition'])} | {_ms(k['trail'])} | {_ms(k['receipt'])} "
+            f"| {_ms(k['verify'])} | {st['acknowledged']} / {st['stored']} / {st['anchored']} "
+            f"| {cpu['machine_busy_percent']}% of {cpu['cores']} cores "
+            f"| {cpu['generator_cpu_s']} / {cpu['service_cpu_s']} ({by_process}) "
+            f"| {cpu.get('api_cpu_ms_per_request', '–')} | {r.get('loadavg_before', '–')} |"
+        )
+    lines += [
+        "",
+        "Goal: 1,000 write requests per second with p99 under 100 ms, on this machine with the "
+        "generator sharing its cores. Not reached. What limits it:",
+        "",
+        "* **Appends are serialised.** Positions in a log are dense and handed out in commit "
+        "order, so the write lock (SQLite's, or the log head's row lock on PostgreSQL) is held "
+        "from a write's first statement to its commit, fsync included, and the Python work in "
+        "between (record canonicalisation and hashing, SQLAlchemy statements) competes for the "
+        "GIL with the process's other threads. Writes per second are about one over that time; "
+        "with the closed-loop clients mostly writing, write latency is mostly the queue for the "
+        "lock, while reads (trail, receipt, verify) stay at a few milliseconds.",
+        "* **CPU.** A request costs the API about 2.5–3.5 ms of CPU (column *API CPU ms per "
+        "request*: HTTP parsing, FastAPI dependencies and validation, thread hops, SQLAlchemy, "
+        "hashing); one API process uses one core at most (the GIL), and the generator, ganache, "
+        "the anchoring worker and the verifier run on the same two cores.",
+        "* **Not the disk.** A commit's fsync is about 0.4 ms of the write path on this machine "
+        "(in-process profile); grouping commits would save that, not the serialised Python "
+        "work. Durability stays as it is (no `synchronous=OFF`, no asynchronous commit).",
+        "",
+        "What was changed after measuring (scripts/load drove each): write units of work are "
+        "gated per process and commit in the route's own thread (without the gate, 40 or more "
+        "concurrent writers deadlocked the API: every pool thread waited for a lock whose holder "
+        "needed a pool thread to answer and commit); dependencies that do no I/O are `async`; "
+        "uvloop and httptools (C HTTP parser) under uvicorn; Core statements instead of ORM "
+        "flushes for a submission's summary row and its tracking-code check; no route scan to "
+        "build `receipt_url`. `CIVIC_API_WORKERS` sets the number of API processes (default: one "
+        "per core, at most 4); the full run measures the default and one process side by side.",
+        "",
+        "When *machine busy* is well above what the generator and the service used (their CPU "
+        "seconds over the run's duration, out of 2 cores), other work shared the machine and "
+        "the numbers are pessimistic.",
+        "",
+    ]
+    return lines
 
 
 def render(results: dict[str, Any], when: str) -> str:
@@ -312,9 +459,24 @@ def render(results: dict[str, Any], when: str) -> str:
         "",
         f"Measured {when} on {machine()}.",
         "",
-        "Run `./scripts/bench` to measure again; it rewrites this file.",
+        "Run `./scripts/bench` to measure again; it rewrites this file (`--quick` for smaller "
+        "sizes, `--only load,append` for some parts: the others keep their last results).",
         "",
     ]
+    measured = results.get("measured") or {}
+    earlier = {
+        name: at for name, at in measured.items() if not at.startswith(when) and name in results
+    }
+    quick = sorted(name for name, at in measured.items() if at == f"{when} (quick)")
+    if quick:
+        lines += [f"Quick run (`--quick`, smaller sizes): {', '.join(quick)}.", ""]
+    if earlier:
+        lines += [
+            "Parts measured in another run: "
+            + ", ".join(f"{name} ({at})" for name, at in earlier.items())
+            + ".",
+            "",
+        ]
     if "append" in results:
         lines += [
             "## Records appended per second (in-process, one transaction per record)",
@@ -386,26 +548,15 @@ def render(results: dict[str, Any], when: str) -> str:
     ):
         if name in results:
             lines += [f"## {title}", "", "```json", json.dumps(results[name], indent=2), "```", ""]
-    for name, title in (
-        (
-            "voting",
-            "Voting: tally against pabutools, ballot signatures, ballots accepted in-process",
-        ),
-        (
-            "verifier",
-            "Verifier: receipts per second with roots cached, POST /verify/receipt latency",
-        ),
-        ("audit", "Inspectors' audit of the whole store against the chain"),
-    ):
-        if name in results:
-            lines += [f"## {title}", "", "```json", json.dumps(results[name], indent=2), "```", ""]
+    if "load" in results:
+        lines += render_load(results["load"])
     return "\n".join(lines)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
-    parser.add_argument("--only", default="append,merkle,latency,gas,voting,verifier,audit")
+    parser.add_argument("--only", default="append,merkle,latency,gas,voting,verifier,audit,load")
     parser.add_argument("--no-write", action="store_true", help="do not rewrite docs/BENCHMARKS.md")
     parser.add_argument(
         "--render", action="store_true", help="rewrite docs/BENCHMARKS.md from docs/benchmarks.json"
@@ -419,11 +570,13 @@ def main() -> int:
         "voting": run_voting,
         "verifier": run_verifier,
         "audit": run_audit,
+        "load": run_load,
     }
     if args.render:
         saved = json.loads((ROOT / "docs" / "benchmarks.json").read_text())
         when = saved.pop("when")
         saved.pop("machine", None)
+        saved.setdefault("measured", {})
         (ROOT / "docs" / "BENCHMARKS.md").write_text(render(saved, when), encoding="utf-8")
         return 0
     results: dict[str, Any] = {}
@@ -433,10 +586,24 @@ def main() -> int:
         print(json.dumps(results[name], indent=2), flush=True)
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     if not args.no_write:
-        (ROOT / "docs" / "BENCHMARKS.md").write_text(render(results, when), encoding="utf-8")
-        (ROOT / "docs" / "benchmarks.json").write_text(
-            json.dumps({"when": when, "machine": machine(), **results}, indent=2) + "\n"
+        # Parts not measured in this run keep their last results, and say when those were taken.
+        saved_path = ROOT / "docs" / "benchmarks.json"
+        saved: dict[str, Any] = json.loads(saved_path.read_text()) if saved_path.exists() else {}
+        earlier_when = saved.pop("when", None)
+        saved.pop("machine", None)
+        measured = dict(saved.pop("measured", {}))
+        for name in saved:
+            measured.setdefault(name, earlier_when)
+        for name in results:
+            measured[name] = when + (" (quick)" if args.quick else "")
+        merged = {name: saved[name] for name in runners if name in saved and name not in results}
+        merged.update(results)
+        merged = {name: merged[name] for name in runners if name in merged}
+        doc = {"when": when, "machine": machine(), "measured": measured, **merged}
+        (ROOT / "docs" / "BENCHMARKS.md").write_text(
+            render({**merged, "measured": measured}, when), encoding="utf-8"
         )
+        saved_path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     return 0
 
 

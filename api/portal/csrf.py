@@ -40,16 +40,25 @@ class PortalSecretError(RuntimeError):
 
 def load_or_create_portal_secret(path: Path, *, create: bool = True) -> bytes:
     """The 32-byte portal secret, created (mode 0600) when missing and ``create`` is true."""
-    if create:
+    if create and not path.exists():
+        # Written whole to a private temporary file, then linked into place: several API
+        # processes start at once, and none may read a half-written secret. The loser of the
+        # race reads the winner's.
+        secret = secrets.token_bytes(32)
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="ascii") as f:
+                f.write(secret.hex() + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.link(tmp, path)
         except FileExistsError:
             pass
         else:
-            secret = secrets.token_bytes(32)
-            with os.fdopen(fd, "w", encoding="ascii") as f:
-                f.write(secret.hex() + "\n")
             return secret
+        finally:
+            tmp.unlink(missing_ok=True)
     try:
         secret = bytes.fromhex(read_secret_file(path, "the portal secret").decode("ascii").strip())
     except SecretFileError as exc:

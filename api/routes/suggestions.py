@@ -12,6 +12,7 @@ from api.deps import (
     SessionDep,
     StateDep,
     anonymous_rate_limit,
+    commits_in_route,
 )
 from ledger import suggestions
 from ledger.schemas import FlagIn, RecordAccepted, SuggestionAccepted, SuggestionIn, TransitionIn
@@ -29,7 +30,9 @@ Code = Annotated[
 
 
 def _receipt_url(request: Request, record_hash: str) -> str:
-    return str(request.url_for("record_receipt", record_hash=record_hash))
+    # What request.url_for("record_receipt", …) gives, without scanning every route (the
+    # portal's too) on each write.
+    return f"{str(request.base_url).rstrip('/')}/api/v1/records/{record_hash}/receipt"
 
 
 @router.post(
@@ -48,6 +51,7 @@ def _receipt_url(request: Request, record_hash: str) -> str:
         429: {"description": "too many anonymous submissions from this address"},
     },
 )
+@commits_in_route
 def submit_suggestion(
     body: SuggestionIn,
     session: SessionDep,
@@ -80,6 +84,7 @@ def submit_suggestion(
         422: {"description": "a field the step needs is missing, or one it does not take is given"},
     },
 )
+@commits_in_route
 def transition(
     tracking_code: Code,
     body: TransitionIn,
@@ -103,6 +108,7 @@ def transition(
     status_code=status.HTTP_201_CREATED,
     summary="Set 重点督办 (key supervision) or 延期 (extension); congress staff",
 )
+@commits_in_route
 def set_flags(
     tracking_code: Code, body: FlagIn, session: SessionDep, principal: CurrentPrincipal
 ) -> dict[str, Any]:

@@ -166,7 +166,8 @@ def test_the_pii_key_is_created_0600_even_under_a_loose_umask(tmp_path: Path) ->
 
 @pytest.mark.parametrize("mode", LOOSE_MODES)
 def test_the_portal_secret_is_refused_when_others_may_read_it(tmp_path: Path, mode: int) -> None:
-    csrf = pytest.importorskip("api.portal.csrf")
+    from api.portal import csrf
+
     path = tmp_path / "portal.secret"
     secret = csrf.load_or_create_portal_secret(path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -177,3 +178,19 @@ def test_the_portal_secret_is_refused_when_others_may_read_it(tmp_path: Path, mo
     assert csrf.load_or_create_portal_secret(path) == secret
     with pytest.raises(csrf.PortalSecretError, match="does not exist"):
         csrf.load_or_create_portal_secret(tmp_path / "absent", create=False)
+
+
+def test_api_processes_starting_together_share_one_portal_secret(tmp_path: Path) -> None:
+    # Several uvicorn processes create the secret at first use: none may read a
+    # half-written file, and all must end up with the same secret.
+    import multiprocessing
+
+    from api.portal import csrf
+
+    path = tmp_path / "portal.secret"
+    context = multiprocessing.get_context("fork")
+    with context.Pool(8) as pool:
+        secrets_seen = pool.map(csrf.load_or_create_portal_secret, [path] * 64)
+    assert len(set(secrets_seen)) == 1
+    assert bytes.fromhex(path.read_text().strip()) == secrets_seen[0]
+    assert [p.name for p in tmp_path.iterdir()] == ["portal.secret"]
