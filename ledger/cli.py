@@ -422,6 +422,7 @@ def cmd_run(settings: Settings) -> int:
         base = f"http://{settings.api_host}:{settings.api_port}"
         print(
             "\ncivic-ledger is running\n"
+            f"  portal         {base}/   (提交建议 · 建议追踪 · 核验 · 工作台 · 政策沙盘 · 核查)\n"
             f"  API            {base}/api/v1   (OpenAPI docs: {base}/docs)\n"
             f"  health         {base}/healthz\n"
             f"  verifier       http://{settings.api_host}:{settings.verifier_port}/docs   "
