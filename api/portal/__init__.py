@@ -11,9 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api import errors as api_errors
 from api.portal import citizen, staff
 from api.portal.errors import PageError
 from api.portal.render import render
@@ -38,9 +40,37 @@ async def page_error(request: Request, exc: Exception) -> HTMLResponse:
     )
 
 
+def _wants_a_page(request: Request) -> bool:
+    """A browser asking for a page: not the JSON API, the verifier's paths or a file."""
+    path = request.url.path
+    if path.startswith(("/api/", "/static/", "/docs", "/redoc", "/openapi", "/healthz")):
+        return False
+    return "text/html" in request.headers.get("accept", "")
+
+
+async def not_found(request: Request, exc: Exception) -> Response:
+    """Unknown URLs: an HTML page in the visitor's language for browsers, the API's JSON
+    error for everyone else (and for every other status)."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404 and _wants_a_page(request):
+        return render(
+            request,
+            "error.html",
+            status_code=404,
+            title_key="error.not_found.title",
+            detail_key="error.not_found.detail",
+            detail_fmt={},
+        )
+    return await api_errors.http_error(request, exc)
+
+
 def install(app: FastAPI, settings: Settings) -> None:
-    """Mount ``/static``, add the portal's pages and its HTML error page to ``app``."""
+    """Mount ``/static``, add the portal's pages and its HTML error pages to ``app``.
+
+    Call after :func:`api.errors.install`: the 404 handler here takes over theirs for
+    browsers asking for a page and hands every other case back to it."""
     del settings  # the pages read settings per request (app.state); kept for the signature
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_exception_handler(PageError, page_error)
+    app.add_exception_handler(StarletteHTTPException, not_found)
     app.include_router(router)

@@ -283,6 +283,25 @@ def test_unknown_and_malformed_tracking_codes_are_404_pages(portal_client: TestC
     assert found.status_code == 303 and found.headers["location"] == "/track/SG-0000-0000-0000"
 
 
+def test_an_unknown_url_is_a_page_for_browsers_and_json_for_the_api(
+    portal_client: TestClient,
+) -> None:
+    browser = {"accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    page = portal_client.get("/no-such-page", headers=browser)
+    assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/html")
+    assert "找不到页面" in page.text and 'lang="zh-CN"' in page.text
+    english = portal_client.get("/no-such-page?lang=en", headers=browser)
+    assert english.status_code == 404 and "Not found" in english.text
+    # The API and non-browser clients keep the JSON error, whatever they accept.
+    api = portal_client.get("/api/v1/no-such-thing", headers=browser)
+    assert api.status_code == 404 and api.json()["error"] == "NotFound"
+    plain = portal_client.get("/no-such-page")
+    assert plain.status_code == 404 and plain.json()["error"] == "NotFound"
+    # Other statuses are untouched: a wrong method is still the API's 405.
+    assert portal_client.delete("/", headers=browser).status_code == 405
+
+
 def test_the_citizen_evaluates_with_their_token(
     client: TestClient, portal_client: TestClient, people: People, database: Database
 ) -> None:
