@@ -16,12 +16,20 @@ import contextlib
 import json
 import os
 import secrets
-import stat
 from pathlib import Path
 
 from eth_account import Account
 
-__all__ = ["KeyFileError", "address_of", "generate_key", "load_key", "load_or_create_key"]
+from ledger.secretfile import SecretFileError, SecretFileMissing, read_secret_file
+
+__all__ = [
+    "KeyFileError",
+    "KeyPasswordNeeded",
+    "address_of",
+    "generate_key",
+    "load_key",
+    "load_or_create_key",
+]
 
 # Order of the secp256k1 group: a private key is an integer in [1, n-1].
 _SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -29,6 +37,10 @@ _SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD036414
 
 class KeyFileError(Exception):
     """The key file is unsafe, unreadable, or does not match how it is being opened."""
+
+
+class KeyPasswordNeeded(KeyFileError):
+    """The file is an encrypted keystore and no password was given."""
 
 
 def generate_key() -> bytes:
@@ -54,7 +66,7 @@ def _decode(path: Path, text: str, password: str | None) -> bytes:
     stripped = text.strip()
     if stripped.startswith("{"):
         if password is None:
-            raise KeyFileError(f"{path} is an encrypted keystore: a password is needed")
+            raise KeyPasswordNeeded(f"{path} is an encrypted keystore: a password is needed")
         try:
             key = bytes(Account.decrypt(json.loads(stripped), password))
         except ValueError as exc:  # eth_account says "MAC mismatch" for a wrong password
@@ -72,17 +84,14 @@ def _decode(path: Path, text: str, password: str | None) -> bytes:
 
 
 def _load(path: Path, password: str | None) -> bytes:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    with os.fdopen(fd, "r", encoding="utf-8") as fh:
-        mode = os.fstat(fh.fileno()).st_mode
-        if not stat.S_ISREG(mode):
-            raise KeyFileError(f"{path} is not a regular file")
-        if mode & 0o077:
-            raise KeyFileError(
-                f"{path} has mode {stat.S_IMODE(mode):04o}: group and others must have no "
-                f"access to a private key (chmod 600 {path})"
-            )
-        return _decode(path, fh.read(), password)
+    """Raises FileNotFoundError when there is no file (the caller may create one)."""
+    try:
+        data = read_secret_file(path, "private key")
+    except SecretFileMissing:
+        raise FileNotFoundError(path) from None
+    except SecretFileError as exc:
+        raise KeyFileError(str(exc)) from None
+    return _decode(path, data.decode("utf-8", errors="replace"), password)
 
 
 def _create(path: Path, password: str | None) -> bytes:

@@ -18,6 +18,10 @@ class SecretFileError(RuntimeError):
     """The secret file is missing, not a regular file, or readable by others than its owner."""
 
 
+class SecretFileMissing(SecretFileError):
+    """There is no file at the path (callers that may create the secret catch this one)."""
+
+
 def read_secret_file(path: Path, what: str) -> bytes:
     """The bytes of ``path``; ``what`` names the secret in the error message.
 
@@ -27,7 +31,7 @@ def read_secret_file(path: Path, what: str) -> bytes:
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except FileNotFoundError:
-        raise SecretFileError(f"{what}: {path} does not exist") from None
+        raise SecretFileMissing(f"{what}: {path} does not exist") from None
     except OSError as exc:
         raise SecretFileError(f"{what}: cannot open {path}: {exc.strerror}") from None
     try:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import stat
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -48,6 +47,7 @@ from web3.exceptions import (
 )
 from web3.middleware import ExtraDataToPOAMiddleware
 
+from ledger.keys import KeyFileError, KeyPasswordNeeded, load_key
 from verifier.batch import (
     BatchUnavailable,
     BatchVerdict,
@@ -61,7 +61,6 @@ from verifier.chain import ChainReader, log_id
 from verifier.errors import ChainError, ChainUnreachable, VerificationError
 
 WITNESS_ROLE = keccak(b"WITNESS_ROLE")
-_SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 _GAS_HEADROOM = 1.25
 
 _LOG_BATCH = [{"name": "logId", "type": "bytes32"}, {"name": "batch", "type": "uint64"}]
@@ -121,36 +120,11 @@ def load_witness_key(path: Path, password: str | None = None) -> bytes:
     a symlink, and anything that is not a valid private key.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    except OSError as exc:
-        raise KeyFileRefused(f"cannot open key file {path}: {exc.strerror or exc}") from exc
-    with os.fdopen(fd, "r", encoding="utf-8", errors="replace") as fh:
-        mode = os.fstat(fh.fileno()).st_mode
-        if not stat.S_ISREG(mode):
-            raise KeyFileRefused(f"{path} is not a regular file")
-        if mode & 0o077:
-            raise KeyFileRefused(
-                f"{path} has mode {stat.S_IMODE(mode):04o}: group and others must have no "
-                f"access to a private key (chmod 600 {path})"
-            )
-        text = fh.read(65536).strip()
-    if text.startswith("{"):
-        if password is None:
-            raise KeyFileRefused(f"{path} is an encrypted keystore: give its --password-file")
-        try:
-            key = bytes(Account.decrypt(json.loads(text), password))
-        except (ValueError, KeyError, TypeError) as exc:  # "MAC mismatch": a wrong password
-            raise KeyFileRefused(f"cannot decrypt keystore {path}: {exc}") from None
-    elif password is not None:
-        raise KeyFileRefused(f"{path} holds a hex key, not the keystore a password opens")
-    else:
-        try:
-            key = bytes.fromhex(text.removeprefix("0x"))
-        except ValueError:
-            raise KeyFileRefused(f"{path} does not hold a hex private key") from None
-    if len(key) != 32 or not 0 < int.from_bytes(key, "big") < _SECP256K1_N:
-        raise KeyFileRefused(f"{path} does not hold a valid secp256k1 private key")
-    return key
+        return load_key(path, password)
+    except KeyPasswordNeeded as exc:
+        raise KeyFileRefused(f"{exc}: give its --password-file") from None
+    except KeyFileError as exc:
+        raise KeyFileRefused(str(exc)) from None
 
 
 def _revert(exc: Exception) -> tuple[str, tuple[Any, ...]] | None:

@@ -208,7 +208,7 @@ def test_unsafe_or_unusable_key_files_are_refused(tmp_path: Path, ganache, expor
     with pytest.raises(KeyFileRefused):
         load_witness_key(link)
     code, _, err = run(tmp_path / "missing.key", exports, ganache.rpc_url, capsys=capsys)
-    assert code == 2 and "cannot open key file" in err
+    assert code == 2 and "does not exist" in err
 
 
 def test_pending_batches_and_an_unreachable_service(
