@@ -26,6 +26,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -320,15 +321,50 @@ def cmd_worker(settings: Settings) -> int:
     return 0
 
 
+@dataclass
+class RestartPolicy:
+    """When to restart a child that died: at once the first time, then after a delay that
+    doubles up to ``max_delay``, so that a crash loop does not spin; never again once the
+    child has kept failing for ``give_up_after`` seconds without once staying up for
+    ``healthy_after`` seconds (a real fault, reported, not hidden).
+
+    A database or chain outage makes restarted children fail at start-up (the migration
+    cannot run): with these numbers the service rides out an outage of up to five minutes
+    and comes back by itself.
+    """
+
+    first_delay: float = 0.5
+    max_delay: float = 30.0
+    healthy_after: float = 60.0
+    give_up_after: float = 300.0
+    failing_since: float | None = None
+    last_start: float | None = None
+    delay: float = 0.0
+
+    def exited(self, now: float) -> float | None:
+        """The child died at ``now``: seconds to wait before starting it again, or None to
+        give up."""
+        stayed_up = self.last_start is None or now - self.last_start >= self.healthy_after
+        if stayed_up:
+            self.failing_since, self.delay = now, 0.0
+        elif self.failing_since is not None and now - self.failing_since >= self.give_up_after:
+            return None
+        else:
+            self.delay = min(self.max_delay, max(self.first_delay, self.delay * 2))
+        self.last_start = now + self.delay
+        return self.delay
+
+
 class Supervisor:
-    """Starts the API and the worker as child processes, restarts one that dies, and
-    stops everything on SIGTERM/SIGINT. Children die with the supervisor (PDEATHSIG)."""
+    """Starts the API and the worker as child processes, restarts one that dies (with
+    :class:`RestartPolicy`), and stops everything on SIGTERM/SIGINT. Children die with the
+    supervisor (PDEATHSIG)."""
 
     def __init__(self, settings: Settings, env: dict[str, str]) -> None:
         self.settings = settings
         self.env = env
         self.children: dict[str, subprocess.Popen[bytes]] = {}
-        self.restarts: dict[str, list[float]] = {}
+        self.restarts: dict[str, RestartPolicy] = {}
 
     def start(self, name: str) -> None:
         from ledger.devchain import die_with_parent
@@ -355,19 +391,33 @@ class Supervisor:
         )
 
     def watch(self, stop: threading.Event) -> None:
+        due: dict[str, float] = {}  # child name -> when to start it again
         while not stop.wait(0.5):
+            now = time.monotonic()
             for name, proc in list(self.children.items()):
+                if name in due:
+                    if now >= due[name]:
+                        del due[name]
+                        self.start(name)
+                    continue
                 code = proc.poll()
                 if code is None:
                     continue
-                recent = [t for t in self.restarts.get(name, []) if time.monotonic() - t < 60]
-                if len(recent) >= 5:
-                    log.error("%s exited (code %s) 5 times within a minute; giving up", name, code)
+                policy = self.restarts.setdefault(name, RestartPolicy())
+                delay = policy.exited(now)
+                if delay is None:
+                    log.error(
+                        "%s exited (code %s) and has not stayed up for %.0f s since %.0f s: "
+                        "giving up",
+                        name,
+                        code,
+                        policy.healthy_after,
+                        policy.give_up_after,
+                    )
                     stop.set()
                     return
-                log.warning("%s exited with code %s; restarting it", name, code)
-                self.restarts[name] = [*recent, time.monotonic()]
-                self.start(name)
+                log.warning("%s exited with code %s; restarting it in %.1f s", name, code, delay)
+                due[name] = now + delay
 
     def stop_all(self, timeout: float = 15.0) -> None:
         for proc in self.children.values():
