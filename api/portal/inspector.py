@@ -25,10 +25,9 @@ from fastapi.responses import RedirectResponse, Response
 from api.portal.csrf import verify_csrf
 from api.portal.errors import PageError
 from api.portal.render import render
-from api.portal.session import portal_principal
-from api.portal.workbench import login_redirect, refuse_role
+from api.portal.workbench import signed_in_as
 from api.state import AppState
-from ledger.auth import Principal, Role
+from ledger.auth import Role
 from ledger.deployment import contract_address
 from verifier.audit import audit_store, open_store
 from verifier.chain import Web3ChainReader
@@ -209,17 +208,9 @@ def audit_runner(request: Request) -> AuditRunner:
     return runner
 
 
-def _inspector(request: Request) -> Principal | Response:
-    principal = portal_principal(request)
-    if principal is None:
-        return login_redirect(request)
-    refuse_role(principal, INSPECTORS)
-    return principal
-
-
 @router.get("/inspector", name="portal_inspector")
 def inspector(request: Request) -> Response:
-    principal = _inspector(request)
+    principal = signed_in_as(request, INSPECTORS)
     if isinstance(principal, Response):
         return principal
     runner = audit_runner(request)
@@ -245,7 +236,7 @@ def inspector(request: Request) -> Response:
 
 @router.post("/inspector/audits", name="portal_start_audit", dependencies=[Depends(verify_csrf)])
 def start_audit(request: Request) -> Response:
-    principal = _inspector(request)
+    principal = signed_in_as(request, INSPECTORS)
     if isinstance(principal, Response):
         return principal
     run = audit_runner(request).start(principal.id)

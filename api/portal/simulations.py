@@ -29,7 +29,7 @@ from api.portal.errors import PageError
 from api.portal.i18n import language_of, messages
 from api.portal.render import render
 from api.portal.session import portal_principal
-from api.portal.workbench import in_unit_of_work, login_redirect, refuse_role
+from api.portal.workbench import in_unit_of_work, signed_in_as
 from api.state import AppState
 from ledger.auth import Principal, Role
 from ledger.errors import CivicError
@@ -206,10 +206,9 @@ def simulation(request: Request, simulation_id: str) -> Response:
 async def simulation_action(request: Request, simulation_id: str, action: str) -> Response:
     """Open, close or tally: staff (or admins) only; refusals re-render with the reason."""
     _sim_id(simulation_id)
-    principal = portal_principal(request)
-    if principal is None:
-        return login_redirect(request)
-    refuse_role(principal, MANAGERS)
+    principal = signed_in_as(request, MANAGERS)
+    if isinstance(principal, Response):
+        return principal
     if action not in ACTIONS:
         raise PageError(404, "staff.sim.not_found.title", "staff.sim.no_action")
     state: AppState = request.app.state.civic

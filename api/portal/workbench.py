@@ -95,6 +95,16 @@ def refuse_role(principal: Principal, roles: frozenset[Role]) -> None:
         )
 
 
+def signed_in_as(request: Request, roles: frozenset[Role]) -> Principal | Response:
+    """The signed-in principal, if it holds one of ``roles``; a redirect to /login when
+    nobody is signed in; a 403 page (PageError) for any other role."""
+    principal = portal_principal(request)
+    if principal is None:
+        return login_redirect(request)
+    refuse_role(principal, roles)
+    return principal
+
+
 def in_unit_of_work(state: AppState, work: Callable[[Session], T]) -> T:
     """``work`` in one transaction: committed when it returns, rolled back when it raises
     (what ``api.deps.write_session`` does for the JSON routes)."""
@@ -251,17 +261,9 @@ def render_workbench(
     )
 
 
-def _signed_in(request: Request) -> Principal | Response:
-    principal = portal_principal(request)
-    if principal is None:
-        return login_redirect(request)
-    refuse_role(principal, WORK_ROLES)
-    return principal
-
-
 @router.get("/workbench", name="portal_workbench")
 def workbench(request: Request) -> Response:
-    principal = _signed_in(request)
+    principal = signed_in_as(request, WORK_ROLES)
     if isinstance(principal, Response):
         return principal
     code = (request.query_params.get("code") or "").strip().upper() or None
@@ -317,7 +319,7 @@ def describe_validation(exc: ValidationError) -> str:
     dependencies=[Depends(verify_csrf)],
 )
 async def transition(request: Request, tracking_code: str) -> Response:
-    principal = _signed_in(request)
+    principal = signed_in_as(request, WORK_ROLES)
     if isinstance(principal, Response):
         return principal
     state: AppState = request.app.state.civic
@@ -382,7 +384,7 @@ def _refused(
 async def read_private(request: Request, tracking_code: str) -> Response:
     """Contact data (or a confidential text) for those handling the suggestion, with a reason;
     the read is a ``pii.read`` record first, as in ``GET /api/v1/suggestions/{code}/contact``."""
-    principal = _signed_in(request)
+    principal = signed_in_as(request, WORK_ROLES)
     if isinstance(principal, Response):
         return principal
     state: AppState = request.app.state.civic
