@@ -94,8 +94,12 @@ def all_inclusion_paths(leaf_hashes: Sequence[bytes]) -> tuple[bytes, list[list[
     return levels[-1][0], [path_from_levels(levels, i) for i in range(len(leaf_hashes))]
 
 
-def root_from_inclusion_path(leaf: bytes, index: int, size: int, path: Sequence[bytes]) -> bytes:
-    """Recompute a root from a leaf hash and its inclusion path (RFC 9162 §2.1.3.2).
+def inclusion_steps(
+    leaf: bytes, index: int, size: int, path: Sequence[bytes]
+) -> list[tuple[bool, bytes]]:
+    """Walk an inclusion path from a leaf hash to the root (RFC 9162 §2.1.3.2), one step per
+    path hash: whether that hash joins on the left, and the node hash the step gives. The last
+    node is the root (the leaf itself when the path is empty).
 
     Raises InvalidProof when the path cannot belong to a leaf at ``index`` in a tree of
     ``size`` leaves (wrong length, index out of range, malformed hashes).
@@ -106,10 +110,12 @@ def root_from_inclusion_path(leaf: bytes, index: int, size: int, path: Sequence[
         raise InvalidProof("every hash must be 32 bytes")
     fn, sn = index, size - 1
     r = leaf
+    steps: list[tuple[bool, bytes]] = []
     for p in path:
         if sn == 0:
             raise InvalidProof("the path is longer than the tree is deep")
-        if fn & 1 or fn == sn:
+        on_left = bool(fn & 1 or fn == sn)
+        if on_left:
             r = node_hash(p, r)
             if not fn & 1:
                 while fn & 1 == 0 and fn != 0:
@@ -119,9 +125,20 @@ def root_from_inclusion_path(leaf: bytes, index: int, size: int, path: Sequence[
             r = node_hash(r, p)
         fn >>= 1
         sn >>= 1
+        steps.append((on_left, r))
     if sn != 0:
         raise InvalidProof("the path is shorter than the tree is deep")
-    return r
+    return steps
+
+
+def root_from_inclusion_path(leaf: bytes, index: int, size: int, path: Sequence[bytes]) -> bytes:
+    """Recompute a root from a leaf hash and its inclusion path (RFC 9162 §2.1.3.2).
+
+    Raises InvalidProof when the path cannot belong to a leaf at ``index`` in a tree of
+    ``size`` leaves (wrong length, index out of range, malformed hashes).
+    """
+    steps = inclusion_steps(leaf, index, size, path)
+    return steps[-1][1] if steps else leaf
 
 
 def verify_inclusion(
