@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -80,3 +80,20 @@ class AppState:
     vault: Vault
     policy: Policy
     submit_limiter: SlidingWindowLimiter
+
+
+T = TypeVar("T")
+_made_once_lock = threading.Lock()
+
+
+def made_once(app_state: Any, name: str, make: Callable[[AppState], T]) -> T:
+    """``app.state.<name>``, made by ``make(app.state.civic)`` at first use (once, even when
+    several request threads ask at the same moment) and kept for the app's lifetime."""
+    value: T | None = getattr(app_state, name, None)
+    if value is None:
+        with _made_once_lock:
+            value = getattr(app_state, name, None)
+            if value is None:
+                value = make(app_state.civic)
+                setattr(app_state, name, value)
+    return value

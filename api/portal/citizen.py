@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -29,6 +28,7 @@ from api.portal.i18n import language_of, messages
 from api.portal.proof import PathStep, path_steps
 from api.portal.render import render
 from api.portal.session import portal_principal
+from api.state import made_once
 from ledger import auth, service, suggestions
 from ledger import repository as repo
 from ledger.auth import Forbidden, Principal, Role, Unauthenticated
@@ -397,21 +397,14 @@ def download_receipt(
 
 # -- 核验 -------------------------------------------------------------------------------------
 
-_reader_lock = threading.Lock()
-
 
 def chain_reader(request: Request) -> ChainReader:
     """One cached chain reader for the app (anchored roots never change)."""
-    app_state = request.app.state
-    reader: ChainReader | None = getattr(app_state, "portal_chain_reader", None)
-    if reader is None:
-        with _reader_lock:
-            reader = getattr(app_state, "portal_chain_reader", None)
-            if reader is None:
-                settings = app_state.civic.settings
-                reader = CachingChainReader(Web3ChainReader(settings.resolved_chain_rpc, 5.0))
-                app_state.portal_chain_reader = reader
-    return reader
+    return made_once(
+        request.app.state,
+        "portal_chain_reader",
+        lambda civic: CachingChainReader(Web3ChainReader(civic.settings.resolved_chain_rpc, 5.0)),
+    )
 
 
 @dataclass

@@ -17,7 +17,6 @@ import hashlib
 import hmac
 import os
 import secrets
-import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -26,12 +25,11 @@ from fastapi.responses import Response
 
 from api.portal.errors import PageError
 from api.portal.session import session_token
-from api.state import AppState
+from api.state import AppState, made_once
 from ledger.secretfile import SecretFileError, read_secret_file
 
 ANON_COOKIE = "civic_anon"
 FIELD = "csrf"
-_lock = threading.Lock()
 
 
 class PortalSecretError(RuntimeError):
@@ -78,19 +76,14 @@ def load_or_create_portal_secret(path: Path, *, create: bool = True) -> bytes:
 
 def portal_secret(request: Request) -> bytes:
     """The app's secret, loaded (or created) once at first use."""
-    app_state = request.app.state
-    secret: bytes | None = getattr(app_state, "portal_secret", None)
-    if secret is None:
-        with _lock:
-            secret = getattr(app_state, "portal_secret", None)
-            if secret is None:
-                civic: AppState = app_state.civic
-                settings = civic.settings
-                path = settings.resolved_portal_secret_file
-                path.parent.mkdir(parents=True, exist_ok=True)
-                secret = load_or_create_portal_secret(path, create=settings.env != "production")
-                app_state.portal_secret = secret
-    return secret
+
+    def load(civic: AppState) -> bytes:
+        settings = civic.settings
+        path = settings.resolved_portal_secret_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return load_or_create_portal_secret(path, create=settings.env != "production")
+
+    return made_once(request.app.state, "portal_secret", load)
 
 
 def _binding(request: Request) -> str | None:

@@ -26,7 +26,7 @@ from api.portal.csrf import verify_csrf
 from api.portal.errors import PageError
 from api.portal.render import render
 from api.portal.workbench import signed_in_as
-from api.state import AppState
+from api.state import made_once
 from ledger.auth import Role
 from ledger.deployment import contract_address
 from verifier.audit import audit_store, open_store
@@ -184,28 +184,20 @@ class AuditRunner:
 
 router = APIRouter()
 INSPECTORS = frozenset({Role.INSPECTOR})
-_RUNNER = "portal_audit_runner"
-_runner_lock = threading.Lock()
 
 
 def audit_runner(request: Request) -> AuditRunner:
     """The app's runner, made at first use from the settings (store URL, chain, contract)."""
-    app_state = request.app.state
-    runner: AuditRunner | None = getattr(app_state, _RUNNER, None)
-    if runner is None:
-        with _runner_lock:
-            runner = getattr(app_state, _RUNNER, None)
-            if runner is None:
-                civic: AppState = app_state.civic
-                settings = civic.settings
-                runner = AuditRunner(
-                    database_url=settings.resolved_database_url,
-                    chain_rpc=settings.resolved_chain_rpc,
-                    contract=contract_address(settings),
-                    directory=settings.resolved_data_dir / "audits",
-                )
-                setattr(app_state, _RUNNER, runner)
-    return runner
+    return made_once(
+        request.app.state,
+        "portal_audit_runner",
+        lambda civic: AuditRunner(
+            database_url=civic.settings.resolved_database_url,
+            chain_rpc=civic.settings.resolved_chain_rpc,
+            contract=contract_address(civic.settings),
+            directory=civic.settings.resolved_data_dir / "audits",
+        ),
+    )
 
 
 @router.get("/inspector", name="portal_inspector")
