@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger.errors import CivicError
-from verifier.openapi import document_errors
+from verifier.openapi import install_error_documentation
 
 
 def _describe(error: dict[str, Any]) -> str:
@@ -124,11 +124,4 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(DBAPIError, database_unavailable)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
-    generate = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            app.openapi_schema = document_errors(generate(), ERROR_SCHEMA)
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
+    install_error_documentation(app, ERROR_SCHEMA)

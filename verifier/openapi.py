@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from fastapi import FastAPI
+
 _ERROR_REF = {"$ref": "#/components/schemas/Error"}
 
 
@@ -44,3 +46,16 @@ def document_errors(schema: dict[str, Any], error_schema: dict[str, Any]) -> dic
         if f'"#/components/schemas/{unused}"' not in json.dumps(schema):
             components.pop(unused, None)
     return schema
+
+
+def install_error_documentation(app: FastAPI, error_schema: dict[str, Any]) -> None:
+    """Make ``app``'s OpenAPI document (built once, at first request for it) carry the one
+    error shape, through :func:`document_errors`."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_errors(generate(), error_schema)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

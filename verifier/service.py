@@ -57,7 +57,7 @@ from verifier.errors import (
     UnknownTrackingCode,
     VerificationError,
 )
-from verifier.openapi import document_errors
+from verifier.openapi import install_error_documentation
 from verifier.receipt import verify_receipt_json
 from verifier.security import JSON_ONLY_CSP, SecurityHeaders, static_policy
 from verifier.trail import verify_trail
@@ -318,12 +318,5 @@ def create_verifier_app(
             )
         return JSONResponse({"status": "ok", "chain": chain, "api": _endpoint(api_url)})
 
-    generate = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            app.openapi_schema = document_errors(generate(), _ERROR_SCHEMA)
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
+    install_error_documentation(app, _ERROR_SCHEMA)
     return app
