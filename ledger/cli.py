@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
     from sqlalchemy.orm import Session, sessionmaker
 
+    from ledger.devchain import DevChain
+
 log = logging.getLogger("civic")
 
 
@@ -78,6 +80,19 @@ def cmd_migrate(settings: Settings) -> int:
     engine.dispose()
     log.info("database schema is up to date (%s)", engine.url.render_as_string(hide_password=True))
     return 0
+
+
+def _start_dev_chain(settings: Settings, data_dir: Path, key: bytes) -> DevChain:
+    """The local ganache of ``run`` and ``reanchor``: kept in ``data/chain``, ``key`` funded."""
+    from ledger.devchain import start_ganache
+
+    return start_ganache(
+        port=settings.chain_port,
+        db_path=data_dir / "chain",
+        funded_keys=[key],
+        chain_id=settings.chain_id,
+        log_path=data_dir / "logs" / "ganache.log",
+    )
 
 
 def _anchor_key(settings: Settings) -> bytes:
@@ -162,7 +177,7 @@ def cmd_reanchor(settings: Settings, args: argparse.Namespace) -> int:
     import socket
 
     from ledger.chain import ChainClient, ChainError
-    from ledger.devchain import DevChainError, start_ganache
+    from ledger.devchain import DevChainError
     from ledger.reanchor import ReanchorError, reanchor
 
     data_dir = _prepare_data_dir(settings)
@@ -181,13 +196,7 @@ def cmd_reanchor(settings: Settings, args: argparse.Namespace) -> int:
     chain = None
     try:
         if settings.runs_dev_chain:
-            chain = start_ganache(
-                port=settings.chain_port,
-                db_path=data_dir / "chain",
-                funded_keys=[key],
-                chain_id=settings.chain_id,
-                log_path=data_dir / "logs" / "ganache.log",
-            )
+            chain = _start_dev_chain(settings, data_dir, key)
         client = ChainClient(
             settings.resolved_chain_rpc,
             key,
@@ -434,8 +443,6 @@ class Supervisor:
 
 
 def cmd_run(settings: Settings) -> int:
-    from ledger.devchain import start_ganache
-
     data_dir = _prepare_data_dir(settings)
     stop = _stop_event()
     key = _anchor_key(settings)
@@ -447,13 +454,7 @@ def cmd_run(settings: Settings) -> int:
             settings.chain_port,
             data_dir / "chain",
         )
-        chain = start_ganache(
-            port=settings.chain_port,
-            db_path=data_dir / "chain",
-            funded_keys=[key],
-            chain_id=settings.chain_id,
-            log_path=data_dir / "logs" / "ganache.log",
-        )
+        chain = _start_dev_chain(settings, data_dir, key)
     supervisor: Supervisor | None = None
     try:
         contract = ensure_contract(settings, key)
