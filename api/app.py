@@ -21,12 +21,24 @@ from api.routes import (
     suggestions,
 )
 from api.state import AppState, ChainProbe
-from ledger.db import make_engine, make_session_factory
+from ledger.db import is_sqlite, make_engine, make_session_factory, writers_lock_file
 from ledger.deployment import contract_address
 from ledger.devchain import die_with_parent
+from ledger.groupcommit import GroupCommitter
 from ledger.pii import Vault, load_or_create_pii_key
 from ledger.settings import Settings
 from ledger.suggestions import Policy
+
+
+def api_pool(settings: Settings) -> dict[str, int]:
+    """Connections an API process keeps: reads run on up to 40 pool threads at once, and the
+    default pool (5 kept, 10 more made and closed again) made each burst of reads open new
+    connections, each paying the connect and its pragmas (scripts/load). PostgreSQL keeps
+    fewer, since its server allows 100 connections in all (two API processes, the worker,
+    the verifier and the command line share them)."""
+    if is_sqlite(settings.resolved_database_url):
+        return {"pool_size": 48, "max_overflow": 8}
+    return {"pool_size": 12, "max_overflow": 18}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -34,12 +46,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.resolved_database_url)
+        engine = make_engine(settings.resolved_database_url, **api_pool(settings))
         settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
+        sessions = make_session_factory(engine)
+        writer = GroupCommitter(
+            sessions, lock_file=writers_lock_file(settings.resolved_database_url)
+        ).start()
         app.state.civic = AppState(
             settings=settings,
             engine=engine,
-            sessions=make_session_factory(engine),
+            sessions=sessions,
             read_sessions=make_session_factory(engine, read_only=True),
             chain_probe=ChainProbe(settings.resolved_chain_rpc, contract_address(settings)),
             vault=Vault(load_or_create_pii_key(settings.resolved_pii_key_file)),
@@ -49,9 +65,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 evaluation_days=settings.evaluation_days,
             ),
             submit_limiter=SlidingWindowLimiter(settings.submit_rate),
+            writer=writer,
         )
-        yield
-        engine.dispose()
+        try:
+            yield
+        finally:
+            writer.close()  # the queued writes finish and are answered first
+            engine.dispose()
 
     app = FastAPI(
         title="civic-ledger",

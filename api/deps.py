@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated, TypeVar
 
 import anyio
 from fastapi import Depends, Request
@@ -18,7 +17,6 @@ from ledger.auth import Forbidden, Principal, Role, Unauthenticated
 from ledger.errors import CivicError
 from ledger.settings import Settings
 
-P = ParamSpec("P")
 R = TypeVar("R")
 
 
@@ -92,28 +90,36 @@ async def write_session(request: Request, state: StateDep) -> AsyncIterator[Sess
         if session.in_transaction():
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(_finish, session, True, limiter=gate.commits)
-        else:  # committed in the route (commits_in_route): closing does no I/O
+        else:  # nothing to commit: closing does no I/O
             session.close()
 
 
-def commits_in_route(endpoint: Callable[P, R]) -> Callable[P, R]:
-    """Commit the request's unit of work (its ``session`` argument) in the route's own
-    thread, right after the route's work and before its answer is serialised.
+def _settle(future: asyncio.Future[R], result: R, error: BaseException | None) -> None:
+    if future.done():  # the client went away; the write stands, nobody hears of it
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
 
-    The write lock (SQLite) or the log head's row lock (PostgreSQL) is taken at the route's
-    first statement and held until the commit; without this, the holder would first go back
-    to the event loop and through a second thread for the commit, and every other writer
-    would wait that long too. write_session then only closes the session."""
 
-    @functools.wraps(endpoint)
-    def route(*args: P.args, **kwargs: P.kwargs) -> R:
-        result = endpoint(*args, **kwargs)
-        session = kwargs["session"]
-        assert isinstance(session, Session)
-        session.commit()
-        return result
+async def run_write(state: AppState, job: Callable[[Session], R]) -> R:
+    """Run ``job(session)`` in the process's writer thread (ledger.groupcommit) and return
+    its result once its group has committed; its exception, if it raised (nothing of it was
+    written then).
 
-    return route
+    The hot write routes (submit, transition, flags, ballots) are ``async def`` and go
+    through here: FastAPI validated the body on the event loop, the job holds the write lock
+    only for its own statements, and the commit (and its fsync) is shared with every write
+    that queued meanwhile."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[R] = loop.create_future()
+
+    def done(result: R, error: BaseException | None) -> None:
+        loop.call_soon_threadsafe(_settle, future, result, error)
+
+    state.writer.submit(job, done)
+    return await future
 
 
 def read_session(state: StateDep) -> Iterator[Session]:

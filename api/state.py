@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.ratelimit import SlidingWindowLimiter
 from ledger.chain import ChainClient, ChainError
+from ledger.groupcommit import GroupCommitter
 from ledger.pii import Vault
 from ledger.reanchor import ExpectedAnchor, check_chain
 from ledger.settings import Settings
@@ -80,6 +81,7 @@ class AppState:
     vault: Vault
     policy: Policy
     submit_limiter: SlidingWindowLimiter
+    writer: GroupCommitter  # the process's writer thread (group commit), see api.deps.run_write
 
 
 T = TypeVar("T")

@@ -27,6 +27,13 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
+def writers_lock_file(url: str) -> Path | None:
+    """The file the writer threads of several processes ``flock`` before a SQLite write
+    transaction (ledger.groupcommit); None for PostgreSQL and in-memory SQLite."""
+    path = sqlite_path(url)
+    return None if path is None else path.with_name(path.name + "-writers.lock")
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine with the pragmas and transaction behaviour the ledger relies on.
 

@@ -4,7 +4,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, status
 
-from api.deps import CurrentPrincipal, OptionalPrincipal, ReadSessionDep, SessionDep
+from api.deps import (
+    CurrentPrincipal,
+    OptionalPrincipal,
+    ReadSessionDep,
+    SessionDep,
+    StateDep,
+    run_write,
+)
 from voting import service
 from voting.schemas import BallotIn, PublicKeyIn, SimulationIn
 
@@ -80,10 +87,10 @@ def tally_simulation(
         },
     },
 )
-def cast_ballot(
-    simulation_id: SimId, body: BallotIn, session: SessionDep, request: Request
+async def cast_ballot(
+    simulation_id: SimId, body: BallotIn, state: StateDep, request: Request
 ) -> dict[str, Any]:
-    sealed = service.cast(session, simulation_id, body)
+    sealed = await run_write(state, lambda session: service.cast(session, simulation_id, body))
     return _accepted(request, sealed.record_hash)
 
 

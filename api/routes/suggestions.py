@@ -12,7 +12,7 @@ from api.deps import (
     SessionDep,
     StateDep,
     anonymous_rate_limit,
-    commits_in_route,
+    run_write,
 )
 from ledger import suggestions
 from ledger.schemas import FlagIn, RecordAccepted, SuggestionAccepted, SuggestionIn, TransitionIn
@@ -51,10 +51,8 @@ def _receipt_url(request: Request, record_hash: str) -> str:
         429: {"description": "too many anonymous submissions from this address"},
     },
 )
-@commits_in_route
-def submit_suggestion(
+async def submit_suggestion(
     body: SuggestionIn,
-    session: SessionDep,
     state: StateDep,
     principal: OptionalPrincipal,
     request: Request,
@@ -62,7 +60,10 @@ def submit_suggestion(
     """Store the suggestion as the first record of its trail. The answer carries the
     tracking code, the record hash and, for a citizen, the private citizen token (shown
     once) that alone allows withdrawing and evaluating it."""
-    submitted = suggestions.submit(session, body, principal=principal, vault=state.vault)
+    submitted = await run_write(
+        state,
+        lambda session: suggestions.submit(session, body, principal=principal, vault=state.vault),
+    )
     return SuggestionAccepted(
         tracking_code=submitted.tracking_code,
         record_hash=submitted.sealed.record_hash,
@@ -84,17 +85,18 @@ def submit_suggestion(
         422: {"description": "a field the step needs is missing, or one it does not take is given"},
     },
 )
-@commits_in_route
-def transition(
+async def transition(
     tracking_code: Code,
     body: TransitionIn,
-    session: SessionDep,
     state: StateDep,
     principal: CurrentPrincipal,
     request: Request,
 ) -> RecordAccepted:
-    sealed, row = suggestions.transition(
-        session, tracking_code, body, principal=principal, policy=state.policy
+    sealed, row = await run_write(
+        state,
+        lambda session: suggestions.transition(
+            session, tracking_code, body, principal=principal, policy=state.policy
+        ),
     )
     return RecordAccepted(
         record_hash=sealed.record_hash,
@@ -108,11 +110,13 @@ def transition(
     status_code=status.HTTP_201_CREATED,
     summary="Set 重点督办 (key supervision) or 延期 (extension); congress staff",
 )
-@commits_in_route
-def set_flags(
-    tracking_code: Code, body: FlagIn, session: SessionDep, principal: CurrentPrincipal
+async def set_flags(
+    tracking_code: Code, body: FlagIn, state: StateDep, principal: CurrentPrincipal
 ) -> dict[str, Any]:
-    sealed = suggestions.set_flags(session, tracking_code, body, principal=principal)
+    sealed = await run_write(
+        state,
+        lambda session: suggestions.set_flags(session, tracking_code, body, principal=principal),
+    )
     return {"record_hashes": [s.record_hash for s in sealed]}
 
 

@@ -1,0 +1,210 @@
+"""Group commit: one writer thread per process runs the write jobs of many requests in one
+transaction, each job under its own SAVEPOINT, and commits once for all of them.
+
+Appends to a log are serialised (dense positions in commit order, PROTOCOL §3), so the lock
+they take is held from a transaction's first statement to its commit, fsync included. One
+transaction per request made every writer queue for that lock and pay its own fsync
+(scripts/load: about 3.7 ms of lock per write on SQLite, 6 ms on PostgreSQL, so about 270
+writes a second at most, with waiters polling in SQLite's busy handler). Here the writer
+thread takes what has queued up while the previous group ran, so the lock and the fsync are
+paid once per group.
+
+Nothing is relaxed:
+
+* a job's caller hears of its outcome only after the group's COMMIT returned (an
+  acknowledged record is on disk: SQLite ``synchronous=FULL``, PostgreSQL
+  ``synchronous_commit=on``);
+* a job that raises rolls back to its own savepoint; the other jobs of the group are
+  unaffected, and the caller gets the exception as if it had run alone;
+* when the transaction itself fails (a lost connection, a PostgreSQL deadlock between two
+  processes' groups, a failed COMMIT), no job of the group was acknowledged, and each job runs
+  again alone in a transaction of its own, so one job's trouble never becomes another's
+  error. Jobs are therefore plain database work, with no effect outside the session.
+
+On SQLite, several processes' writer threads also queue on an exclusive ``flock`` before
+``BEGIN IMMEDIATE``: the kernel hands the lock over at once, where SQLite's busy handler
+would sleep up to 100 ms between attempts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
+
+Job = Callable[[Session], Any]
+# Called in the writer thread once the job's outcome is final: (result, None) after the
+# commit, or (None, the exception).
+Done = Callable[[Any, BaseException | None], None]
+Outcome = tuple[Any, BaseException | None]
+
+MAX_GROUP = 64
+
+
+@dataclass(frozen=True)
+class _Item:
+    job: Job
+    done: Done
+
+
+@dataclass
+class GroupStats:
+    groups: int = 0
+    jobs: int = 0
+    largest: int = 0
+    retried_alone: int = 0
+
+
+class WriterClosed(RuntimeError):
+    """The writer has stopped (the process is shutting down); nothing was written."""
+
+
+class GroupCommitter:
+    """The process's writer thread. ``submit(job, done)`` queues ``job(session)``; ``done``
+    is called with its outcome after the commit (or the failure)."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        lock_file: Path | None = None,
+        max_group: int = MAX_GROUP,
+        name: str = "civic-writer",
+    ) -> None:
+        self._sessions = sessions
+        self._lock_file = lock_file
+        self._lock_fd: int | None = None
+        self.max_group = max_group
+        self.stats = GroupStats()
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._closed = False
+        self._close_lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> GroupCommitter:
+        if self._lock_file is not None:
+            self._lock_file.parent.mkdir(parents=True, exist_ok=True)
+            self._lock_fd = os.open(self._lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+        self._thread.start()
+        return self
+
+    def submit(self, job: Job, done: Done) -> None:
+        with self._close_lock:
+            if self._closed:
+                raise WriterClosed("the service is shutting down; nothing was written")
+            self._queue.put(_Item(job, done))
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Finish every queued job, then stop the thread."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(None)
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # -- the writer thread ---------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            group = [first]
+            stop = False
+            while len(group) < self.max_group:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                group.append(item)
+            self._commit(group)
+            if stop:
+                return
+
+    def _commit(self, group: list[_Item]) -> None:
+        try:
+            outcomes = self._attempt(group)
+        except Exception as exc:
+            if len(group) == 1:
+                outcomes = [(None, exc)]
+            else:
+                log.warning(
+                    "a group of %d writes failed (%s: %s); each runs again alone",
+                    len(group),
+                    type(exc).__name__,
+                    exc,
+                )
+                self.stats.retried_alone += len(group)
+                outcomes = [self._alone(item) for item in group]
+        except BaseException as exc:  # never leave a caller waiting, even on the way out
+            for item in group:
+                self._settle(item, (None, exc))
+            raise
+        self.stats.groups += 1
+        self.stats.jobs += len(group)
+        self.stats.largest = max(self.stats.largest, len(group))
+        for item, outcome in zip(group, outcomes, strict=True):
+            self._settle(item, outcome)
+
+    def _alone(self, item: _Item) -> Outcome:
+        try:
+            return self._attempt([item])[0]
+        except Exception as exc:
+            return None, exc
+
+    def _attempt(self, group: list[_Item]) -> list[Outcome]:
+        """Every job under its own savepoint in one transaction, then one COMMIT; raises
+        (with nothing committed) when the transaction itself fails."""
+        outcomes: list[Outcome] = []
+        with self._exclusive(), self._sessions() as session:
+            try:
+                for item in group:
+                    try:
+                        with session.begin_nested():
+                            result = item.job(session)
+                    except Exception as exc:
+                        outcomes.append((None, exc))
+                    else:
+                        outcomes.append((result, None))
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+        return outcomes
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        if self._lock_fd is None:
+            yield
+            return
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    @staticmethod
+    def _settle(item: _Item, outcome: Outcome) -> None:
+        try:
+            item.done(*outcome)
+        except Exception:  # a caller's callback must not stop the writer
+            log.exception("a write's completion callback failed")

@@ -1,0 +1,225 @@
+"""Group commit (ledger.groupcommit): many requests' writes, one transaction, one COMMIT; a
+failing write costs nobody else anything, and nothing is reported before it is on disk."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session
+
+from ledger import service
+from ledger.db import writers_lock_file
+from ledger.errors import InvalidInput
+from ledger.groupcommit import GroupCommitter, WriterClosed
+from ledger.models import RecordRow
+from tests.fixtures.db import Database
+
+
+def _append(subject: str, i: int = 0) -> Callable[[Session], str]:
+    def job(session: Session) -> str:
+        return service.append_record(
+            session,
+            log="suggestions",
+            type="suggestion.transition",
+            subject=subject,
+            actor={"role": "staff", "id": "staff-7"},
+            body={"from": "SUBMITTED", "to": "DEPUTY_ACCEPTED", "n": i},
+        ).record_hash
+
+    return job
+
+
+def _submit(writer: GroupCommitter, job: Callable[[Session], Any]) -> Future[Any]:
+    future: Future[Any] = Future()
+
+    def done(result: Any, error: BaseException | None) -> None:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    writer.submit(job, done)
+    return future
+
+
+def _stored(db: Database) -> list[RecordRow]:
+    with db.sessions() as session:
+        return list(session.scalars(select(RecordRow).order_by(RecordRow.position)))
+
+
+class _Gate:
+    """A first job that blocks the writer until released, so the next ones queue up and run
+    as one group."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, session: Session) -> str:
+        self.entered.set()
+        assert self.release.wait(10)
+        return _append("SG-GATE")(session)
+
+
+def _commits(db: Database) -> list[int]:
+    count = [0]
+
+    @event.listens_for(db.engine, "commit")
+    def on_commit(conn: Any) -> None:
+        count[0] += 1
+
+    return count
+
+
+def test_queued_writes_share_one_transaction_and_each_gets_its_own_result(
+    database: Database,
+) -> None:
+    writer = GroupCommitter(database.sessions).start()
+    try:
+        commits = _commits(database)
+        gate = _Gate()
+        first = _submit(writer, gate)
+        assert gate.entered.wait(10)
+        rest = [_submit(writer, _append(f"SG-{i % 3}", i)) for i in range(20)]
+        gate.release.set()
+        hashes = [first.result(10)] + [f.result(10) for f in rest]
+    finally:
+        writer.close()
+    assert commits[0] == 2  # the gate's own group, then the 20 that queued behind it
+    assert writer.stats.jobs == 21 and writer.stats.groups == 2 and writer.stats.largest == 20
+    rows = _stored(database)
+    assert [r.leaf_hash.hex() for r in rows] == hashes  # dense positions, in queue order
+    assert [r.position for r in rows] == list(range(21))
+    for subject in ("SG-0", "SG-1", "SG-2"):
+        seqs = [r.seq for r in rows if r.subject == subject]
+        assert seqs == list(range(len(seqs)))
+
+
+def test_a_failing_write_rolls_back_alone_and_its_caller_gets_the_error(
+    database: Database,
+) -> None:
+    def half_then_refuse(session: Session) -> str:
+        _append("SG-BAD")(session)  # written, then undone with its savepoint
+        raise InvalidInput("no such office")
+
+    writer = GroupCommitter(database.sessions).start()
+    try:
+        gate = _Gate()
+        futures = [_submit(writer, gate)]
+        assert gate.entered.wait(10)
+        futures += [
+            _submit(writer, _append("SG-A")),
+            _submit(writer, half_then_refuse),
+            _submit(writer, _append("SG-A", 1)),
+        ]
+        gate.release.set()
+        with pytest.raises(InvalidInput, match="no such office"):
+            futures[2].result(10)
+        good = [futures[i].result(10) for i in (0, 1, 3)]
+    finally:
+        writer.close()
+    rows = _stored(database)
+    assert [r.leaf_hash.hex() for r in rows] == good
+    assert [r.position for r in rows] == [0, 1, 2]  # no hole where the refused write was
+    assert "SG-BAD" not in {r.subject for r in rows}
+
+
+def test_when_the_group_cannot_commit_each_write_runs_again_alone(database: Database) -> None:
+    commits = [0]
+
+    @event.listens_for(database.engine, "commit")
+    def sabotage(conn: Any) -> None:
+        commits[0] += 1
+        if commits[0] == 2:  # the gate's group commits; the group of five does not
+            raise RuntimeError("the disk went away during COMMIT")
+
+    writer = GroupCommitter(database.sessions).start()
+    try:
+        gate = _Gate()
+        first = _submit(writer, gate)
+        assert gate.entered.wait(10)
+        rest = [_submit(writer, _append("SG-R", i)) for i in range(5)]
+        gate.release.set()
+        hashes = [first.result(10)] + [f.result(10) for f in rest]
+    finally:
+        writer.close()
+    assert writer.stats.retried_alone == 5
+    rows = _stored(database)
+    assert [r.leaf_hash.hex() for r in rows] == hashes
+    assert [r.seq for r in rows if r.subject == "SG-R"] == list(range(5))
+
+
+def test_a_write_that_cannot_commit_alone_is_reported_failed_and_leaves_nothing(
+    database: Database,
+) -> None:
+    @event.listens_for(database.engine, "commit")
+    def refuse(conn: Any) -> None:
+        raise RuntimeError("read-only file system")
+
+    writer = GroupCommitter(database.sessions).start()
+    try:
+        with pytest.raises(RuntimeError, match="read-only file system"):
+            _submit(writer, _append("SG-X")).result(10)
+    finally:
+        writer.close()
+    event.remove(database.engine, "commit", refuse)
+    assert _stored(database) == []
+
+
+def test_close_answers_every_queued_write_then_refuses_new_ones(database: Database) -> None:
+    writer = GroupCommitter(database.sessions).start()
+    gate = _Gate()
+    futures = [_submit(writer, gate)]
+    assert gate.entered.wait(10)
+    futures += [_submit(writer, _append("SG-C", i)) for i in range(10)]
+    closer = threading.Thread(target=writer.close)
+    closer.start()
+    gate.release.set()
+    closer.join(10)
+    assert all(f.result(0) for f in futures)
+    with pytest.raises(WriterClosed):
+        writer.submit(_append("SG-C"), lambda result, error: None)
+    assert len(_stored(database)) == 11
+
+
+def test_writers_of_several_processes_share_the_sqlite_file_lock_without_gaps(
+    tmp_path: Path, database: Database
+) -> None:
+    """Two writers (as two API processes have) append to one log at once: positions stay
+    dense and every trail stays linked."""
+    lock = writers_lock_file(database.url) if database.backend == "sqlite" else None
+    writers = [GroupCommitter(database.sessions, lock_file=lock).start() for _ in range(2)]
+    futures: list[Future[Any]] = []
+
+    def client(k: int) -> None:
+        for i in range(25):
+            futures.append(_submit(writers[k % 2], _append(f"SG-{k}", i)))
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        hashes = {f.result(30) for f in futures}
+    finally:
+        for w in writers:
+            w.close()
+    rows = _stored(database)
+    assert {r.leaf_hash.hex() for r in rows} == hashes and len(rows) == 150
+    assert [r.position for r in rows] == list(range(150))
+    with database.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(RecordRow)) == 150
+    for k in range(6):
+        seqs = [r.seq for r in rows if r.subject == f"SG-{k}"]
+        assert seqs == list(range(25))
+        trail = [r for r in rows if r.subject == f"SG-{k}"]
+        for a, b in pairwise(trail):
+            assert a.position < b.position
