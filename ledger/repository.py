@@ -9,7 +9,15 @@ from typing import Any
 from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from ledger.models import BatchRow, LogHead, RecordRow, SuggestionRow, TrailHead, WorkerStatus
+from ledger.models import (
+    BatchRow,
+    LogHead,
+    RecordRow,
+    SuggestionPrivate,
+    SuggestionRow,
+    TrailHead,
+    WorkerStatus,
+)
 
 
 def lock_log_head(session: Session, log: str) -> LogHead:
@@ -168,6 +176,13 @@ def insert_suggestion(session: Session, **values: object) -> None:
     """A new suggestion's summary row, as a Core insert: an ORM flush of the one row cost as
     much CPU as the whole record append (profiled under scripts/load)."""
     session.connection().execute(_INSERT_SUGGESTION, values)
+
+
+_INSERT_PRIVATE = insert(SuggestionPrivate.__table__)
+
+
+def insert_private(session: Session, **values: object) -> None:
+    session.connection().execute(_INSERT_PRIVATE, values)
 
 
 _SUGGESTION_EXISTS = select(SuggestionRow.__table__.c.tracking_code).where(

@@ -100,6 +100,139 @@ def get_row(session: Session, tracking_code: str, *, for_update: bool = False) -
 # -- submit -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class PreparedSubmission:
+    """What a submission writes, worked out before the write lock is taken (no database):
+    the tracking code, the record's body, the sealed personal data, the submitter."""
+
+    data: SuggestionIn
+    channel: str
+    tracking_code: str
+    body: dict[str, Any]
+    private_contact: bytes | None
+    private_text: bytes | None
+    submitter: Principal
+    citizen_token: str | None
+
+
+def prepare_submission(
+    data: SuggestionIn,
+    *,
+    principal: Principal | None,
+    vault: Vault,
+    channel: str = "web",
+    tracking_code: str | None = None,
+) -> PreparedSubmission:
+    """The part of 群众提 that needs no database: who may submit, a fresh tracking code,
+    the salted commitments and the encrypted contact data and confidential text (bound to
+    the tracking code), and for a citizen a fresh pseudonym and citizen token.
+
+    The API runs this on the event loop and only ``store_submission`` in the writer thread,
+    so the write lock is held for the statements alone."""
+    if principal is not None and principal.role is not Role.DEPUTY:
+        raise Forbidden("only citizens (without a token) and deputies submit suggestions")
+    tracking_code = tracking_code or new_tracking_code()
+    body: dict[str, Any] = {
+        "title": data.title,
+        "category": data.category,
+        "district": data.district,
+        "channel": channel,
+    }
+    private_text = private_contact = None
+    if data.confidential:
+        salt = new_commitment_salt()
+        body["content_commitment"] = commitment(data.text, salt)
+        body["confidential"] = True
+        private_text = vault.seal({"text": data.text, "salt": salt.hex()}, f"text:{tracking_code}")
+    else:
+        body["text"] = data.text
+    if data.contact is not None:
+        contact = data.contact.model_dump()
+        salt = new_commitment_salt()
+        body["contact_commitment"] = commitment(contact, salt)
+        private_contact = vault.seal(
+            {"contact": contact, "salt": salt.hex()}, f"contact:{tracking_code}"
+        )
+    if data.deputy:
+        body["addressed_to"] = data.deputy
+    if data.attachments:
+        body["attachments"] = list(data.attachments)
+    if principal is None:
+        submitter = Principal(Role.CITIZEN, "anon-" + secrets.token_hex(8))
+        citizen_token: str | None = new_citizen_token()
+    else:
+        submitter, citizen_token = principal, None
+    return PreparedSubmission(
+        data=data,
+        channel=channel,
+        tracking_code=tracking_code,
+        body=body,
+        private_contact=private_contact,
+        private_text=private_text,
+        submitter=submitter,
+        citizen_token=citizen_token,
+    )
+
+
+def store_submission(
+    session: Session,
+    prepared: PreparedSubmission,
+    *,
+    vault: Vault,
+    clock: Clock = service.utc_now,
+) -> Submitted:
+    """The part of 群众提 that writes: the checks against the store (the addressed deputy,
+    the attachments, a tracking code not yet taken), then the first record of the trail and
+    the suggestion's rows."""
+    data = prepared.data
+    if data.deputy is not None:
+        deputy = session.get(Account, data.deputy)
+        if deputy is None or deputy.role != Role.DEPUTY.value or deputy.disabled_at is not None:
+            raise InvalidInput(f"no deputy {data.deputy!r}")
+    _require_attachments(session, data.attachments)
+    while repo.suggestion_exists(session, prepared.tracking_code):
+        # 60 random bits: practically never. The sealed data is bound to the code: redo it.
+        principal = None if prepared.citizen_token else prepared.submitter
+        prepared = prepare_submission(
+            data, principal=principal, vault=vault, channel=prepared.channel
+        )
+    tracking_code, submitter = prepared.tracking_code, prepared.submitter
+    sealed = service.append_record(
+        session,
+        log=LOG,
+        type="suggestion.submitted",
+        subject=tracking_code,
+        actor=submitter.actor,
+        body=prepared.body,
+        clock=clock,
+    )
+    now = clock()
+    repo.insert_suggestion(
+        session,
+        tracking_code=tracking_code,
+        state=S.SUBMITTED.value,
+        title=data.title,
+        category=data.category,
+        district=data.district,
+        channel=prepared.channel,
+        submitted_at=now,
+        updated_at=now,
+        citizen_token_hash=hash_token(prepared.citizen_token) if prepared.citizen_token else None,
+        submitter_role=submitter.role.value,
+        submitter_id=submitter.id,
+        deputy_id=data.deputy or (submitter.id if submitter.role is Role.DEPUTY else None),
+        confidential=data.confidential,
+    )
+    if prepared.private_contact is not None or prepared.private_text is not None:
+        repo.insert_private(
+            session,
+            tracking_code=tracking_code,
+            contact=prepared.private_contact,
+            text=prepared.private_text,
+        )
+    return Submitted(tracking_code, sealed, prepared.citizen_token)
+
+
 def submit(
     session: Session,
     data: SuggestionIn,
@@ -115,78 +248,8 @@ def submit(
     deputy submits under their account. Contact data and, when confidential, the text are
     encrypted; the record carries salted commitments to them.
     """
-    if principal is not None and principal.role is not Role.DEPUTY:
-        raise Forbidden("only citizens (without a token) and deputies submit suggestions")
-    if data.deputy is not None:
-        deputy = session.get(Account, data.deputy)
-        if deputy is None or deputy.role != Role.DEPUTY.value or deputy.disabled_at is not None:
-            raise InvalidInput(f"no deputy {data.deputy!r}")
-    _require_attachments(session, data.attachments)
-    tracking_code = new_tracking_code()
-    while repo.suggestion_exists(session, tracking_code):
-        tracking_code = new_tracking_code()
-
-    body: dict[str, Any] = {
-        "title": data.title,
-        "category": data.category,
-        "district": data.district,
-        "channel": channel,
-    }
-    private = SuggestionPrivate(tracking_code=tracking_code)
-    if data.confidential:
-        salt = new_commitment_salt()
-        body["content_commitment"] = commitment(data.text, salt)
-        body["confidential"] = True
-        private.text = vault.seal({"text": data.text, "salt": salt.hex()}, f"text:{tracking_code}")
-    else:
-        body["text"] = data.text
-    if data.contact is not None:
-        contact = data.contact.model_dump()
-        salt = new_commitment_salt()
-        body["contact_commitment"] = commitment(contact, salt)
-        private.contact = vault.seal(
-            {"contact": contact, "salt": salt.hex()}, f"contact:{tracking_code}"
-        )
-    if data.deputy:
-        body["addressed_to"] = data.deputy
-    if data.attachments:
-        body["attachments"] = list(data.attachments)
-
-    if principal is None:
-        submitter = Principal(Role.CITIZEN, "anon-" + secrets.token_hex(8))
-        citizen_token: str | None = new_citizen_token()
-    else:
-        submitter, citizen_token = principal, None
-    sealed = service.append_record(
-        session,
-        log=LOG,
-        type="suggestion.submitted",
-        subject=tracking_code,
-        actor=submitter.actor,
-        body=body,
-        clock=clock,
-    )
-    now = clock()
-    repo.insert_suggestion(
-        session,
-        tracking_code=tracking_code,
-        state=S.SUBMITTED.value,
-        title=data.title,
-        category=data.category,
-        district=data.district,
-        channel=channel,
-        submitted_at=now,
-        updated_at=now,
-        citizen_token_hash=hash_token(citizen_token) if citizen_token else None,
-        submitter_role=submitter.role.value,
-        submitter_id=submitter.id,
-        deputy_id=data.deputy or (submitter.id if submitter.role is Role.DEPUTY else None),
-        confidential=data.confidential,
-    )
-    if private.contact is not None or private.text is not None:
-        session.add(private)
-        session.flush()
-    return Submitted(tracking_code, sealed, citizen_token)
+    prepared = prepare_submission(data, principal=principal, vault=vault, channel=channel)
+    return store_submission(session, prepared, vault=vault, clock=clock)
 
 
 # -- transitions --------------------------------------------------------------------------

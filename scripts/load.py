@@ -495,10 +495,22 @@ class Client:
         if verdict is not None and verdict[1].get("verdict") != "valid":
             self.shared.error(f"verify: {record_hash} → {json.dumps(verdict[1])[:300]}")
 
-    async def run(self, deadline: float, mix: dict[str, float], older_than: float) -> None:
+    async def run(
+        self, deadline: float, mix: dict[str, float], older_than: float, interval: float = 0.0
+    ) -> None:
+        """Operations back to back, or (``interval`` > 0, --rate) one every ``interval``
+        seconds, starting late rather than skipping when the answers are slower."""
         kinds, weights = list(mix), list(mix.values())
+        next_at = time.monotonic() + self.rng.random() * interval
         try:
             while time.monotonic() < deadline:
+                if interval:
+                    delay = next_at - time.monotonic()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    next_at += interval
+                    if time.monotonic() >= deadline:
+                        break
                 kind = self.rng.choices(kinds, weights)[0]
                 if kind == "submit":
                     await self.submit()
@@ -522,11 +534,16 @@ async def _drive(
     api: tuple[str, int],
     verifier: tuple[str, int],
     older_than: float,
+    rate: float | None = None,
 ) -> float:
     deadline = time.monotonic() + duration
+    interval = clients / rate if rate else 0.0
     start = time.perf_counter()
     await asyncio.gather(
-        *(Client(i, shared, api, verifier).run(deadline, mix, older_than) for i in range(clients))
+        *(
+            Client(i, shared, api, verifier).run(deadline, mix, older_than, interval)
+            for i in range(clients)
+        )
     )
     return time.perf_counter() - start
 
@@ -637,6 +654,7 @@ def run_load(
     extra_env: dict[str, str] | None = None,
     anchor_timeout: float = 120.0,
     service_root: Path = ROOT,
+    rate: float | None = None,
 ) -> dict[str, Any]:
     """One load run against a fresh service; the measurements and the store check."""
     weights = parse_mix(mix)
@@ -672,6 +690,7 @@ def run_load(
                     ("127.0.0.1", service.api_port),
                     ("127.0.0.1", service.verifier_port),
                     older_than,
+                    rate,
                 )
             )
         cpu_self = time.process_time() - cpu_self0
@@ -694,6 +713,9 @@ def run_load(
         "clients": clients,
         "duration_s": round(elapsed, 2),
         "mix": mix,
+        # operations a second asked for (--rate; a receipt check is two requests), or None:
+        # each client starts its next operation as soon as the last one is answered
+        "offered_operations_per_s": rate,
         "api_workers": (extra_env or {}).get("CIVIC_API_WORKERS")
         or os.environ.get("CIVIC_API_WORKERS")
         or f"default ({max(1, min(4, os.cpu_count() or 1))})",
@@ -722,7 +744,12 @@ def run_load(
 def format_result(result: dict[str, Any]) -> str:
     lines = [
         f"{result['database']}: {result['clients']} clients × {result['duration_s']} s, "
-        f"mix {result['mix']}, API workers {result['api_workers']}",
+        + (
+            f"paced at {result['offered_operations_per_s']:g} operations/s, "
+            if result.get("offered_operations_per_s")
+            else ""
+        )
+        + f"mix {result['mix']}, API workers {result['api_workers']}",
         f"  {result['requests']} requests, {result['requests_per_s']}/s; "
         f"writes {result['write_requests_per_s']}/s; errors {result['errors']}; "
         f"receipts still pending {result['pending_receipts']}",
@@ -757,6 +784,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--duration", type=float, default=60.0, help="seconds")
     parser.add_argument(
+        "--rate",
+        type=float,
+        help="pace the clients: this many operations a second in all (open loop: the latency "
+        "at a given load); by default each client goes on as soon as it is answered",
+    )
+    parser.add_argument(
         "--mix",
         default=DEFAULT_MIX,
         help=f"weights of submit, transition, trail, verify ({DEFAULT_MIX})",
@@ -789,6 +822,7 @@ def main(argv: list[str] | None = None) -> int:
             database=database.strip(),
             database_url=args.database_url,
             service_root=args.service_root,
+            rate=args.rate,
         )
         print(format_result(result), flush=True)
         results.append(result)

@@ -60,9 +60,9 @@ async def submit_suggestion(
     """Store the suggestion as the first record of its trail. The answer carries the
     tracking code, the record hash and, for a citizen, the private citizen token (shown
     once) that alone allows withdrawing and evaluating it."""
+    prepared = suggestions.prepare_submission(body, principal=principal, vault=state.vault)
     submitted = await run_write(
-        state,
-        lambda session: suggestions.submit(session, body, principal=principal, vault=state.vault),
+        state, lambda session: suggestions.store_submission(session, prepared, vault=state.vault)
     )
     return SuggestionAccepted(
         tracking_code=submitted.tracking_code,
