@@ -21,6 +21,7 @@ from api.routes import (
     suggestions,
 )
 from api.state import AppState, ChainProbe
+from api.writer import WriteContext, WriterClient
 from ledger.db import is_sqlite, make_engine, make_session_factory, writers_lock_file
 from ledger.deployment import contract_address
 from ledger.devchain import die_with_parent
@@ -49,28 +50,39 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = make_engine(settings.resolved_database_url, **api_pool(settings))
         settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
         sessions = make_session_factory(engine)
-        writer = GroupCommitter(
-            sessions, lock_file=writers_lock_file(settings.resolved_database_url)
-        ).start()
+        policy = Policy(
+            reply_due_months=settings.reply_due_months,
+            rehandling_due_months=settings.rehandling_due_months,
+            evaluation_days=settings.evaluation_days,
+        )
+        vault = Vault(load_or_create_pii_key(settings.resolved_pii_key_file))
+        writer_client = thread = None
+        if settings.writer_socket is not None:
+            writer_client = WriterClient(settings.writer_socket)
+        else:
+            thread = GroupCommitter(
+                sessions, lock_file=writers_lock_file(settings.resolved_database_url)
+            ).start()
         app.state.civic = AppState(
             settings=settings,
             engine=engine,
             sessions=sessions,
             read_sessions=make_session_factory(engine, read_only=True),
             chain_probe=ChainProbe(settings.resolved_chain_rpc, contract_address(settings)),
-            vault=Vault(load_or_create_pii_key(settings.resolved_pii_key_file)),
-            policy=Policy(
-                reply_due_months=settings.reply_due_months,
-                rehandling_due_months=settings.rehandling_due_months,
-                evaluation_days=settings.evaluation_days,
-            ),
+            vault=vault,
+            policy=policy,
             submit_limiter=SlidingWindowLimiter(settings.submit_rate),
-            writer=writer,
+            write_context=WriteContext(vault=vault, policy=policy),
+            writer_client=writer_client,
+            writer=thread,
         )
         try:
             yield
         finally:
-            writer.close()  # the queued writes finish and are answered first
+            if thread is not None:
+                thread.close()  # the queued writes finish and are answered first
+            if writer_client is not None:
+                writer_client.close()
             engine.dispose()
 
     app = FastAPI(

@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Annotated, TypeVar
+from typing import Annotated, Any
 
 import anyio
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from api import writer
 from api.state import AppState
 from ledger import auth
 from ledger.auth import Forbidden, Principal, Role, Unauthenticated
 from ledger.errors import CivicError
 from ledger.settings import Settings
-
-R = TypeVar("R")
-
 
 # Dependencies that do no I/O are ``async def``: FastAPI runs a plain ``def`` dependency on a
 # pool thread, and each such hop costs more CPU than the check itself (scripts/load).
@@ -94,7 +92,7 @@ async def write_session(request: Request, state: StateDep) -> AsyncIterator[Sess
             session.close()
 
 
-def _settle(future: asyncio.Future[R], result: R, error: BaseException | None) -> None:
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
     if future.done():  # the client went away; the write stands, nobody hears of it
         return
     if error is not None:
@@ -103,22 +101,24 @@ def _settle(future: asyncio.Future[R], result: R, error: BaseException | None) -
         future.set_result(result)
 
 
-async def run_write(state: AppState, job: Callable[[Session], R]) -> R:
-    """Run ``job(session)`` in the process's writer thread (ledger.groupcommit) and return
-    its result once its group has committed; its exception, if it raised (nothing of it was
-    written then).
+async def run_write(state: AppState, operation: str, **arguments: Any) -> Any:
+    """Run one of ``api.writer.OPERATIONS`` and return its result once its group has
+    committed; its exception, if it raised (nothing of it was written then).
 
     The hot write routes (submit, transition, flags, ballots) are ``async def`` and go
-    through here: FastAPI validated the body on the event loop, the job holds the write lock
-    only for its own statements, and the commit (and its fsync) is shared with every write
-    that queued meanwhile."""
+    through here. In the service (``civic-ledger run``) the writer process runs it; an
+    application made in-process (the tests) runs it in its own writer thread. Either way the
+    write shares its transaction and its COMMIT with every write that queued meanwhile."""
+    if state.writer_client is not None:
+        return await state.writer_client.call(operation, arguments)
+    assert state.writer is not None
     loop = asyncio.get_running_loop()
-    future: asyncio.Future[R] = loop.create_future()
+    future: asyncio.Future[Any] = loop.create_future()
 
-    def done(result: R, error: BaseException | None) -> None:
+    def done(result: Any, error: BaseException | None) -> None:
         loop.call_soon_threadsafe(_settle, future, result, error)
 
-    state.writer.submit(job, done)
+    state.writer.submit(writer.job(state.write_context, operation, arguments), done)
     return await future
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.ratelimit import SlidingWindowLimiter
+from api.writer import WriteContext, WriterClient
 from ledger.chain import ChainClient, ChainError
 from ledger.groupcommit import GroupCommitter
 from ledger.pii import Vault
@@ -81,7 +82,11 @@ class AppState:
     vault: Vault
     policy: Policy
     submit_limiter: SlidingWindowLimiter
-    writer: GroupCommitter  # the process's writer thread (group commit), see api.deps.run_write
+    write_context: WriteContext
+    # Where the hot writes go (api.deps.run_write): the writer process, or without one
+    # (an application made in-process) a writer thread of this process.
+    writer_client: WriterClient | None = None
+    writer: GroupCommitter | None = None
 
 
 T = TypeVar("T")

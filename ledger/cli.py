@@ -23,6 +23,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -69,6 +70,16 @@ def _prepare_data_dir(settings: Settings) -> Path:
     os.chmod(data_dir, 0o700)  # it holds the anchoring key
     (data_dir / "logs").mkdir(exist_ok=True)
     return data_dir
+
+
+def writer_socket(data_dir: Path) -> Path:
+    """Where the writer process (api.writer) listens: ``data/writer.sock``, or, when that
+    path is too long for a Unix socket (108 bytes on Linux), a fresh 0700 directory of this
+    user's in the temporary directory."""
+    path = data_dir / "writer.sock"
+    if len(os.fsencode(path)) < 100:
+        return path
+    return Path(tempfile.mkdtemp(prefix="civic-writer-")) / "writer.sock"
 
 
 def cmd_migrate(settings: Settings) -> int:
@@ -391,7 +402,9 @@ class Supervisor:
                 self.env["CIVIC_CHAIN_RPC"],
                 "--api",
                 f"http://{self.settings.api_host}:{self.settings.api_port}",
-            ]
+            ],
+            # It runs operations of both domains (suggestions, ballots): the top layer's CLI.
+            "writer": [sys.executable, "-m", "api.cli", "writer"],
         }.get(name, [sys.executable, "-m", "ledger.cli", name])
         self.children[name] = subprocess.Popen(
             command,
@@ -465,9 +478,11 @@ def cmd_run(settings: Settings) -> int:
             CIVIC_CHAIN_RPC=settings.resolved_chain_rpc,
             CIVIC_CONTRACT=contract,
             CIVIC_DATABASE_URL=settings.resolved_database_url,
+            CIVIC_WRITER_SOCKET=str(settings.writer_socket or writer_socket(data_dir)),
         )
         supervisor = Supervisor(settings, env)
         supervisor.start("worker")
+        supervisor.start("writer")
         supervisor.start("api")
         supervisor.start("verifier")
         base = f"http://{settings.api_host}:{settings.api_port}"

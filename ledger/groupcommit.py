@@ -34,7 +34,7 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,73 @@ class GroupStats:
 
 class WriterClosed(RuntimeError):
     """The writer has stopped (the process is shutting down); nothing was written."""
+
+
+def run_group(
+    sessions: sessionmaker[Session],
+    jobs: Sequence[Job],
+    exclusive: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext,
+    stats: GroupStats | None = None,
+) -> list[Outcome]:
+    """Run ``jobs`` in one transaction, each under its own savepoint, and commit once; when
+    the transaction itself fails, run each job again alone. One outcome per job, in order:
+    (result, None) once committed, or (None, exception) with nothing of that job written."""
+    try:
+        outcomes = _attempt(sessions, jobs, exclusive)
+    except Exception as exc:
+        if len(jobs) == 1:
+            outcomes = [(None, exc)]
+        else:
+            log.warning(
+                "a group of %d writes failed (%s: %s); each runs again alone",
+                len(jobs),
+                type(exc).__name__,
+                exc,
+            )
+            if stats is not None:
+                stats.retried_alone += len(jobs)
+            outcomes = [_alone(sessions, job, exclusive) for job in jobs]
+    if stats is not None:
+        stats.groups += 1
+        stats.jobs += len(jobs)
+        stats.largest = max(stats.largest, len(jobs))
+    return outcomes
+
+
+def _alone(
+    sessions: sessionmaker[Session],
+    job: Job,
+    exclusive: Callable[[], contextlib.AbstractContextManager[None]],
+) -> Outcome:
+    try:
+        return _attempt(sessions, [job], exclusive)[0]
+    except Exception as exc:
+        return None, exc
+
+
+def _attempt(
+    sessions: sessionmaker[Session],
+    jobs: Sequence[Job],
+    exclusive: Callable[[], contextlib.AbstractContextManager[None]],
+) -> list[Outcome]:
+    """Every job under its own savepoint in one transaction, then one COMMIT; raises (with
+    nothing committed) when the transaction itself fails."""
+    outcomes: list[Outcome] = []
+    with exclusive(), sessions() as session:
+        try:
+            for job in jobs:
+                try:
+                    with session.begin_nested():
+                        result = job(session)
+                except Exception as exc:
+                    outcomes.append((None, exc))
+                else:
+                    outcomes.append((result, None))
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+    return outcomes
 
 
 class GroupCommitter:
@@ -142,54 +209,15 @@ class GroupCommitter:
 
     def _commit(self, group: list[_Item]) -> None:
         try:
-            outcomes = self._attempt(group)
-        except Exception as exc:
-            if len(group) == 1:
-                outcomes = [(None, exc)]
-            else:
-                log.warning(
-                    "a group of %d writes failed (%s: %s); each runs again alone",
-                    len(group),
-                    type(exc).__name__,
-                    exc,
-                )
-                self.stats.retried_alone += len(group)
-                outcomes = [self._alone(item) for item in group]
+            outcomes = run_group(
+                self._sessions, [item.job for item in group], self._exclusive, self.stats
+            )
         except BaseException as exc:  # never leave a caller waiting, even on the way out
             for item in group:
                 self._settle(item, (None, exc))
             raise
-        self.stats.groups += 1
-        self.stats.jobs += len(group)
-        self.stats.largest = max(self.stats.largest, len(group))
         for item, outcome in zip(group, outcomes, strict=True):
             self._settle(item, outcome)
-
-    def _alone(self, item: _Item) -> Outcome:
-        try:
-            return self._attempt([item])[0]
-        except Exception as exc:
-            return None, exc
-
-    def _attempt(self, group: list[_Item]) -> list[Outcome]:
-        """Every job under its own savepoint in one transaction, then one COMMIT; raises
-        (with nothing committed) when the transaction itself fails."""
-        outcomes: list[Outcome] = []
-        with self._exclusive(), self._sessions() as session:
-            try:
-                for item in group:
-                    try:
-                        with session.begin_nested():
-                            result = item.job(session)
-                    except Exception as exc:
-                        outcomes.append((None, exc))
-                    else:
-                        outcomes.append((result, None))
-                session.commit()
-            except BaseException:
-                session.rollback()
-                raise
-        return outcomes
 
     @contextlib.contextmanager
     def _exclusive(self) -> Iterator[None]:

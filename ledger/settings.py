@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     )
     evaluation_days: int = Field(30, ge=0, description="days a citizen has to evaluate a reply")
     pii_key_file: Path | None = None
+    writer_socket: Path | None = Field(
+        None,
+        description="the writer process's Unix socket (api.writer); `civic-ledger run` sets it. "
+        "Unset, each API process writes through a writer thread of its own",
+    )
     portal_secret_file: Path | None = Field(
         None, description="the portal's HMAC secret (CSRF tokens); default data/portal.secret"
     )

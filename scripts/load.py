@@ -205,6 +205,8 @@ def _role(cmdline: str) -> str:
             return "supervisor" if role == "run" else role
     if "verifier.cli" in cmdline:
         return "verifier"
+    if "api.cli writer" in cmdline:
+        return "writer"
     return "api"  # `ledger.cli api` and its uvicorn worker processes
 
 
@@ -736,6 +738,10 @@ def run_load(
             "service_cpu_s_by_process": cpu_service,
             # steadier than throughput on a shared machine: what one request costs the API
             "api_cpu_ms_per_request": round(1000 * cpu_service.get("api", 0.0) / max(1, total), 2),
+            # the writer process (api.writer): what one acknowledged write costs it
+            "writer_cpu_ms_per_write": round(
+                1000 * cpu_service.get("writer", 0.0) / max(1, writes), 2
+            ),
         },
         "store": store,
     }
@@ -765,7 +771,8 @@ def format_result(result: dict[str, Any]) -> str:
         f"  CPU: machine {cpu['machine_busy_percent']}% busy of {cpu['cores']} cores; "
         f"generator {cpu['generator_cpu_s']} s, service {cpu['service_cpu_s']} s "
         f"({', '.join(f'{k} {v}' for k, v in cpu['service_cpu_s_by_process'].items())}); "
-        f"API {cpu['api_cpu_ms_per_request']} ms CPU per request"
+        f"API {cpu['api_cpu_ms_per_request']} ms CPU per request, "
+        f"writer {cpu['writer_cpu_ms_per_write']} ms per write"
     )
     lines.append(
         f"  store: {store['stored']}/{store['acknowledged']} acknowledged records stored, "

@@ -76,7 +76,7 @@ def measured(name: str, **numbers: Any) -> None:
 
 
 def children(pid: int) -> dict[str, int]:
-    """The supervisor's children by role: api, worker, verifier, chain."""
+    """The supervisor's children by role: api, writer, worker, verifier, chain."""
     found: dict[str, int] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -90,6 +90,8 @@ def children(pid: int) -> dict[str, int]:
             continue
         if "ledger.cli api" in cmdline:
             found["api"] = int(entry.name)
+        elif "api.cli writer" in cmdline:
+            found["writer"] = int(entry.name)
         elif "ledger.cli worker" in cmdline:
             found["worker"] = int(entry.name)
         elif "verifier.cli" in cmdline:
@@ -259,13 +261,13 @@ def api_answers(svc: Service) -> bool:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_kill_9_of_the_api_and_of_the_worker_loses_nothing_acknowledged(
+def test_kill_9_of_the_api_the_writer_and_the_worker_loses_nothing_acknowledged(
     make_service: Callable[..., Service], backend: str
 ) -> None:
     svc = make_service(backend, api_workers=2)  # a uvicorn master and its workers
     assert svc.proc is not None
     before = children(svc.proc.pid)
-    assert {"api", "worker", "verifier", "chain"} <= set(before), before
+    assert {"api", "writer", "worker", "verifier", "chain"} <= set(before), before
     with Stream(svc.api) as stream:
         wait_for("submissions", lambda: stream.count() > 30, 20, svc)
         os.kill(before["worker"], signal.SIGKILL)
@@ -292,12 +294,30 @@ def test_kill_9_of_the_api_and_of_the_worker_loses_nothing_acknowledged(
         wait_for("more submissions", lambda: stream.count() > at_kill + 20, 30, svc)
         # Unavailable from the kill until the last failed request.
         api_back = max(0.0, stream.last_error - killed)
+
+        # The writer process: the writes it had read and not answered are 503s (not
+        # acknowledged), the API processes reconnect to its successor.
+        os.kill(before["writer"], signal.SIGKILL)
+        killed = time.monotonic()
+        at_kill, errors_at_kill = stream.count(), stream.last_error
+        wait_for(
+            "a new writer",
+            lambda: children(svc.proc.pid).get("writer") not in (None, before["writer"]),
+            10,
+            svc,
+        )
+        wait_for("more submissions", lambda: stream.count() > at_kill + 20, 30, svc)
+        writer_back = (
+            max(0.0, stream.last_error - killed) if stream.last_error != errors_at_kill else 0.0
+        )
     after = children(svc.proc.pid)
     assert after["api"] != before["api"] and after["worker"] != before["worker"]
+    assert after["writer"] != before["writer"]
     # Each came back once and stayed: no restart loop (an orphan of the killed API holding the
     # port made every restart fail with "Address already in use").
     log = svc.log_path.read_text(errors="replace")
     assert log.count("api exited") == 1 and log.count("worker exited") == 1, log[-3000:]
+    assert log.count("writer exited") == 1, log[-3000:]
     assert stream.unclean == [] and stream.statuses[500] == 0, stream.unclean
 
     started = time.monotonic()
@@ -316,6 +336,7 @@ def test_kill_9_of_the_api_and_of_the_worker_loses_nothing_acknowledged(
         statuses=dict(stream.statuses),
         worker_restarted_s=round(worker_back, 2),
         api_unavailable_s=round(api_back, 2),
+        writer_unavailable_s=round(writer_back, 2),
         all_anchored_after_stop_s=round(to_anchor, 2),
     )
     assert svc.stop() == 0

@@ -90,8 +90,8 @@ def tally_simulation(
 async def cast_ballot(
     simulation_id: SimId, body: BallotIn, state: StateDep, request: Request
 ) -> dict[str, Any]:
-    sealed = await run_write(state, lambda session: service.cast(session, simulation_id, body))
-    return _accepted(request, sealed.record_hash)
+    record_hash = await run_write(state, "ballot.cast", simulation_id=simulation_id, ballot=body)
+    return _accepted(request, record_hash)
 
 
 @router.get("/simulations/{simulation_id}/ballots", summary="Ballots, as the secrecy mode allows")

@@ -61,14 +61,14 @@ async def submit_suggestion(
     tracking code, the record hash and, for a citizen, the private citizen token (shown
     once) that alone allows withdrawing and evaluating it."""
     prepared = suggestions.prepare_submission(body, principal=principal, vault=state.vault)
-    submitted = await run_write(
-        state, lambda session: suggestions.store_submission(session, prepared, vault=state.vault)
+    code, record_hash, citizen_token = await run_write(
+        state, "suggestion.submit", prepared=prepared
     )
     return SuggestionAccepted(
-        tracking_code=submitted.tracking_code,
-        record_hash=submitted.sealed.record_hash,
-        receipt_url=_receipt_url(request, submitted.sealed.record_hash),
-        citizen_token=submitted.citizen_token,
+        tracking_code=code,
+        record_hash=record_hash,
+        receipt_url=_receipt_url(request, record_hash),
+        citizen_token=citizen_token,
     )
 
 
@@ -92,16 +92,17 @@ async def transition(
     principal: CurrentPrincipal,
     request: Request,
 ) -> RecordAccepted:
-    sealed, row = await run_write(
+    record_hash, new_state = await run_write(
         state,
-        lambda session: suggestions.transition(
-            session, tracking_code, body, principal=principal, policy=state.policy
-        ),
+        "suggestion.transition",
+        tracking_code=tracking_code,
+        req=body,
+        principal=principal,
     )
     return RecordAccepted(
-        record_hash=sealed.record_hash,
-        state=row.state,
-        receipt_url=_receipt_url(request, sealed.record_hash),
+        record_hash=record_hash,
+        state=new_state,
+        receipt_url=_receipt_url(request, record_hash),
     )
 
 
@@ -113,11 +114,10 @@ async def transition(
 async def set_flags(
     tracking_code: Code, body: FlagIn, state: StateDep, principal: CurrentPrincipal
 ) -> dict[str, Any]:
-    sealed = await run_write(
-        state,
-        lambda session: suggestions.set_flags(session, tracking_code, body, principal=principal),
+    hashes = await run_write(
+        state, "suggestion.flags", tracking_code=tracking_code, flags=body, principal=principal
     )
-    return {"record_hashes": [s.record_hash for s in sealed]}
+    return {"record_hashes": hashes}
 
 
 @router.get("/suggestions", summary="List suggestions (public view), filtered and paginated")
