@@ -372,7 +372,9 @@ def transition(
 ) -> tuple[SealedRecord, SuggestionRow]:
     """One step of the workflow, checked against the published table, the actor's role and
     scope, and the fields the step needs; recorded as a ``suggestion.transition``."""
-    row = get_row(session, tracking_code, for_update=True)
+    row, stored = repo.locked_suggestion(session, tracking_code)
+    if row is None:
+        raise SuggestionNotFound(f"no suggestion has tracking code {tracking_code}")
     current = SuggestionState(row.state)
     allowed = allowed_next(current, facts_of(row))
     if req.to not in allowed:
@@ -438,7 +440,7 @@ def transition(
         clock=clock,
     )
     _apply(row, req, body, principal, now)
-    session.flush()
+    repo.update_suggestion(session, row, stored)
     return sealed, row
 
 

@@ -125,6 +125,9 @@ def test_a_failing_write_rolls_back_alone_and_its_caller_gets_the_error(
         good = [futures[i].result(10) for i in (0, 1, 3)]
     finally:
         writer.close()
+    # the group of three ran without savepoints, was rolled back at the refusal, and ran
+    # again with one savepoint per write
+    assert writer.stats.rerun_with_savepoints == 1
     rows = _stored(database)
     assert [r.leaf_hash.hex() for r in rows] == good
     assert [r.position for r in rows] == [0, 1, 2]  # no hole where the refused write was
