@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from ledger import repository as repo
 from ledger.errors import BatchNotFound, InvalidInput, RecordNotFound
 from ledger.merkle import path_from_levels, tree_levels
-from ledger.models import BatchRow, Redaction
+from ledger.models import BatchRow, RecordRow, Redaction
 from ledger.records import LOGS, SealedRecord, build_record, format_at, is_hex64
 
 Clock = Callable[[], datetime]
@@ -129,7 +129,31 @@ def receipt(session: Session, record_hash: str) -> dict[str, Any] | ReceiptPendi
     row = repo.record_by_hash(session, leaf)
     if row is None:
         raise RecordNotFound(f"no record has hash {record_hash}")
-    batch = repo.batch_containing(session, row.log, row.position)
+    return receipt_of(session, row, repo.batch_containing(session, row.log, row.position))
+
+
+def receipts_of(
+    session: Session, rows: Sequence[RecordRow]
+) -> list[dict[str, Any] | ReceiptPending]:
+    """The receipts of stored records (a trail, in order): one batch lookup per batch, not
+    per record, and no second lookup of the records themselves."""
+    found: list[dict[str, Any] | ReceiptPending] = []
+    batch: BatchRow | None = None
+    for row in rows:
+        if batch is None or not (
+            batch.log == row.log
+            and batch.first_position <= row.position < batch.first_position + batch.size
+        ):
+            batch = repo.batch_containing(session, row.log, row.position)
+        found.append(receipt_of(session, row, batch))
+    return found
+
+
+def receipt_of(
+    session: Session, row: RecordRow, batch: BatchRow | None
+) -> dict[str, Any] | ReceiptPending:
+    """The receipt of a stored record, given the batch that starts at or before it."""
+    record_hash = row.leaf_hash.hex()
     if batch is None or batch.first_position + batch.size <= row.position:
         return ReceiptPending(
             record_hash, "the record is stored and waits to be sealed into a batch"

@@ -615,9 +615,8 @@ def trail(session: Session, tracking_code: str) -> dict[str, Any]:
         .order_by(RecordRow.seq)
     ).all()
     entries = []
-    for record in records:
+    for record, receipt in zip(records, service.receipts_of(session, records), strict=True):
         record_hash = record.leaf_hash.hex()
-        receipt = service.receipt(session, record_hash)
         anchored = not isinstance(receipt, service.ReceiptPending)
         entries.append(
             {

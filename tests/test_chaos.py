@@ -257,7 +257,25 @@ def api_answers(svc: Service) -> bool:
         return False
 
 
-# -- 1. kill -9 of the API child and of the worker child ------------------------------------
+# -- 1. kill -9 of the worker, the API and the writer children -------------------------------
+
+
+def kill_and_replace(
+    svc: Service, stream: Stream, role: str, pid: int, within: float
+) -> tuple[float, float]:
+    """kill -9 a child of the service, wait for its successor and for 20 more acknowledged
+    submissions: seconds until the successor ran, and seconds from the kill to the last
+    failed request (0 when none failed)."""
+    assert svc.proc is not None
+    parent = svc.proc.pid
+    os.kill(pid, signal.SIGKILL)
+    killed = time.monotonic()
+    at_kill, last_error = stream.count(), stream.last_error
+    wait_for(f"a new {role}", lambda: children(parent).get(role) not in (None, pid), 10, svc)
+    replaced = time.monotonic() - killed
+    wait_for("more submissions", lambda: stream.count() > at_kill + 20, within, svc)
+    failed_for = max(0.0, stream.last_error - killed) if stream.last_error != last_error else 0.0
+    return replaced, failed_for
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -270,46 +288,11 @@ def test_kill_9_of_the_api_the_writer_and_the_worker_loses_nothing_acknowledged(
     assert {"api", "writer", "worker", "verifier", "chain"} <= set(before), before
     with Stream(svc.api) as stream:
         wait_for("submissions", lambda: stream.count() > 30, 20, svc)
-        os.kill(before["worker"], signal.SIGKILL)
-        killed = time.monotonic()
-        wait_for(
-            "a new worker",
-            lambda: children(svc.proc.pid).get("worker", before["worker"]) != before["worker"],
-            10,
-            svc,
-        )
-        worker_back = time.monotonic() - killed
-        at_kill = stream.count()
-        wait_for("more submissions", lambda: stream.count() > at_kill + 20, 20, svc)
-
-        os.kill(before["api"], signal.SIGKILL)
-        killed = time.monotonic()
-        at_kill = stream.count()
-        wait_for(
-            "a new API",
-            lambda: children(svc.proc.pid).get("api") not in (None, before["api"]),
-            10,
-            svc,
-        )
-        wait_for("more submissions", lambda: stream.count() > at_kill + 20, 30, svc)
-        # Unavailable from the kill until the last failed request.
-        api_back = max(0.0, stream.last_error - killed)
-
+        worker_back, _ = kill_and_replace(svc, stream, "worker", before["worker"], 20)
+        _, api_back = kill_and_replace(svc, stream, "api", before["api"], 30)
         # The writer process: the writes it had read and not answered are 503s (not
         # acknowledged), the API processes reconnect to its successor.
-        os.kill(before["writer"], signal.SIGKILL)
-        killed = time.monotonic()
-        at_kill, errors_at_kill = stream.count(), stream.last_error
-        wait_for(
-            "a new writer",
-            lambda: children(svc.proc.pid).get("writer") not in (None, before["writer"]),
-            10,
-            svc,
-        )
-        wait_for("more submissions", lambda: stream.count() > at_kill + 20, 30, svc)
-        writer_back = (
-            max(0.0, stream.last_error - killed) if stream.last_error != errors_at_kill else 0.0
-        )
+        _, writer_back = kill_and_replace(svc, stream, "writer", before["writer"], 30)
     after = children(svc.proc.pid)
     assert after["api"] != before["api"] and after["worker"] != before["worker"]
     assert after["writer"] != before["writer"]

@@ -27,7 +27,7 @@ from ledger.models import RecordRow
 from ledger.pii import Vault, load_or_create_pii_key
 from ledger.schemas import SuggestionIn, TransitionIn
 from ledger.suggestions import IllegalTransition
-from tests.fixtures.db import POSTGRES_URL, postgres_schema_url
+from tests.fixtures.db import BACKENDS, backend_url
 
 ROOT = Path(__file__).resolve().parents[2]
 SUGGESTION = SuggestionIn(
@@ -85,14 +85,9 @@ class Writer:
         }
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=BACKENDS)
 def writer(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Writer]:
-    if request.param == "postgres":
-        if not POSTGRES_URL:
-            pytest.skip("CIVIC_TEST_POSTGRES_URL is not set")
-        url, drop = postgres_schema_url()
-    else:
-        url, drop = f"sqlite:///{tmp_path / 'civic.db'}", lambda: None
+    url, drop = backend_url(request.param, tmp_path)
     data = tmp_path / "data"
     data.mkdir(mode=0o700)
     w = Writer(data, url)

@@ -14,26 +14,15 @@ import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
-from ledger import service
 from ledger.db import writers_lock_file
 from ledger.errors import InvalidInput
 from ledger.groupcommit import GroupCommitter, WriterClosed
 from ledger.models import RecordRow
-from tests.fixtures.db import Database
+from tests.fixtures.db import Database, append_one
 
 
 def _append(subject: str, i: int = 0) -> Callable[[Session], str]:
-    def job(session: Session) -> str:
-        return service.append_record(
-            session,
-            log="suggestions",
-            type="suggestion.transition",
-            subject=subject,
-            actor={"role": "staff", "id": "staff-7"},
-            body={"from": "SUBMITTED", "to": "DEPUTY_ACCEPTED", "n": i},
-        ).record_hash
-
-    return job
+    return lambda session: append_one(session, subject, i)
 
 
 def _submit(writer: GroupCommitter, job: Callable[[Session], Any]) -> Future[Any]:
