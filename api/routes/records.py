@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 
-from api.deps import OptionalPrincipal, ReadSessionDep
+from api.deps import OptionalPrincipal, ReadSessionDep, closes_in_route
 from ledger import service
 from voting import service as voting_service
 
@@ -30,6 +30,7 @@ RecordHash = Annotated[
         422: {"description": "not a 64-character lowercase hex hash"},
     },
 )
+@closes_in_route
 def record_receipt(
     record_hash: RecordHash, session: ReadSessionDep, principal: OptionalPrincipal
 ) -> Any:

@@ -12,6 +12,7 @@ from api.deps import (
     SessionDep,
     StateDep,
     anonymous_rate_limit,
+    closes_in_route,
     run_write,
 )
 from ledger import suggestions
@@ -148,6 +149,7 @@ def list_suggestions(
 @router.get(
     "/suggestions/{tracking_code}", summary="One suggestion, public view (no personal data)"
 )
+@closes_in_route
 def get_suggestion(tracking_code: Code, session: ReadSessionDep) -> dict[str, Any]:
     return suggestions.public_view(suggestions.get_row(session, tracking_code), datetime.now(UTC))
 
@@ -156,6 +158,7 @@ def get_suggestion(tracking_code: Code, session: ReadSessionDep) -> dict[str, An
     "/suggestions/{tracking_code}/trail",
     summary="The trail: every record in seq order, with its receipt once anchored",
 )
+@closes_in_route
 def get_trail(tracking_code: Code, session: ReadSessionDep) -> dict[str, Any]:
     return suggestions.trail(session, tracking_code)
 
