@@ -107,8 +107,29 @@ def add(session: Session, *rows: object) -> None:
     session.add_all(rows)
 
 
+# Statements of the hot reads (receipts, trails), built once: building the expression cost
+# as much as running it (py-spy under scripts/load).
+_RECORD_BY_HASH = select(RecordRow).where(RecordRow.leaf_hash == bindparam("leaf"))
+_BATCH_CONTAINING = (
+    select(BatchRow)
+    .where(BatchRow.log == bindparam("log_name"), BatchRow.first_position <= bindparam("position"))
+    .order_by(BatchRow.first_position.desc())
+    .limit(1)
+)
+_TRAIL_RECORDS = (
+    select(RecordRow)
+    .where(RecordRow.log == bindparam("log_name"), RecordRow.subject == bindparam("subject"))
+    .order_by(RecordRow.seq)
+)
+
+
 def record_by_hash(session: Session, leaf_hash: bytes) -> RecordRow | None:
-    return session.scalars(select(RecordRow).where(RecordRow.leaf_hash == leaf_hash)).one_or_none()
+    return session.scalars(_RECORD_BY_HASH, {"leaf": leaf_hash}).one_or_none()
+
+
+def trail_records(session: Session, log: str, subject: str) -> list[RecordRow]:
+    """A trail's records in seq order."""
+    return list(session.scalars(_TRAIL_RECORDS, {"log_name": log, "subject": subject}))
 
 
 def leaf_hashes_in_range(session: Session, log: str, first: int, size: int) -> list[bytes]:
@@ -133,12 +154,7 @@ def batch(session: Session, log: str, number: int) -> BatchRow | None:
 
 
 def batch_containing(session: Session, log: str, position: int) -> BatchRow | None:
-    return session.scalars(
-        select(BatchRow)
-        .where(BatchRow.log == log, BatchRow.first_position <= position)
-        .order_by(BatchRow.first_position.desc())
-        .limit(1)
-    ).one_or_none()
+    return session.scalars(_BATCH_CONTAINING, {"log_name": log, "position": position}).one_or_none()
 
 
 def last_batch(session: Session, log: str) -> BatchRow | None:
@@ -167,6 +183,17 @@ def last_anchored_batch(session: Session, log: str) -> BatchRow | None:
 
 def get_suggestion(session: Session, tracking_code: str) -> SuggestionRow | None:
     return session.get(SuggestionRow, tracking_code)
+
+
+_SUGGESTION = select(SuggestionRow).where(SuggestionRow.tracking_code == bindparam("code"))
+
+
+def suggestion(
+    session: Session, tracking_code: str, *, for_update: bool = False
+) -> SuggestionRow | None:
+    """A suggestion's row (locked until the transaction ends with ``for_update``)."""
+    query = _SUGGESTION.with_for_update() if for_update else _SUGGESTION
+    return session.scalars(query, {"code": tracking_code}).one_or_none()
 
 
 _INSERT_SUGGESTION = insert(SuggestionRow.__table__)

@@ -123,12 +123,21 @@ class ReceiptPending:
     detail: str
 
 
-def receipt(session: Session, record_hash: str) -> dict[str, Any] | ReceiptPending:
-    """PROTOCOL §4 receipt of a record, or ReceiptPending while its batch is not anchored."""
-    leaf = parse_record_hash(record_hash)
-    row = repo.record_by_hash(session, leaf)
+def stored_record(session: Session, record_hash: str) -> RecordRow:
+    """The stored record with this hash; RecordNotFound when there is none."""
+    row = repo.record_by_hash(session, parse_record_hash(record_hash))
     if row is None:
         raise RecordNotFound(f"no record has hash {record_hash}")
+    return row
+
+
+def receipt(session: Session, record_hash: str) -> dict[str, Any] | ReceiptPending:
+    """PROTOCOL §4 receipt of a record, or ReceiptPending while its batch is not anchored."""
+    return receipt_for(session, stored_record(session, record_hash))
+
+
+def receipt_for(session: Session, row: RecordRow) -> dict[str, Any] | ReceiptPending:
+    """The receipt of a stored record already read."""
     return receipt_of(session, row, repo.batch_containing(session, row.log, row.position))
 
 

@@ -22,7 +22,7 @@ from ledger import repository as repo
 from ledger import service
 from ledger.auth import Forbidden, Principal, Role, hash_token, known_offices, new_citizen_token
 from ledger.errors import Conflict, InvalidInput, NotFound, SuggestionNotFound
-from ledger.models import Account, Attachment, RecordRow, SuggestionPrivate, SuggestionRow
+from ledger.models import Account, Attachment, SuggestionPrivate, SuggestionRow
 from ledger.pii import Vault, commitment, new_commitment_salt
 from ledger.records import SealedRecord
 from ledger.schemas import FlagIn, SuggestionIn, TransitionIn
@@ -88,10 +88,7 @@ def _require_attachments(session: Session, hashes: list[str]) -> None:
 
 
 def get_row(session: Session, tracking_code: str, *, for_update: bool = False) -> SuggestionRow:
-    query = select(SuggestionRow).where(SuggestionRow.tracking_code == tracking_code)
-    if for_update:
-        query = query.with_for_update()
-    row = session.scalars(query).one_or_none()
+    row = repo.suggestion(session, tracking_code, for_update=for_update)
     if row is None:
         raise SuggestionNotFound(f"no suggestion has tracking code {tracking_code}")
     return row
@@ -609,11 +606,7 @@ def list_suggestions(session: Session, f: ListFilter, now: datetime) -> dict[str
 def trail(session: Session, tracking_code: str) -> dict[str, Any]:
     """The public trail in seq order: each record, its hash, and its receipt once anchored."""
     row = get_row(session, tracking_code)
-    records = session.scalars(
-        select(RecordRow)
-        .where(RecordRow.log == LOG, RecordRow.subject == tracking_code)
-        .order_by(RecordRow.seq)
-    ).all()
+    records = repo.trail_records(session, LOG, tracking_code)
     entries = []
     for record, receipt in zip(records, service.receipts_of(session, records), strict=True):
         record_hash = record.leaf_hash.hex()

@@ -20,7 +20,7 @@ from ledger import service as ledger_service
 from ledger.auth import Forbidden, Principal, Role
 from ledger.errors import CivicError, Conflict, InvalidInput, NotFound
 from ledger.merkle import merkle_root
-from ledger.models import Account
+from ledger.models import Account, RecordRow
 from ledger.records import SealedRecord
 from voting.ballots import verify_ballot_signature
 from voting.errors import BallotInvalid, TallyError
@@ -469,7 +469,13 @@ def ballot_receipt_allowed(
 def guard_ballot_receipt(session: Session, record_hash: str, principal: Principal | None) -> None:
     """Ballot receipts carry the choices: refuse them where the secrecy mode hides ballots."""
     row = ledger_repository.record_by_hash(session, ledger_service.parse_record_hash(record_hash))
-    if row is None or row.log != LOG or row.type != "ballot.cast":
+    if row is not None:
+        guard_ballot_record(session, row, principal)
+
+
+def guard_ballot_record(session: Session, row: RecordRow, principal: Principal | None) -> None:
+    """``guard_ballot_receipt`` for a record already read."""
+    if row.log != LOG or row.type != "ballot.cast":
         return
     if not ballot_receipt_allowed(session, row.subject, principal):
         raise Forbidden(

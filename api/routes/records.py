@@ -34,8 +34,9 @@ RecordHash = Annotated[
 def record_receipt(
     record_hash: RecordHash, session: ReadSessionDep, principal: OptionalPrincipal
 ) -> Any:
-    voting_service.guard_ballot_receipt(session, record_hash, principal)
-    result = service.receipt(session, record_hash)
+    row = service.stored_record(session, record_hash)
+    voting_service.guard_ballot_record(session, row, principal)
+    result = service.receipt_for(session, row)
     if isinstance(result, service.ReceiptPending):
         return JSONResponse(
             {"status": "pending", "record_hash": result.record_hash, "detail": result.detail},
