@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             policy=policy,
             submit_limiter=SlidingWindowLimiter(settings.submit_rate),
             write_context=WriteContext(vault=vault, policy=policy),
+            reads_inline=is_sqlite(settings.resolved_database_url),
             writer_client=writer_client,
             writer=thread,
         )

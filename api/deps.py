@@ -129,9 +129,9 @@ async def run_write(state: AppState, operation: str, **arguments: Any) -> Any:
 async def read_session(state: StateDep) -> AsyncIterator[Session]:
     """A read-only session. Made on the event loop (it connects at its first statement, in
     the route's thread); closed after the answer, in a thread when it holds a connection
-    (the rollback that returns it is I/O), at once when the route already closed it
-    (``closes_in_route``). A plain ``def`` generator cost two thread hops per request, each
-    as dear as the route's own (scripts/load)."""
+    (the rollback that returns it is I/O), at once when it never connected. A plain ``def``
+    generator cost two thread hops per request, each as dear as the route's own
+    (scripts/load)."""
     session = state.read_sessions()
     try:
         yield session
@@ -143,21 +143,20 @@ async def read_session(state: StateDep) -> AsyncIterator[Session]:
             session.close()
 
 
-def closes_in_route(endpoint: Callable[P, R]) -> Callable[P, R]:
-    """Close the route's read session (its ``session`` argument) in the route's own thread
-    when it returns: for routes that answer with plain data (no ORM object serialised
-    afterwards), so that the session costs no thread hop of its own."""
+def _read(state: AppState, read: Callable[[Session], R]) -> R:
+    with state.read_sessions() as session:
+        return read(session)
 
-    @functools.wraps(endpoint)
-    def route(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return endpoint(*args, **kwargs)
-        finally:
-            session = kwargs["session"]
-            assert isinstance(session, Session)
-            session.close()
 
-    return route
+async def run_read(state: AppState, read: Callable[[Session], R]) -> R:
+    """``read(session)`` in a read-only session, for the hot reads (trail, receipt, token
+    checks). On SQLite they run right here on the event loop: they wait for no I/O (the
+    database is a local file, and readers never wait for the writer in WAL mode), and the GIL
+    lets one thread run at a time anyway, so a thread hop would only add its own cost (as
+    much as the read). On PostgreSQL they wait for the network: in a pool thread."""
+    if state.reads_inline:
+        return _read(state, read)
+    return await anyio.to_thread.run_sync(_read, state, read)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -168,11 +167,6 @@ SessionDep = Annotated[Session, Depends(write_session, scope="function")]
 ReadSessionDep = Annotated[Session, Depends(read_session)]
 
 
-def _authenticate(state: AppState, token: str) -> Principal:
-    with state.read_sessions() as session:
-        return auth.authenticate(session, token)
-
-
 async def get_principal(request: Request, state: StateDep) -> Principal | None:
     """Who is asking: None for an anonymous caller; 401 for a bad, expired or forged token."""
     header = request.headers.get("authorization")
@@ -181,7 +175,7 @@ async def get_principal(request: Request, state: StateDep) -> Principal | None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("use the header Authorization: Bearer <token>")
-    return await anyio.to_thread.run_sync(_authenticate, state, token.strip())
+    return await run_read(state, functools.partial(auth.authenticate, token=token.strip()))
 
 
 OptionalPrincipal = Annotated[Principal | None, Depends(get_principal)]

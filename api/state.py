@@ -83,6 +83,8 @@ class AppState:
     policy: Policy
     submit_limiter: SlidingWindowLimiter
     write_context: WriteContext
+    # SQLite: the hot reads run on the event loop (api.deps.run_read); PostgreSQL: in threads.
+    reads_inline: bool
     # Where the hot writes go (api.deps.run_write): the writer process, or without one
     # (an application made in-process) a writer thread of this process.
     writer_client: WriterClient | None = None

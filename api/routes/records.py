@@ -4,8 +4,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
 
-from api.deps import OptionalPrincipal, ReadSessionDep, closes_in_route
+from api.deps import OptionalPrincipal, StateDep, run_read
 from ledger import service
 from voting import service as voting_service
 
@@ -30,13 +31,15 @@ RecordHash = Annotated[
         422: {"description": "not a 64-character lowercase hex hash"},
     },
 )
-@closes_in_route
-def record_receipt(
-    record_hash: RecordHash, session: ReadSessionDep, principal: OptionalPrincipal
+async def record_receipt(
+    record_hash: RecordHash, state: StateDep, principal: OptionalPrincipal
 ) -> Any:
-    row = service.stored_record(session, record_hash)
-    voting_service.guard_ballot_record(session, row, principal)
-    result = service.receipt_for(session, row)
+    def read(session: Session) -> dict[str, Any] | service.ReceiptPending:
+        row = service.stored_record(session, record_hash)
+        voting_service.guard_ballot_record(session, row, principal)
+        return service.receipt_for(session, row)
+
+    result = await run_read(state, read)
     if isinstance(result, service.ReceiptPending):
         return JSONResponse(
             {"status": "pending", "record_hash": result.record_hash, "detail": result.detail},

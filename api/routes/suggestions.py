@@ -12,7 +12,7 @@ from api.deps import (
     SessionDep,
     StateDep,
     anonymous_rate_limit,
-    closes_in_route,
+    run_read,
     run_write,
 )
 from ledger import suggestions
@@ -149,18 +149,17 @@ def list_suggestions(
 @router.get(
     "/suggestions/{tracking_code}", summary="One suggestion, public view (no personal data)"
 )
-@closes_in_route
-def get_suggestion(tracking_code: Code, session: ReadSessionDep) -> dict[str, Any]:
-    return suggestions.public_view(suggestions.get_row(session, tracking_code), datetime.now(UTC))
+async def get_suggestion(tracking_code: Code, state: StateDep) -> dict[str, Any]:
+    row = await run_read(state, lambda session: suggestions.get_row(session, tracking_code))
+    return suggestions.public_view(row, datetime.now(UTC))
 
 
 @router.get(
     "/suggestions/{tracking_code}/trail",
     summary="The trail: every record in seq order, with its receipt once anchored",
 )
-@closes_in_route
-def get_trail(tracking_code: Code, session: ReadSessionDep) -> dict[str, Any]:
-    return suggestions.trail(session, tracking_code)
+async def get_trail(tracking_code: Code, state: StateDep) -> dict[str, Any]:
+    return await run_read(state, lambda session: suggestions.trail(session, tracking_code))
 
 
 @router.get(
