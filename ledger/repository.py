@@ -209,7 +209,12 @@ _SUGGESTIONS = SuggestionRow.__table__
 _LOCKED_SUGGESTION = (
     select(_SUGGESTIONS).where(_SUGGESTIONS.c.tracking_code == bindparam("code")).with_for_update()
 )
-_UPDATE_SUGGESTION = update(_SUGGESTIONS).where(_SUGGESTIONS.c.tracking_code == bindparam("code"))
+# Every column but the key, so that one statement (compiled once) serves every transition.
+_UPDATE_SUGGESTION = (
+    update(_SUGGESTIONS)
+    .where(_SUGGESTIONS.c.tracking_code == bindparam("code"))
+    .values({c.name: bindparam(f"new_{c.name}") for c in _SUGGESTIONS.c if not c.primary_key})
+)
 
 
 def locked_suggestion(
@@ -229,16 +234,12 @@ def locked_suggestion(
 
 
 def update_suggestion(session: Session, row: SuggestionRow, stored: dict[str, Any]) -> None:
-    """Write the columns of ``row`` that differ from ``stored`` (what locked_suggestion read)."""
-    changed = {
-        name: getattr(row, name)
-        for name, value in stored.items()
-        if name != "tracking_code" and getattr(row, name) != value
-    }
-    if changed:
-        session.connection().execute(
-            _UPDATE_SUGGESTION.values(**changed), {"code": row.tracking_code}
-        )
+    """Write ``row`` back when any column differs from ``stored`` (what locked_suggestion
+    read)."""
+    values = {name: getattr(row, name) for name in stored}
+    if values != stored:
+        params = {f"new_{name}": value for name, value in values.items() if name != "tracking_code"}
+        session.connection().execute(_UPDATE_SUGGESTION, {"code": row.tracking_code, **params})
 
 
 _INSERT_PRIVATE = insert(SuggestionPrivate.__table__)
