@@ -22,7 +22,13 @@ from api.routes import (
 )
 from api.state import AppState, ChainProbe
 from api.writer import WriteContext, WriterClient
-from ledger.db import is_sqlite, make_engine, make_session_factory, writers_lock_file
+from ledger.db import (
+    is_sqlite,
+    make_engine,
+    make_session_factory,
+    read_only_engine,
+    writers_lock_file,
+)
 from ledger.deployment import contract_address
 from ledger.devchain import die_with_parent
 from ledger.groupcommit import GroupCommitter
@@ -68,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             engine=engine,
             sessions=sessions,
             read_sessions=make_session_factory(engine, read_only=True),
+            read_engine=read_only_engine(engine),
             chain_probe=ChainProbe(settings.resolved_chain_rpc, contract_address(settings)),
             vault=vault,
             policy=policy,

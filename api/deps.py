@@ -144,20 +144,25 @@ async def read_session(state: StateDep) -> AsyncIterator[Session]:
             session.close()
 
 
-def _read(state: AppState, read: Callable[[Session], R]) -> R:
+def _read(state: AppState, read: Callable[[Any], R], point: bool) -> R:
+    if point:  # one statement: a connection is enough, a Session's bookkeeping is not needed
+        with state.read_engine.connect() as connection:
+            return read(connection)
     with state.read_sessions() as session:
         return read(session)
 
 
-async def run_read(state: AppState, read: Callable[[Session], R]) -> R:
+async def run_read(state: AppState, read: Callable[[Any], R], *, point: bool = False) -> R:
     """``read(session)`` in a read-only session, for the hot reads (trail, receipt, token
     checks). On SQLite they run right here on the event loop: they wait for no I/O (the
     database is a local file, and readers never wait for the writer in WAL mode), and the GIL
     lets one thread run at a time anyway, so a thread hop would only add its own cost (as
-    much as the read). On PostgreSQL they wait for the network: in a pool thread."""
+    much as the read). On PostgreSQL they wait for the network: in a pool thread.
+
+    ``point``: a read of one Core statement (a token check), given a bare connection."""
     if state.reads_inline:
-        return _read(state, read)
-    return await anyio.to_thread.run_sync(_read, state, read)
+        return _read(state, read, point)
+    return await anyio.to_thread.run_sync(_read, state, read, point)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -176,7 +181,9 @@ async def get_principal(request: Request, state: StateDep) -> Principal | None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("use the header Authorization: Bearer <token>")
-    return await run_read(state, functools.partial(auth.authenticate, token=token.strip()))
+    return await run_read(
+        state, functools.partial(auth.authenticate, token=token.strip()), point=True
+    )
 
 
 OptionalPrincipal = Annotated[Principal | None, Depends(get_principal)]

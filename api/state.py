@@ -78,6 +78,7 @@ class AppState:
     engine: Engine
     sessions: sessionmaker[Session]
     read_sessions: sessionmaker[Session]
+    read_engine: Engine  # read_sessions' engine, for one-statement reads (api.deps.run_read)
     chain_probe: ChainProbe
     vault: Vault
     policy: Policy

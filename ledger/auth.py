@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from ledger.errors import CivicError, InvalidInput
@@ -144,7 +144,9 @@ _ACCOUNT = select(
 ).where(Account.token_hash == bindparam("token_hash"))
 
 
-def authenticate(session: Session, token: str, now: datetime | None = None) -> Principal:
+def authenticate(
+    session: Session | Connection, token: str, now: datetime | None = None
+) -> Principal:
     """The principal a bearer token stands for; Unauthenticated for anything else."""
     now = now or datetime.now(UTC)
     # Core selects of the few columns needed, not ORM loads: every authenticated request

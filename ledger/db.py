@@ -74,7 +74,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(parsed, **kwargs)
 
 
+def read_only_engine(engine: Engine) -> Engine:
+    """The engine for reads that must not queue behind writers (SQLite: a deferred BEGIN)."""
+    return engine.execution_options(**{READ_ONLY: True})
+
+
 def make_session_factory(engine: Engine, *, read_only: bool = False) -> sessionmaker[Session]:
     """Sessions for writes, or (``read_only``) for reads that must not queue behind writers."""
-    bind = engine.execution_options(**{READ_ONLY: True}) if read_only else engine
+    bind = read_only_engine(engine) if read_only else engine
     return sessionmaker(bind, expire_on_commit=False)
