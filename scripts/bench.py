@@ -454,20 +454,35 @@ def render_load(load: dict[str, Any]) -> list[str]:
         "write lock. Measured in-process: 1,339 commits a second alone, 33 a second beside one "
         "busy Python thread (123 with a 0.5 ms switch interval). In the service the writer "
         "thread was busy 100 % of the time for 1.1 ms of CPU per write.",
-        "* **CPU is the limit now.** In the closed loop the machine is about 95 % busy: the "
-        "API processes spend about 1.2–1.7 ms of CPU per request (HTTP, FastAPI dependencies and "
-        "validation, thread hops for reads and token checks, SQLAlchemy), the writer about "
-        "0.8–1.3 ms per write, and the generator, ganache, the worker and the verifier share the "
-        "same two cores. 1,000 writes a second (about 1,330 requests in this mix) would need "
-        "about half the CPU per request of today.",
+        "* **Thread hops cost as much as the work.** Handing a read to a pool thread and back "
+        "costs about as much CPU as the read itself. Reads used to take three hops each (the "
+        "session's opening, the route, the session's closing). Now the hot reads and token "
+        "checks run on the event loop on SQLite (`api.deps.run_read`), where they wait for no "
+        "I/O, and in one hop on PostgreSQL.",
+        "* **CPU is the limit now.** In the closed loop the machine is about 95 % busy. The API "
+        "processes spend about 0.75–0.8 ms of CPU per request on SQLite (HTTP, FastAPI "
+        "dependencies and validation, SQLAlchemy) and more on PostgreSQL (network reads in "
+        "threads). The writer spends about 0.65–0.75 ms per write, and the generator, ganache, "
+        "the worker and the verifier share the same two cores. Writes wait for the group before "
+        "theirs and for their own group (about 20–30 ms each at these rates), hence a write p50 "
+        "of about 40–50 ms even below saturation.",
         "",
-        "Steps, each measured with `scripts/load` on SQLite (writes/s, closed loop, 2 API "
-        "processes): one transaction per request with a write gate (the previous session) 226–297; "
-        "group commit in a writer thread per API process 341; a submission's preparation moved "
-        "out of the write lock 368; the writer process 566; Core statements for the "
-        "transition's row and savepoint-free groups, writer CPU per write 1.02 → 0.79 ms. "
-        "Latency in the closed loop is mostly queueing for the CPU; paced below saturation, "
-        "p99 falls under 100 ms (the paced rows).",
+        "Steps, each measured with `scripts/load` on SQLite (closed loop, 2 API processes, "
+        "20–30 s runs, this session):",
+        "",
+        "| change | writes/s | p99 of a write |",
+        "|---|---|---|",
+        "| one transaction per request, write gate (the starting point) | 226–297 | 1.0–1.2 s |",
+        "| group commit in a writer thread per API process | 341 | 280 ms |",
+        "| a submission's preparation outside the write lock | 368 | 240 ms |",
+        "| the writer process | 566 | 150–220 ms |",
+        "| Core statements for a transition's row, savepoint-free groups | 571 | 160–210 ms |",
+        "| one thread hop per read instead of three | 646 | 140–230 ms |",
+        "| hot reads and token checks on the event loop (SQLite) | 852–881 | 130–145 ms |",
+        "",
+        "Latency in the closed loop is mostly queueing for the CPU: 50 clients over about "
+        "1,200 requests a second wait about 42 ms on average (Little's law). Paced below "
+        "saturation, the latency is that of the work itself (the paced rows).",
         "",
         "When *machine busy* is well above what the generator and the service used (their CPU "
         "seconds over the run's duration, out of 2 cores), other work shared the machine and "

@@ -45,6 +45,7 @@ class Writer:
         self.vault = Vault(load_or_create_pii_key(data_dir / "pii.key"))
 
     def start(self) -> None:
+        self.socket.unlink(missing_ok=True)  # a killed writer's: wait for the new one's
         env = {
             **os.environ,
             "CIVIC_DATA_DIR": str(self.data_dir),
