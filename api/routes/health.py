@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import socket
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -8,10 +9,28 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from api.deps import ReadSessionDep, StateDep
+from api.state import AppState
 from ledger import reanchor, service
 from ledger import repository as repo
 
 router = APIRouter(tags=["health"])
+
+
+def _writer(state: AppState) -> dict[str, Any]:
+    """Whether the writer process takes connections (api.writer); a writer thread of this
+    process when there is no writer process."""
+    path = state.settings.writer_socket
+    if state.writer_client is None or path is None:
+        return {"ok": True, "mode": "thread"}
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(0.5)
+    try:
+        probe.connect(str(path))
+    except OSError as exc:
+        return {"ok": False, "mode": "process", "error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        probe.close()
+    return {"ok": True, "mode": "process"}
 
 
 @router.get(
@@ -23,14 +42,15 @@ router = APIRouter(tags=["health"])
             "content": {"application/json": {"schema": {"type": "object"}}},
         },
         503: {
-            "description": "accepting records but not anchoring them; the body says which part is down",
+            "description": "a part is down (chain, anchoring worker or writer); the body says which",
             "content": {"application/json": {"schema": {"type": "object"}}},
         },
     },
 )
 def healthz(session: ReadSessionDep, state: StateDep) -> Any:
-    """200 when all is well, 503 when the service accepts records but cannot anchor them
-    (the body says which part is down), so a monitor can page someone."""
+    """200 when all is well, 503 when a part is down (the body says which): the chain or the
+    anchoring worker (records are accepted but not anchored), or the writer process (the
+    hot writes are refused until it is back), so a monitor can page someone."""
     now = datetime.now(UTC)
     body: dict[str, Any] = {}
     expected: list[reanchor.ExpectedAnchor] = []
@@ -59,6 +79,12 @@ def healthz(session: ReadSessionDep, state: StateDep) -> Any:
         "logs": worker,
     }
     body["anchoring"] = lag
-    ok = body["database"]["ok"] and body["chain"].get("ok", False) and body["worker"]["ok"]
+    body["writer"] = _writer(state)
+    ok = (
+        body["database"]["ok"]
+        and body["chain"].get("ok", False)
+        and body["worker"]["ok"]
+        and body["writer"]["ok"]
+    )
     body["status"] = "ok" if ok else "degraded"
     return JSONResponse(body, status_code=200 if ok else 503)

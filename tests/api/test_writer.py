@@ -190,3 +190,44 @@ def test_every_operation_has_a_route_that_uses_it() -> None:
     )
     for operation in OPERATIONS:
         assert f'"{operation}"' in routes, operation
+
+
+def test_the_api_writes_through_the_writer_process_and_healthz_says_when_it_is_down(
+    writer: Writer,
+) -> None:
+    """An application with CIVIC_WRITER_SOCKET sends its hot writes to the writer process;
+    with the writer stopped, writes are refused with a 503 that says nothing was written, and
+    /healthz names the writer."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from ledger.settings import Settings
+
+    settings = Settings(
+        env="test",
+        data_dir=writer.data_dir,
+        database_url=writer.database_url,
+        chain_rpc="http://127.0.0.1:9",
+        submit_rate=0,
+        writer_socket=writer.socket,
+    )
+    body = {"title": "路灯不亮", "text": "幸福路口。", "category": "城乡建设", "district": "鼓楼区"}
+    with TestClient(create_app(settings)) as client:
+        accepted = client.post("/api/v1/suggestions", json=body)
+        assert accepted.status_code == 201, accepted.text
+        trail = client.get(f"/api/v1/suggestions/{accepted.json()['tracking_code']}/trail")
+        assert [r["record_hash"] for r in trail.json()["records"]] == [
+            accepted.json()["record_hash"]
+        ]
+        assert client.get("/healthz").json()["writer"] == {"ok": True, "mode": "process"}
+        assert writer.records() == 1  # stored by the writer process, in the shared database
+
+        assert writer.stop() == 0
+        client.app.state.civic.writer_client.patience = 0.2  # type: ignore[attr-defined]
+        refused = client.post("/api/v1/suggestions", json=body)
+        assert refused.status_code == 503
+        assert refused.json()["error"] == "WriterUnavailable"
+        assert "nothing was written" in refused.json()["detail"]
+        health = client.get("/healthz")
+        assert health.status_code == 503 and health.json()["writer"]["ok"] is False
+    assert writer.records() == 1
