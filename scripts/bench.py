@@ -459,16 +459,17 @@ def render_load(load: dict[str, Any]) -> list[str]:
         "session's opening, the route, the session's closing). Now the hot reads and token "
         "checks run on the event loop on SQLite (`api.deps.run_read`), where they wait for no "
         "I/O, and in one hop on PostgreSQL.",
-        "* **CPU is the limit now.** In the closed loop the machine is about 95 % busy. The API "
-        "processes spend about 0.75–0.8 ms of CPU per request on SQLite (HTTP, FastAPI "
-        "dependencies and validation, SQLAlchemy) and more on PostgreSQL (network reads in "
-        "threads). The writer spends about 0.65–0.75 ms per write, and the generator, ganache, "
-        "the worker and the verifier share the same two cores. Writes wait for the group before "
-        "theirs and for their own group (about 20–30 ms each at these rates), hence a write p50 "
-        "of about 40–50 ms even below saturation.",
+        "* **CPU is the limit now.** In the closed loop the machine is 90–96 % busy. What a "
+        "request costs the API processes and a write costs the writer is in the last columns. "
+        "On this shared machine the same code's costs vary by up to 2× from one hour to the "
+        "next (the CPU-only benchmarks above move with them), so compare rows of one run only. "
+        "At its fastest this session the API spent 0.75 ms per request on SQLite and the "
+        "writer 0.63 ms per write; the generator, ganache, the worker and the verifier share "
+        "the same two cores. Writes wait for the group before theirs and for their own group, "
+        "hence a write p50 of tens of milliseconds even below saturation.",
         "",
         "Steps, each measured with `scripts/load` on SQLite (closed loop, 2 API processes, "
-        "20–30 s runs, this session):",
+        "20–30 s runs, 2026-11-28 01:00–02:10 UTC, when the machine was at its fastest):",
         "",
         "| change | writes/s | p99 of a write |",
         "|---|---|---|",
