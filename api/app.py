@@ -21,7 +21,7 @@ from api.routes import (
     suggestions,
 )
 from api.state import AppState, ChainProbe
-from api.writer import WriteContext, WriterClient
+from api.writer import WriterClient
 from ledger.db import (
     is_sqlite,
     make_engine,
@@ -79,8 +79,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             vault=vault,
             policy=policy,
             submit_limiter=SlidingWindowLimiter(settings.submit_rate),
-            write_context=WriteContext(vault=vault, policy=policy),
-            reads_inline=is_sqlite(settings.resolved_database_url),
             writer_client=writer_client,
             writer=thread,
         )

@@ -39,8 +39,8 @@ async def get_settings(state: StateDep) -> Settings:
 
 
 # The hot writes do not come here: they go to the writer (run_write below). The other write
-# routes have a unit of work each. Write units of work are gated: at most WRITERS_PER_PROCESS run at once in this process, the
-# others wait without holding a thread. A sync route holds one of the 40 pool threads while
+# routes have a unit of work each, gated: at most WRITERS_PER_PROCESS run at once in this
+# process, the others wait without holding a thread. A sync route holds one of the 40 pool threads while
 # it waits for the write lock (SQLite's BEGIN IMMEDIATE, the log head's row lock on
 # PostgreSQL), and the lock holder still needs a pool thread after its route returns (FastAPI
 # validates a sync route's answer there) and one to commit: ungated, 40 concurrent writers

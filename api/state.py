@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine
@@ -83,13 +84,21 @@ class AppState:
     vault: Vault
     policy: Policy
     submit_limiter: SlidingWindowLimiter
-    write_context: WriteContext
-    # SQLite: the hot reads run on the event loop (api.deps.run_read); PostgreSQL: in threads.
-    reads_inline: bool
     # Where the hot writes go (api.deps.run_write): the writer process, or without one
     # (an application made in-process) a writer thread of this process.
     writer_client: WriterClient | None = None
     writer: GroupCommitter | None = None
+
+    @cached_property
+    def write_context(self) -> WriteContext:
+        """What the hot write operations need besides their arguments (api.writer)."""
+        return WriteContext(vault=self.vault, policy=self.policy)
+
+    @cached_property
+    def reads_inline(self) -> bool:
+        """SQLite: the hot reads run on the event loop (api.deps.run_read); PostgreSQL: in
+        pool threads."""
+        return self.engine.dialect.name == "sqlite"
 
 
 T = TypeVar("T")

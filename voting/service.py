@@ -15,7 +15,6 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from ledger import repository as ledger_repository
 from ledger import service as ledger_service
 from ledger.auth import Forbidden, Principal, Role
 from ledger.errors import CivicError, Conflict, InvalidInput, NotFound
@@ -466,15 +465,8 @@ def ballot_receipt_allowed(
     return row is not None and may_read_ballots(row, principal, voter)
 
 
-def guard_ballot_receipt(session: Session, record_hash: str, principal: Principal | None) -> None:
-    """Ballot receipts carry the choices: refuse them where the secrecy mode hides ballots."""
-    row = ledger_repository.record_by_hash(session, ledger_service.parse_record_hash(record_hash))
-    if row is not None:
-        guard_ballot_record(session, row, principal)
-
-
 def guard_ballot_record(session: Session, row: RecordRow, principal: Principal | None) -> None:
-    """``guard_ballot_receipt`` for a record already read."""
+    """Ballot receipts carry the choices: refuse them where the secrecy mode hides ballots."""
     if row.log != LOG or row.type != "ballot.cast":
         return
     if not ballot_receipt_allowed(session, row.subject, principal):

@@ -503,8 +503,9 @@ def _verify_hash(
         errors.add("record_hash", "verify.error.hash")
         return _verify_page(request, status_code=422, values=values, errors=errors)
     try:
-        voting_service.guard_ballot_receipt(session, record_hash, principal)
-        receipt = service.receipt(session, record_hash)
+        row = service.stored_record(session, record_hash)
+        voting_service.guard_ballot_record(session, row, principal)
+        receipt = service.receipt_for(session, row)
     except NotFound:
         errors.add("record_hash", "verify.error.unknown_hash")
         return _verify_page(request, status_code=404, values=values, errors=errors)

@@ -19,13 +19,12 @@ router = APIRouter(tags=["health"])
 def _writer(state: AppState) -> dict[str, Any]:
     """Whether the writer process takes connections (api.writer); a writer thread of this
     process when there is no writer process."""
-    path = state.settings.writer_socket
-    if state.writer_client is None or path is None:
+    if state.writer_client is None:
         return {"ok": True, "mode": "thread"}
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     probe.settimeout(0.5)
     try:
-        probe.connect(str(path))
+        probe.connect(str(state.writer_client.path))
     except OSError as exc:
         return {"ok": False, "mode": "process", "error": f"{type(exc).__name__}: {exc}"}
     finally:
