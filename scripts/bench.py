@@ -9,7 +9,9 @@
   naive one-hash-per-transaction contract on the same node;
 * voting, verifier, audit: see scripts/bench_*.py;
 * load: the real service under 50 concurrent clients over loopback HTTP (scripts/load.py),
-  on SQLite and PostgreSQL, with one API process (the baseline) and with the default.
+  on SQLite and PostgreSQL, with one API process (the baseline) and with the default;
+* crud-baseline: the same submissions against the service and a plain CRUD app
+  (scripts/crud_baseline.py) on both databases, with wrk (scripts/bench_crud.py).
 
 ``--quick`` runs every part at smaller sizes (under five minutes); the full run takes longer.
 ``--only a,b`` measures some parts and keeps the others' last results (docs/benchmarks.json).
@@ -305,6 +307,12 @@ def run_audit(quick: bool) -> dict[str, Any]:
     return bench_audit.measure_audit(100_000 if quick else 1_000_000)
 
 
+def run_crud_baseline(quick: bool) -> dict[str, Any]:
+    import bench_crud
+
+    return bench_crud.run_crud_baseline(quick)
+
+
 def _postgres_url() -> str | None:
     """CIVIC_TEST_POSTGRES_URL, else the local test database if it answers."""
     import load
@@ -590,13 +598,19 @@ def render(results: dict[str, Any], when: str) -> str:
             lines += [f"## {title}", "", "```json", json.dumps(results[name], indent=2), "```", ""]
     if "load" in results:
         lines += render_load(results["load"])
+    if "crud-baseline" in results:
+        import bench_crud
+
+        lines += bench_crud.render_crud_baseline(results["crud-baseline"])
     return "\n".join(lines)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
-    parser.add_argument("--only", default="append,merkle,latency,gas,voting,verifier,audit,load")
+    parser.add_argument(
+        "--only", default="append,merkle,latency,gas,voting,verifier,audit,load,crud-baseline"
+    )
     parser.add_argument("--no-write", action="store_true", help="do not rewrite docs/BENCHMARKS.md")
     parser.add_argument(
         "--render", action="store_true", help="rewrite docs/BENCHMARKS.md from docs/benchmarks.json"
@@ -611,6 +625,7 @@ def main() -> int:
         "verifier": run_verifier,
         "audit": run_audit,
         "load": run_load,
+        "crud-baseline": run_crud_baseline,
     }
     if args.render:
         saved = json.loads((ROOT / "docs" / "benchmarks.json").read_text())
