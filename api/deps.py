@@ -16,6 +16,7 @@ from api import writer
 from api.state import AppState
 from ledger import auth
 from ledger.auth import Forbidden, Principal, Role, Unauthenticated
+from ledger.db import reading
 from ledger.errors import CivicError
 from ledger.settings import Settings
 
@@ -144,25 +145,26 @@ async def read_session(state: StateDep) -> AsyncIterator[Session]:
             session.close()
 
 
-def _read(state: AppState, read: Callable[[Any], R], point: bool) -> R:
-    if point:  # one statement: a connection is enough, a Session's bookkeeping is not needed
-        with state.read_engine.connect() as connection:
-            return read(connection)
+def _read(state: AppState, read: Callable[[Any], R], driver: bool) -> R:
+    if driver:  # driver statements only: a pooled connection is enough (ledger.db.reading)
+        with reading(state.read_engine) as reader:
+            return read(reader)
     with state.read_sessions() as session:
         return read(session)
 
 
-async def run_read(state: AppState, read: Callable[[Any], R], *, point: bool = False) -> R:
+async def run_read(state: AppState, read: Callable[[Any], R], *, driver: bool = False) -> R:
     """``read(session)`` in a read-only session, for the hot reads (trail, receipt, token
     checks). On SQLite they run right here on the event loop: they wait for no I/O (the
     database is a local file, and readers never wait for the writer in WAL mode), and the GIL
     lets one thread run at a time anyway, so a thread hop would only add its own cost (as
     much as the read). On PostgreSQL they wait for the network: in a pool thread.
 
-    ``point``: a read of one Core statement (a token check), given a bare connection."""
+    ``driver``: ``read`` runs driver statements only (the repository's hot reads) and gets a
+    ``ledger.db.DriverReader`` instead of a Session, which costs less than its statements."""
     if state.reads_inline:
-        return _read(state, read, point)
-    return await anyio.to_thread.run_sync(_read, state, read, point)
+        return _read(state, read, driver)
+    return await anyio.to_thread.run_sync(_read, state, read, driver)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -182,7 +184,7 @@ async def get_principal(request: Request, state: StateDep) -> Principal | None:
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("use the header Authorization: Bearer <token>")
     return await run_read(
-        state, functools.partial(auth.authenticate, token=token.strip()), point=True
+        state, functools.partial(auth.authenticate, token=token.strip()), driver=True
     )
 
 

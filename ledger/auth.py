@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from ledger.db import DriverReader, DriverStatement
 from ledger.errors import CivicError, InvalidInput
 from ledger.models import Account, SuggestionRow
 
@@ -131,40 +132,47 @@ def add_account(
     return NewAccount(account_id, parsed, name, token, expires)
 
 
-_CITIZEN = select(SuggestionRow.submitter_id, SuggestionRow.tracking_code).where(
-    SuggestionRow.citizen_token_hash == bindparam("token_hash")
+_ACCOUNTS = Account.__table__
+_CITIZEN = DriverStatement(
+    select(SuggestionRow.__table__.c.submitter_id, SuggestionRow.__table__.c.tracking_code).where(
+        SuggestionRow.__table__.c.citizen_token_hash == bindparam("token_hash")
+    )
 )
-_ACCOUNT = select(
-    Account.id,
-    Account.role,
-    Account.office,
-    Account.district,
-    Account.disabled_at,
-    Account.token_expires_at,
-).where(Account.token_hash == bindparam("token_hash"))
+_ACCOUNT = DriverStatement(
+    select(
+        _ACCOUNTS.c.id,
+        _ACCOUNTS.c.role,
+        _ACCOUNTS.c.office,
+        _ACCOUNTS.c.district,
+        _ACCOUNTS.c.disabled_at,
+        _ACCOUNTS.c.token_expires_at,
+    ).where(_ACCOUNTS.c.token_hash == bindparam("token_hash"))
+)
 
 
 def authenticate(
-    session: Session | Connection, token: str, now: datetime | None = None
+    session: Session | DriverReader, token: str, now: datetime | None = None
 ) -> Principal:
     """The principal a bearer token stands for; Unauthenticated for anything else."""
     now = now or datetime.now(UTC)
-    # Core selects of the few columns needed, not ORM loads: every authenticated request
-    # asks (scripts/load).
+    # Driver statements of the few columns needed, not ORM loads: every authenticated
+    # request asks (scripts/load).
     if token.startswith(CITIZEN_TOKEN_PREFIX):
-        row = session.execute(_CITIZEN, {"token_hash": hash_token(token)}).one_or_none()
-        if row is None:
+        rows = _CITIZEN.run(session, {"token_hash": hash_token(token)})
+        if not rows:
             raise Unauthenticated("the citizen token is not valid")
-        return Principal(Role.CITIZEN, row.submitter_id, tracking_code=row.tracking_code)
+        submitter_id, tracking_code = rows[0]
+        return Principal(Role.CITIZEN, submitter_id, tracking_code=tracking_code)
     if token.startswith(ACCOUNT_TOKEN_PREFIX):
-        account = session.execute(_ACCOUNT, {"token_hash": hash_token(token)}).one_or_none()
-        if account is None:
+        rows = _ACCOUNT.run(session, {"token_hash": hash_token(token)})
+        if not rows:
             raise Unauthenticated("the token is not valid")
-        if account.disabled_at is not None:
+        account_id, role, office, district, disabled_at, expires_at = rows[0]
+        if disabled_at is not None:
             raise Unauthenticated("the account is disabled")
-        if account.token_expires_at <= now:
+        if expires_at <= now:
             raise Unauthenticated("the token has expired; ask an admin for a new one")
-        return Principal(Role(account.role), account.id, account.office, account.district)
+        return Principal(Role(role), account_id, office, district)
     raise Unauthenticated("malformed token: expected a clt_ or cit_ bearer token")
 
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Row, bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, literal_column, select, update
 from sqlalchemy.orm import Session
 
+from ledger.db import DriverReader, DriverStatement
 from ledger.models import (
     BatchRow,
     LogHead,
     RecordRow,
+    Redaction,
     SuggestionPrivate,
     SuggestionRow,
     TrailHead,
@@ -35,29 +37,42 @@ def lock_log_head(session: Session, log: str) -> LogHead:
     return head
 
 
-# The append path runs these for every record: built once, executed on the session's
-# connection (Core), so a write costs a few statements and no ORM unit of work.
-_CLAIM_POSITION = (
-    update(LogHead.__table__)
-    .where(LogHead.__table__.c.log == bindparam("log_name"))
-    .values(next_position=LogHead.__table__.c.next_position + 1)
-    .returning(LogHead.__table__.c.next_position - 1)
+# The append path runs these for every record: compiled once per dialect and run on the
+# driver's cursor (ledger.db.DriverStatement), so a write costs a few statements and no ORM
+# unit of work or Core execution context.
+_LOG_HEADS = LogHead.__table__
+_TRAIL_HEADS = TrailHead.__table__
+_RECORDS = RecordRow.__table__
+_CLAIM_POSITION = DriverStatement(
+    update(_LOG_HEADS)
+    .where(_LOG_HEADS.c.log == bindparam("log_name"))
+    .values(next_position=_LOG_HEADS.c.next_position + literal_column("1"))
+    .returning(_LOG_HEADS.c.next_position - literal_column("1"))
 )
-_TRAIL_HEAD = select(
-    TrailHead.__table__.c.next_seq,
-    TrailHead.__table__.c.last_leaf_hash,
-    TrailHead.__table__.c.last_at,
-).where(
-    TrailHead.__table__.c.log == bindparam("log_name"),
-    TrailHead.__table__.c.subject == bindparam("subject_name"),
+_TRAIL_HEAD = DriverStatement(
+    select(_TRAIL_HEADS.c.next_seq, _TRAIL_HEADS.c.last_leaf_hash, _TRAIL_HEADS.c.last_at).where(
+        _TRAIL_HEADS.c.log == bindparam("log_name"),
+        _TRAIL_HEADS.c.subject == bindparam("subject_name"),
+    )
 )
-_INSERT_RECORD = insert(RecordRow.__table__)
-_INSERT_TRAIL = insert(TrailHead.__table__)
-_UPDATE_TRAIL = (
-    update(TrailHead.__table__)
+_RECORD_COLUMNS = [
+    "log",
+    "position",
+    "subject",
+    "seq",
+    "type",
+    "leaf_hash",
+    "canonical",
+    "accepted_at",
+]
+_INSERT_RECORD = DriverStatement(insert(_RECORDS).inline(), column_keys=_RECORD_COLUMNS)
+_TRAIL_COLUMNS = ["log", "subject", "next_seq", "last_leaf_hash", "last_at"]
+_INSERT_TRAIL = DriverStatement(insert(_TRAIL_HEADS).inline(), column_keys=_TRAIL_COLUMNS)
+_UPDATE_TRAIL = DriverStatement(
+    update(_TRAIL_HEADS)
     .where(
-        TrailHead.__table__.c.log == bindparam("log_name"),
-        TrailHead.__table__.c.subject == bindparam("subject_name"),
+        _TRAIL_HEADS.c.log == bindparam("log_name"),
+        _TRAIL_HEADS.c.subject == bindparam("subject_name"),
     )
     .values(
         next_seq=bindparam("next_seq"),
@@ -67,24 +82,29 @@ _UPDATE_TRAIL = (
 )
 
 
+class TrailEnd(NamedTuple):
+    """Where a trail's next record links to."""
+
+    next_seq: int
+    last_leaf_hash: bytes
+    last_at: datetime
+
+
 def claim_position(session: Session, log: str) -> int:
     """Take the log's next position: ``UPDATE … RETURNING``, which also row-locks the head."""
-    position = session.connection().execute(_CLAIM_POSITION, {"log_name": log}).scalar_one_or_none()
-    if position is None:
+    rows = _CLAIM_POSITION.run(session, {"log_name": log})
+    if not rows:
         raise LookupError(f"unknown log {log!r}")
-    return int(position)
+    return int(rows[0][0])
 
 
-def trail_head(session: Session, log: str, subject: str) -> Row[Any] | None:
-    return (
-        session.connection()
-        .execute(_TRAIL_HEAD, {"log_name": log, "subject_name": subject})
-        .one_or_none()
-    )
+def trail_head(session: Session, log: str, subject: str) -> TrailEnd | None:
+    rows = _TRAIL_HEAD.run(session, {"log_name": log, "subject_name": subject})
+    return TrailEnd(*rows[0]) if rows else None
 
 
 def insert_record(session: Session, **values: object) -> None:
-    session.connection().execute(_INSERT_RECORD, values)
+    _INSERT_RECORD.run(session, values)
 
 
 def advance_trail(
@@ -92,11 +112,9 @@ def advance_trail(
 ) -> None:
     values = {"next_seq": next_seq, "last_leaf_hash": leaf, "last_at": at}
     if new:
-        session.connection().execute(_INSERT_TRAIL, {"log": log, "subject": subject, **values})
+        _INSERT_TRAIL.run(session, {"log": log, "subject": subject, **values})
     else:
-        session.connection().execute(
-            _UPDATE_TRAIL, {"log_name": log, "subject_name": subject, **values}
-        )
+        _UPDATE_TRAIL.run(session, {"log_name": log, "subject_name": subject, **values})
 
 
 def all_log_heads(session: Session) -> Sequence[LogHead]:
@@ -107,40 +125,107 @@ def add(session: Session, *rows: object) -> None:
     session.add_all(rows)
 
 
-# Statements of the hot reads (receipts, trails), built once: building the expression cost
-# as much as running it (py-spy under scripts/load).
-_RECORD_BY_HASH = select(RecordRow).where(RecordRow.leaf_hash == bindparam("leaf"))
-_BATCH_CONTAINING = (
-    select(BatchRow)
-    .where(BatchRow.log == bindparam("log_name"), BatchRow.first_position <= bindparam("position"))
-    .order_by(BatchRow.first_position.desc())
+# The hot reads (trails, receipts) as driver statements too, giving plain tuples: an ORM
+# load cost as much as the rest of the request (py-spy under scripts/load). They run in a
+# Session (writes, the worker, the portal) or on a reader (ledger.db.reading: the API).
+ReadTarget = Session | DriverReader
+
+
+class StoredRecord(NamedTuple):
+    """A stored record (the ``records`` row), as the hot reads give it."""
+
+    id: int
+    log: str
+    position: int
+    subject: str
+    seq: int
+    type: str
+    leaf_hash: bytes
+    canonical: bytes
+    accepted_at: datetime
+
+
+class StoredBatch(NamedTuple):
+    """A sealed batch (the ``batches`` row but its raw transaction), as the hot reads give it."""
+
+    log: str
+    number: int
+    first_position: int
+    size: int
+    root: bytes
+    state: str
+    sealed_at: datetime
+    chain_id: int | None
+    contract: str | None
+    tx_hash: str | None
+    nonce: int | None
+    sent_at: datetime | None
+    block_number: int | None
+    gas_used: int | None
+    anchored_at: datetime | None
+    last_error: str | None
+
+
+_BATCHES = BatchRow.__table__
+_RECORD_FIELDS = [_RECORDS.c[name] for name in StoredRecord._fields]
+_BATCH_FIELDS = [_BATCHES.c[name] for name in StoredBatch._fields]
+_RECORD_BY_HASH = DriverStatement(
+    select(*_RECORD_FIELDS).where(_RECORDS.c.leaf_hash == bindparam("leaf"))
+)
+_BATCH_CONTAINING = DriverStatement(
+    select(*_BATCH_FIELDS)
+    .where(
+        _BATCHES.c.log == bindparam("log_name"), _BATCHES.c.first_position <= bindparam("position")
+    )
+    .order_by(_BATCHES.c.first_position.desc())
     .limit(1)
 )
-_TRAIL_RECORDS = (
-    select(RecordRow)
-    .where(RecordRow.log == bindparam("log_name"), RecordRow.subject == bindparam("subject"))
-    .order_by(RecordRow.seq)
+_TRAIL_RECORDS = DriverStatement(
+    select(*_RECORD_FIELDS)
+    .where(_RECORDS.c.log == bindparam("log_name"), _RECORDS.c.subject == bindparam("subject"))
+    .order_by(_RECORDS.c.seq)
+)
+_LEAVES_IN_RANGE = DriverStatement(
+    select(_RECORDS.c.position, _RECORDS.c.leaf_hash)
+    .where(
+        _RECORDS.c.log == bindparam("log_name"),
+        _RECORDS.c.position >= bindparam("first"),
+        _RECORDS.c.position < bindparam("end"),
+    )
+    .order_by(_RECORDS.c.position)
+)
+_REDACTIONS = Redaction.__table__
+_REDACTION = DriverStatement(
+    select(_REDACTIONS.c.at, _REDACTIONS.c.reason).where(
+        _REDACTIONS.c.leaf_hash == bindparam("leaf")
+    )
 )
 
 
-def record_by_hash(session: Session, leaf_hash: bytes) -> RecordRow | None:
-    return session.scalars(_RECORD_BY_HASH, {"leaf": leaf_hash}).one_or_none()
+def record_by_hash(target: ReadTarget, leaf_hash: bytes) -> StoredRecord | None:
+    rows = _RECORD_BY_HASH.run(target, {"leaf": leaf_hash})
+    return StoredRecord(*rows[0]) if rows else None
 
 
-def trail_records(session: Session, log: str, subject: str) -> list[RecordRow]:
+def trail_records(target: ReadTarget, log: str, subject: str) -> list[StoredRecord]:
     """A trail's records in seq order."""
-    return list(session.scalars(_TRAIL_RECORDS, {"log_name": log, "subject": subject}))
+    return [
+        StoredRecord(*row)
+        for row in _TRAIL_RECORDS.run(target, {"log_name": log, "subject": subject})
+    ]
 
 
-def leaf_hashes_in_range(session: Session, log: str, first: int, size: int) -> list[bytes]:
-    rows = session.execute(
-        select(RecordRow.position, RecordRow.leaf_hash)
-        .where(RecordRow.log == log, RecordRow.position >= first, RecordRow.position < first + size)
-        .order_by(RecordRow.position)
-    ).all()
-    if len(rows) != size or (rows and rows[0].position != first):
+def leaf_hashes_in_range(target: ReadTarget, log: str, first: int, size: int) -> list[bytes]:
+    rows = _LEAVES_IN_RANGE.run(target, {"log_name": log, "first": first, "end": first + size})
+    if len(rows) != size or (rows and rows[0][0] != first):
         raise LookupError(f"log {log} is missing records in positions {first}..{first + size - 1}")
-    return [row.leaf_hash for row in rows]
+    return [leaf for _position, leaf in rows]
+
+
+def redaction_of(target: ReadTarget, leaf_hash: bytes) -> tuple[str, str] | None:
+    """(at, reason) of a record's redaction (PROTOCOL §7), or None."""
+    rows = _REDACTION.run(target, {"leaf": leaf_hash})
+    return (rows[0][0], rows[0][1]) if rows else None
 
 
 def oldest_record_time_from(session: Session, log: str, position: int) -> datetime | None:
@@ -153,8 +238,11 @@ def batch(session: Session, log: str, number: int) -> BatchRow | None:
     return session.get(BatchRow, (log, number))
 
 
-def batch_containing(session: Session, log: str, position: int) -> BatchRow | None:
-    return session.scalars(_BATCH_CONTAINING, {"log_name": log, "position": position}).one_or_none()
+def batch_containing(target: ReadTarget, log: str, position: int) -> StoredBatch | None:
+    """The batch that starts at or before ``position`` (it holds the position if it is
+    large enough)."""
+    rows = _BATCH_CONTAINING.run(target, {"log_name": log, "position": position})
+    return StoredBatch(*rows[0]) if rows else None
 
 
 def last_batch(session: Session, log: str) -> BatchRow | None:
@@ -185,6 +273,19 @@ def get_suggestion(session: Session, tracking_code: str) -> SuggestionRow | None
     return session.get(SuggestionRow, tracking_code)
 
 
+_SUGGESTION_STATE = DriverStatement(
+    select(SuggestionRow.__table__.c.state).where(
+        SuggestionRow.__table__.c.tracking_code == bindparam("code")
+    )
+)
+
+
+def suggestion_state(target: ReadTarget, tracking_code: str) -> str | None:
+    """A suggestion's current state, or None when there is no such suggestion."""
+    rows = _SUGGESTION_STATE.run(target, {"code": tracking_code})
+    return str(rows[0][0]) if rows else None
+
+
 _SUGGESTION = select(SuggestionRow).where(SuggestionRow.tracking_code == bindparam("code"))
 
 
@@ -196,21 +297,28 @@ def suggestion(
     return session.scalars(query, {"code": tracking_code}).one_or_none()
 
 
-_INSERT_SUGGESTION = insert(SuggestionRow.__table__)
+_SUGGESTIONS = SuggestionRow.__table__
+_SUGGESTION_COLUMNS = [c.name for c in _SUGGESTIONS.c]
+_INSERT_SUGGESTION = DriverStatement(insert(_SUGGESTIONS).inline(), column_keys=_SUGGESTION_COLUMNS)
+# What a column not given gets: the model's default, else NULL (as a Core insert would do).
+_SUGGESTION_DEFAULTS: dict[str, Any] = {
+    c.name: c.default.arg if c.default is not None and c.default.is_scalar else None
+    for c in _SUGGESTIONS.c
+}
 
 
 def insert_suggestion(session: Session, **values: object) -> None:
-    """A new suggestion's summary row, as a Core insert: an ORM flush of the one row cost as
-    much CPU as the whole record append (profiled under scripts/load)."""
-    session.connection().execute(_INSERT_SUGGESTION, values)
+    """A new suggestion's summary row."""
+    _INSERT_SUGGESTION.run(session, _SUGGESTION_DEFAULTS | values)
 
 
-_SUGGESTIONS = SuggestionRow.__table__
-_LOCKED_SUGGESTION = (
-    select(_SUGGESTIONS).where(_SUGGESTIONS.c.tracking_code == bindparam("code")).with_for_update()
+_LOCKED_SUGGESTION = DriverStatement(
+    select(*_SUGGESTIONS.c)
+    .where(_SUGGESTIONS.c.tracking_code == bindparam("code"))
+    .with_for_update()
 )
 # Every column but the key, so that one statement (compiled once) serves every transition.
-_UPDATE_SUGGESTION = (
+_UPDATE_SUGGESTION = DriverStatement(
     update(_SUGGESTIONS)
     .where(_SUGGESTIONS.c.tracking_code == bindparam("code"))
     .values({c.name: bindparam(f"new_{c.name}") for c in _SUGGESTIONS.c if not c.primary_key})
@@ -222,14 +330,12 @@ def locked_suggestion(
 ) -> tuple[SuggestionRow | None, dict[str, Any]]:
     """A suggestion's row, locked until the transaction ends (PostgreSQL ``FOR UPDATE``;
     SQLite's write transaction is exclusive anyway), as a detached object, with the values
-    read. A Core select and ``update_suggestion`` instead of an ORM load and flush: together
-    they cost a quarter of the writer's time per transition (py-spy under scripts/load)."""
-    found = (
-        session.connection().execute(_LOCKED_SUGGESTION, {"code": tracking_code}).mappings().first()
-    )
-    if found is None:
+    read. Not an ORM load and flush: with ``update_suggestion`` they cost a quarter of the
+    writer's time per transition (py-spy under scripts/load)."""
+    rows = _LOCKED_SUGGESTION.run(session, {"code": tracking_code})
+    if not rows:
         return None, {}
-    stored = dict(found)
+    stored = dict(zip(_SUGGESTION_COLUMNS, rows[0], strict=True))
     return SuggestionRow(**stored), stored
 
 
@@ -239,25 +345,27 @@ def update_suggestion(session: Session, row: SuggestionRow, stored: dict[str, An
     values = {name: getattr(row, name) for name in stored}
     if values != stored:
         params = {f"new_{name}": value for name, value in values.items() if name != "tracking_code"}
-        session.connection().execute(_UPDATE_SUGGESTION, {"code": row.tracking_code, **params})
+        _UPDATE_SUGGESTION.run(session, {"code": row.tracking_code, **params})
 
 
-_INSERT_PRIVATE = insert(SuggestionPrivate.__table__)
+_PRIVATE_COLUMNS = ["tracking_code", "contact", "text"]
+_INSERT_PRIVATE = DriverStatement(
+    insert(SuggestionPrivate.__table__).inline(), column_keys=_PRIVATE_COLUMNS
+)
 
 
 def insert_private(session: Session, **values: object) -> None:
-    session.connection().execute(_INSERT_PRIVATE, values)
+    _INSERT_PRIVATE.run(session, values)
 
 
-_SUGGESTION_EXISTS = select(SuggestionRow.__table__.c.tracking_code).where(
-    SuggestionRow.__table__.c.tracking_code == bindparam("code")
+_SUGGESTION_EXISTS = DriverStatement(
+    select(_SUGGESTIONS.c.tracking_code).where(_SUGGESTIONS.c.tracking_code == bindparam("code"))
 )
 
 
 def suggestion_exists(session: Session, tracking_code: str) -> bool:
-    """Whether a tracking code is taken: one Core query, no ORM load (every submission asks)."""
-    found = session.connection().execute(_SUGGESTION_EXISTS, {"code": tracking_code}).first()
-    return found is not None
+    """Whether a tracking code is taken (every submission asks)."""
+    return bool(_SUGGESTION_EXISTS.run(session, {"code": tracking_code}))
 
 
 def worker_statuses(session: Session) -> Sequence[WorkerStatus]:

@@ -17,8 +17,9 @@ from sqlalchemy.orm import Session
 from ledger import repository as repo
 from ledger.errors import BatchNotFound, InvalidInput, RecordNotFound
 from ledger.merkle import path_from_levels, tree_levels
-from ledger.models import BatchRow, RecordRow, Redaction
+from ledger.models import BatchRow
 from ledger.records import LOGS, SealedRecord, build_record, format_at, is_hex64
+from ledger.repository import ReadTarget, StoredBatch, StoredRecord
 
 Clock = Callable[[], datetime]
 
@@ -98,7 +99,7 @@ _tree_cache: dict[tuple[str, int], list[list[bytes]]] = {}
 _TREE_CACHE_MAX = 64
 
 
-def batch_levels(session: Session, batch: BatchRow) -> list[list[bytes]]:
+def batch_levels(session: ReadTarget, batch: BatchRow | StoredBatch) -> list[list[bytes]]:
     """The Merkle tree levels of a sealed batch, rebuilt from the store and checked against
     the sealed root; cached, since a sealed batch never changes."""
     key = (batch.log, batch.number)
@@ -123,7 +124,7 @@ class ReceiptPending:
     detail: str
 
 
-def stored_record(session: Session, record_hash: str) -> RecordRow:
+def stored_record(session: ReadTarget, record_hash: str) -> StoredRecord:
     """The stored record with this hash; RecordNotFound when there is none."""
     row = repo.record_by_hash(session, parse_record_hash(record_hash))
     if row is None:
@@ -131,23 +132,23 @@ def stored_record(session: Session, record_hash: str) -> RecordRow:
     return row
 
 
-def receipt(session: Session, record_hash: str) -> dict[str, Any] | ReceiptPending:
+def receipt(session: ReadTarget, record_hash: str) -> dict[str, Any] | ReceiptPending:
     """PROTOCOL §4 receipt of a record, or ReceiptPending while its batch is not anchored."""
     return receipt_for(session, stored_record(session, record_hash))
 
 
-def receipt_for(session: Session, row: RecordRow) -> dict[str, Any] | ReceiptPending:
+def receipt_for(session: ReadTarget, row: StoredRecord) -> dict[str, Any] | ReceiptPending:
     """The receipt of a stored record already read."""
     return receipt_of(session, row, repo.batch_containing(session, row.log, row.position))
 
 
 def receipts_of(
-    session: Session, rows: Sequence[RecordRow]
+    session: ReadTarget, rows: Sequence[StoredRecord]
 ) -> list[dict[str, Any] | ReceiptPending]:
     """The receipts of stored records (a trail, in order): one batch lookup per batch, not
     per record, and no second lookup of the records themselves."""
     found: list[dict[str, Any] | ReceiptPending] = []
-    batch: BatchRow | None = None
+    batch: StoredBatch | None = None
     for row in rows:
         if batch is None or not (
             batch.log == row.log
@@ -159,7 +160,7 @@ def receipts_of(
 
 
 def receipt_of(
-    session: Session, row: RecordRow, batch: BatchRow | None
+    session: ReadTarget, row: StoredRecord, batch: StoredBatch | None
 ) -> dict[str, Any] | ReceiptPending:
     """The receipt of a stored record, given the batch that starts at or before it."""
     record_hash = row.leaf_hash.hex()
@@ -178,12 +179,9 @@ def receipt_of(
         "record": json.loads(row.canonical) if row.canonical else None,
     }
     if not row.canonical:  # PROTOCOL §7: content erased, leaf hash still proven
-        redaction = session.get(Redaction, row.leaf_hash)
+        at, reason = repo.redaction_of(session, row.leaf_hash) or (None, None)
         receipt["leaf_hash"] = row.leaf_hash.hex()
-        receipt["redaction"] = {
-            "at": redaction.at if redaction else None,
-            "reason": redaction.reason if redaction else None,
-        }
+        receipt["redaction"] = {"at": at, "reason": reason}
     return receipt | {
         "proof": {
             "log": batch.log,

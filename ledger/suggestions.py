@@ -603,9 +603,11 @@ def list_suggestions(session: Session, f: ListFilter, now: datetime) -> dict[str
     }
 
 
-def trail(session: Session, tracking_code: str) -> dict[str, Any]:
+def trail(session: repo.ReadTarget, tracking_code: str) -> dict[str, Any]:
     """The public trail in seq order: each record, its hash, and its receipt once anchored."""
-    row = get_row(session, tracking_code)
+    state = repo.suggestion_state(session, tracking_code)
+    if state is None:
+        raise SuggestionNotFound(f"no suggestion has tracking code {tracking_code}")
     records = repo.trail_records(session, LOG, tracking_code)
     entries = []
     for record, receipt in zip(records, service.receipts_of(session, records), strict=True):
@@ -619,7 +621,7 @@ def trail(session: Session, tracking_code: str) -> dict[str, Any]:
                 "receipt": receipt if anchored else None,
             }
         )
-    return {"tracking_code": tracking_code, "state": row.state, "records": entries}
+    return {"tracking_code": tracking_code, "state": state, "records": entries}
 
 
 def read_private(

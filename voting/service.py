@@ -19,8 +19,9 @@ from ledger import service as ledger_service
 from ledger.auth import Forbidden, Principal, Role
 from ledger.errors import CivicError, Conflict, InvalidInput, NotFound
 from ledger.merkle import merkle_root
-from ledger.models import Account, RecordRow
+from ledger.models import Account
 from ledger.records import SealedRecord
+from ledger.repository import StoredRecord
 from voting.ballots import verify_ballot_signature
 from voting.errors import BallotInvalid, TallyError
 from voting.models import BallotRow, SimulationRow
@@ -465,9 +466,14 @@ def ballot_receipt_allowed(
     return row is not None and may_read_ballots(row, principal, voter)
 
 
-def guard_ballot_record(session: Session, row: RecordRow, principal: Principal | None) -> None:
+def is_ballot(row: StoredRecord) -> bool:
+    """Whether a stored record is a ballot (its receipt carries the choices)."""
+    return row.log == LOG and row.type == "ballot.cast"
+
+
+def guard_ballot_record(session: Session, row: StoredRecord, principal: Principal | None) -> None:
     """Ballot receipts carry the choices: refuse them where the secrecy mode hides ballots."""
-    if row.log != LOG or row.type != "ballot.cast":
+    if not is_ballot(row):
         return
     if not ballot_receipt_allowed(session, row.subject, principal):
         raise Forbidden(

@@ -4,10 +4,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
-from sqlalchemy.orm import Session
 
 from api.deps import OptionalPrincipal, StateDep, run_read
 from ledger import service
+from ledger.db import DriverReader
+from ledger.repository import StoredRecord
+from ledger.service import ReceiptPending
 from voting import service as voting_service
 
 router = APIRouter(prefix="/api/v1", tags=["records"])
@@ -34,13 +36,16 @@ RecordHash = Annotated[
 async def record_receipt(
     record_hash: RecordHash, state: StateDep, principal: OptionalPrincipal
 ) -> Any:
-    def read(session: Session) -> dict[str, Any] | service.ReceiptPending:
-        row = service.stored_record(session, record_hash)
-        voting_service.guard_ballot_record(session, row, principal)
-        return service.receipt_for(session, row)
+    def read(reader: DriverReader) -> tuple[StoredRecord, dict[str, Any] | ReceiptPending]:
+        row = service.stored_record(reader, record_hash)
+        return row, service.receipt_for(reader, row)
 
-    result = await run_read(state, read)
-    if isinstance(result, service.ReceiptPending):
+    row, result = await run_read(state, read, driver=True)
+    if voting_service.is_ballot(row):  # before anything of it is answered
+        await run_read(
+            state, lambda session: voting_service.guard_ballot_record(session, row, principal)
+        )
+    if isinstance(result, ReceiptPending):
         return JSONResponse(
             {"status": "pending", "record_hash": result.record_hash, "detail": result.detail},
             status_code=202,

@@ -159,7 +159,9 @@ async def get_suggestion(tracking_code: Code, state: StateDep) -> dict[str, Any]
     summary="The trail: every record in seq order, with its receipt once anchored",
 )
 async def get_trail(tracking_code: Code, state: StateDep) -> dict[str, Any]:
-    return await run_read(state, lambda session: suggestions.trail(session, tracking_code))
+    return await run_read(
+        state, lambda reader: suggestions.trail(reader, tracking_code), driver=True
+    )
 
 
 @router.get(
