@@ -35,6 +35,7 @@ from web3.exceptions import (
 from web3.middleware import ExtraDataToPOAMiddleware
 
 from contracts import load_artifact
+from core.merkle import ZERO_ROOT
 
 __all__ = [
     "ANCHOR_GAS_LIMIT",
@@ -460,7 +461,7 @@ class ChainClient:
         """The anchored batch, or None when it is not anchored (zero root)."""
         fn = self._contract(contract).functions.batchOf(log_id(log_name), batch)
         root, size, anchored_at, block_number = self._view(fn)
-        if bytes(root) == bytes(32):
+        if bytes(root) == ZERO_ROOT:
             return None
         return OnChainBatch(bytes(root), int(size), int(anchored_at), int(block_number))
 
@@ -587,7 +588,7 @@ class ChainClient:
         """
         account = self._require_key()
         root = bytes(root)
-        if len(root) != 32 or root == bytes(32):
+        if len(root) != 32 or root == ZERO_ROOT:
             raise ValueError("root must be 32 bytes and not all zero")
         if not 0 < size < 2**32:
             raise ValueError("size must be between 1 and 2**32 - 1")

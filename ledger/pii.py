@@ -17,7 +17,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from ledger.canonical import canonical_bytes
+from core.canonical import canonical_bytes
 from ledger.secretfile import SecretFileError, read_secret_file
 
 _NONCE = 12

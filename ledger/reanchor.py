@@ -32,26 +32,25 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.clock import Clock, utc_now
+from core.records import CHAIN_SUBJECT, LOGS, REANCHORED_TYPE
 from ledger import repository as repo
 from ledger import service
 from ledger.chain import ANCHOR_GAS_LIMIT, ChainClient, ChainError, SignedAnchor
 from ledger.deployment import DeploymentInfo, read_deployment, write_deployment
 from ledger.models import BatchRow
-from ledger.records import CHAIN_SUBJECT, LOGS, REANCHORED_TYPE
 from ledger.worker import LogLock
 
 log = logging.getLogger("civic.reanchor")
 
-Clock = Callable[[], datetime]
 REANCHOR_ACTOR = {"role": "system", "id": "civic-ledger-reanchor"}
 REANCHOR_HINT = (
     "stop the service and run `civic-ledger reanchor` to anchor every sealed batch again "
@@ -366,7 +365,7 @@ def reanchor(
     contract: str | None = None,
     deployment_file: Path | None = None,
     reason: str | None = None,
-    clock: Clock = service.utc_now,
+    clock: Clock = utc_now,
     window: int = 32,
     receipt_timeout: float = 60.0,
 ) -> ReanchorResult:

@@ -12,12 +12,13 @@ from __future__ import annotations
 from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
+from core.clock import Clock, utc_now
+from core.records import RecordType, format_at
 from ledger import repository as repo
 from ledger import service
 from ledger.auth import Role, get_account
 from ledger.errors import Conflict, InvalidInput, RecordNotFound
 from ledger.models import RecordRow, Redaction, SuggestionPrivate, SuggestionRow
-from ledger.records import format_at
 
 
 def redact(
@@ -26,7 +27,7 @@ def redact(
     *,
     reason: str,
     admin_id: str,
-    clock: service.Clock = service.utc_now,
+    clock: Clock = utc_now,
 ) -> str:
     """Erase the content of one record; returns the hash of the ``record.redacted`` record."""
     admin = get_account(session, admin_id)
@@ -45,7 +46,7 @@ def redact(
     session.add(Redaction(leaf_hash=leaf, at=format_at(now), reason=reason, by=admin_id))
     session.flush()
     session.execute(update(RecordRow).where(RecordRow.id == row.id).values(canonical=b""))
-    if row.log == "suggestions" and row.type == "suggestion.submitted":
+    if row.log == "suggestions" and row.type == RecordType.SUGGESTION_SUBMITTED:
         # The summary row and the encrypted data copy the erased content: erase them too.
         session.execute(
             update(SuggestionRow).where(SuggestionRow.tracking_code == row.subject).values(title="")

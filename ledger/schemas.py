@@ -8,7 +8,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from ledger.workflow import EvaluationLevel, ReplyCategory, SuggestionState
+from core.codes import TRACKING_CODE_PATTERN
+from core.workflow import EvaluationLevel, ReplyCategory, SuggestionState
 
 
 def _clean_text(value: str) -> str:
@@ -35,9 +36,7 @@ OneLine = Annotated[str, AfterValidator(_clean_text), AfterValidator(_one_line)]
 
 
 Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256, lowercase hex")]
-TrackingCode = Annotated[
-    str, Field(pattern=r"^SG-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}$")
-]
+TrackingCode = Annotated[str, Field(pattern=TRACKING_CODE_PATTERN)]
 
 
 class ContactIn(BaseModel):

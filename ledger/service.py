@@ -7,25 +7,20 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from core.clock import Clock, utc_now
+from core.merkle import path_from_levels, tree_levels
+from core.records import LOGS, SealedRecord, build_record, format_at, is_hex64
 from ledger import repository as repo
 from ledger.errors import BatchNotFound, InvalidInput, RecordNotFound
-from ledger.merkle import path_from_levels, tree_levels
 from ledger.models import BatchRow
-from ledger.records import LOGS, SealedRecord, build_record, format_at, is_hex64
 from ledger.repository import ReadTarget, StoredBatch, StoredRecord
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def iso(moment: datetime | None) -> str | None:

@@ -43,12 +43,13 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from core.records import RecordType
+from core.workflow import EvaluationLevel, SuggestionState
 from ledger import service
 from ledger.auth import Role
 from ledger.errors import InvalidInput, NotFound
 from ledger.models import Account, RecordRow, SuggestionRow
 from ledger.suggestions import LOG, is_overdue
-from ledger.workflow import EvaluationLevel, SuggestionState
 
 S = SuggestionState
 
@@ -219,7 +220,7 @@ def _deputy_acts(session: Session, deputy: Account) -> Counter[str]:
     canonicals = session.scalars(
         select(RecordRow.canonical).where(
             RecordRow.log == LOG,
-            RecordRow.type == "suggestion.transition",
+            RecordRow.type == RecordType.SUGGESTION_TRANSITION,
             RecordRow.subject.in_(in_scope),
         )
     )
@@ -241,7 +242,7 @@ def votes_cast(session: Session, deputy_id: str) -> int:
     count = session.scalar(
         select(func.count(func.distinct(RecordRow.subject))).where(
             RecordRow.log == "votes",
-            RecordRow.type == "ballot.cast",
+            RecordRow.type == RecordType.BALLOT_CAST,
             RecordRow.subject.endswith(f"/{deputy_id}", autoescape=True),
         )
     )

@@ -10,7 +10,6 @@ from __future__ import annotations
 import calendar
 import json
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -18,15 +17,10 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from ledger import repository as repo
-from ledger import service
-from ledger.auth import Forbidden, Principal, Role, hash_token, known_offices, new_citizen_token
-from ledger.errors import Conflict, InvalidInput, NotFound, SuggestionNotFound
-from ledger.models import Account, Attachment, SuggestionPrivate, SuggestionRow
-from ledger.pii import Vault, commitment, new_commitment_salt
-from ledger.records import SealedRecord
-from ledger.schemas import FlagIn, SuggestionIn, TransitionIn
-from ledger.workflow import (
+from core import codes
+from core.clock import Clock, utc_now
+from core.records import RecordType, SealedRecord
+from core.workflow import (
     CHINESE_NAMES,
     ReplyCategory,
     SuggestionState,
@@ -34,11 +28,16 @@ from ledger.workflow import (
     allowed_next,
     evaluation_outcome,
 )
+from ledger import repository as repo
+from ledger import service
+from ledger.auth import Forbidden, Principal, Role, hash_token, known_offices, new_citizen_token
+from ledger.errors import Conflict, InvalidInput, NotFound, SuggestionNotFound
+from ledger.models import Account, Attachment, SuggestionPrivate, SuggestionRow
+from ledger.pii import Vault, commitment, new_commitment_salt
+from ledger.schemas import FlagIn, SuggestionIn, TransitionIn
 
 S = SuggestionState
-Clock = Callable[[], datetime]
 LOG = "suggestions"
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 #: states in which an office owes a reply by ``due_at``
 AWAITING_REPLY = frozenset({S.ASSIGNED, S.IN_PROGRESS, S.REASSIGN_REQUESTED, S.REHANDLING})
 
@@ -75,8 +74,7 @@ def end_of_day(day: date) -> datetime:
 
 def new_tracking_code() -> str:
     """``SG-XXXX-XXXX-XXXX``: 60 random bits in Crockford base32, easy to read out on a phone."""
-    chars = "".join(secrets.choice(_CROCKFORD) for _ in range(12))
-    return f"SG-{chars[:4]}-{chars[4:8]}-{chars[8:]}"
+    return codes.tracking_code(secrets.choice)
 
 
 def _require_attachments(session: Session, hashes: list[str]) -> None:
@@ -176,7 +174,7 @@ def store_submission(
     prepared: PreparedSubmission,
     *,
     vault: Vault,
-    clock: Clock = service.utc_now,
+    clock: Clock = utc_now,
 ) -> Submitted:
     """The part of 群众提 that writes: the checks against the store (the addressed deputy,
     the attachments, a tracking code not yet taken), then the first record of the trail and
@@ -197,7 +195,7 @@ def store_submission(
     sealed = service.append_record(
         session,
         log=LOG,
-        type="suggestion.submitted",
+        type=RecordType.SUGGESTION_SUBMITTED,
         subject=tracking_code,
         actor=submitter.actor,
         body=prepared.body,
@@ -236,7 +234,7 @@ def submit(
     *,
     principal: Principal | None,
     vault: Vault,
-    clock: Clock = service.utc_now,
+    clock: Clock = utc_now,
     channel: str = "web",
 ) -> Submitted:
     """群众提: a suggestion becomes the first record of a new trail.
@@ -365,7 +363,7 @@ def transition(
     *,
     principal: Principal,
     policy: Policy = Policy(),
-    clock: Clock = service.utc_now,
+    clock: Clock = utc_now,
 ) -> tuple[SealedRecord, SuggestionRow]:
     """One step of the workflow, checked against the published table, the actor's role and
     scope, and the fields the step needs; recorded as a ``suggestion.transition``."""
@@ -430,7 +428,7 @@ def transition(
     sealed = service.append_record(
         session,
         log=LOG,
-        type="suggestion.transition",
+        type=RecordType.SUGGESTION_TRANSITION,
         subject=tracking_code,
         actor=principal.actor,
         body=body,
@@ -479,7 +477,7 @@ def set_flags(
     flags: FlagIn,
     *,
     principal: Principal,
-    clock: Clock = service.utc_now,
+    clock: Clock = utc_now,
 ) -> list[SealedRecord]:
     """重点督办 and 延期, by congress staff; each change is a ``suggestion.flagged`` record."""
     if principal.role is not Role.STAFF:
@@ -497,7 +495,7 @@ def set_flags(
             service.append_record(
                 session,
                 log=LOG,
-                type="suggestion.flagged",
+                type=RecordType.SUGGESTION_FLAGGED,
                 subject=tracking_code,
                 actor=principal.actor,
                 body=body,
@@ -632,7 +630,7 @@ def read_private(
     principal: Principal,
     reason: str,
     vault: Vault,
-    clock: Clock = service.utc_now,
+    clock: Clock = utc_now,
 ) -> dict[str, Any]:
     """Contact data or confidential text, for those handling the suggestion; every read is
     a ``pii.read`` record in the access log (its subject is the reader's account)."""

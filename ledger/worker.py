@@ -23,15 +23,18 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import filelock
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.clock import Clock, utc_now
+from core.merkle import merkle_root
+from core.records import LOGS
 from ledger import repository as repo
 from ledger.chain import (
     AnchorReceipt,
@@ -42,14 +45,9 @@ from ledger.chain import (
     SignedAnchor,
 )
 from ledger.db import sqlite_path
-from ledger.merkle import merkle_root
 from ledger.models import BatchRow
-from ledger.records import LOGS
-from ledger.service import utc_now
 
 log = logging.getLogger("civic.worker")
-
-Clock = Callable[[], datetime]
 
 
 class LogLock:

@@ -118,8 +118,8 @@ def run_merkle(quick: bool) -> dict[str, Any]:
 
     from pymerkle import InmemoryTree
 
-    from ledger.merkle import all_inclusion_paths, leaf_hash, verify_inclusion
-    from ledger.records import build_record
+    from core.merkle import all_inclusion_paths, leaf_hash, verify_inclusion
+    from core.records import build_record
 
     n = 20_000 if quick else 100_000
     t0 = datetime(2026, 11, 27, tzinfo=UTC)

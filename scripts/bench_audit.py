@@ -7,7 +7,7 @@ every record hashed and parsed, every trail walked, every batch root rebuilt and
 
 The store is built for speed, not through the service: rows go in with bulk inserts, and
 canonical bytes come from ``json.dumps`` with sorted keys, which equals RFC 8785 for these
-records (checked against ``ledger.canonical`` on a sample). Its shape is realistic: suggestion
+records (checked against ``core.canonical`` on a sample). Its shape is realistic: suggestion
 trails of five records (submitted, then four legal transitions) interleaved among 2,000 open
 suggestions, plus ``pii.read`` trails in the access log; batches of 1,000 records, as the
 worker seals them by default (``CIVIC_BATCH_MAX``), one anchor transaction each, sent
@@ -145,9 +145,9 @@ def _records(
 def build_store(path: Path, n_records: int, batch_size: int, seed: int = 2026) -> dict[str, Any]:
     """A migrated SQLite store at ``path`` with ``n_records`` records and sealed batches
     (state ``sealed``; ``anchor_batches`` anchors them). Returns the batches to anchor."""
-    from ledger.canonical import canonical_bytes
+    from core.canonical import canonical_bytes
+    from core.merkle import merkle_root
     from ledger.db import make_engine
-    from ledger.merkle import merkle_root
     from ledger.migrate import upgrade
 
     engine = make_engine(f"sqlite:///{path}")

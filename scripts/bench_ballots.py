@@ -16,11 +16,12 @@ sys.path.insert(0, str(ROOT))
 
 
 def measure_ballots(n: int = 3000, commit_every: int = 1, url: str | None = None) -> dict[str, Any]:
+    from core.voting.ballots import public_key_hex, sign_ballot
     from ledger.auth import Principal, Role
     from ledger.db import make_engine, make_session_factory
     from ledger.migrate import upgrade
     from voting import service
-    from voting.ballots import generate_key, public_key_hex, sign_ballot
+    from voting.ballots import generate_key
     from voting.schemas import BallotIn, ProjectIn, SimulationIn
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -55,11 +55,11 @@ def anchored_batch(size: int = BATCH_SIZE) -> Iterator[tuple[str, list[dict[str,
     yields the RPC URL and the batch's §4 receipts (as the service writes them)."""
     import secrets
 
+    from core.merkle import all_inclusion_paths
+    from core.records import build_record
     from ledger.chain import ChainClient
     from ledger.devchain import free_port, start_ganache
     from ledger.keys import generate_key
-    from ledger.merkle import all_inclusion_paths
-    from ledger.records import build_record
 
     key = generate_key()
     log = Path(tempfile.mkdtemp(prefix="bench-verifier-")) / "ganache.log"
@@ -126,9 +126,9 @@ def _rate(count: int, seconds: float) -> float:
 
 def measure_receipts(n: int = 20000) -> dict[str, Any]:
     """Receipts verified per second on one core, anchored roots cached."""
+    from core.verdicts import Verdict
     from verifier.chain import CachingChainReader, Web3ChainReader
     from verifier.receipt import verify_receipt, verify_receipt_json
-    from verifier.verdicts import Verdict
 
     with anchored_batch() as (rpc, receipts):
         texts = [json.dumps(r, ensure_ascii=False).encode() for r in receipts]

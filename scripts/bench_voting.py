@@ -25,12 +25,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from voting.ballots import (  # noqa: E402  (the repository root goes on sys.path first)
-    generate_key,
+from core.voting.ballots import (  # noqa: E402  (the repository root goes on sys.path first)
     public_key_hex,
     sign_ballot,
     verify_ballot_signature,
 )
+from voting.ballots import generate_key  # noqa: E402
 from voting.pabulib import load_pabulib, run_rule  # noqa: E402
 
 SHARED = Path(os.environ.get("CIVIC_SHARED_DIR") or ROOT.parent / "shared")

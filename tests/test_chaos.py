@@ -37,6 +37,7 @@ import pytest
 from eth_utils import keccak
 from sqlalchemy import select
 
+from core.verdicts import Verdict
 from ledger import service
 from ledger.devchain import DevChain, start_ganache
 from ledger.keys import load_or_create_key
@@ -46,7 +47,6 @@ from tests.fixtures.service import Service
 from verifier.audit import AuditReport, audit_store, open_store
 from verifier.chain import Web3ChainReader
 from verifier.receipt import verify_receipt
-from verifier.verdicts import Verdict
 
 pytestmark = pytest.mark.chain
 

@@ -14,11 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from core.verdicts import Verdict
 from tests.fixtures.db import BACKENDS, POSTGRES_URL, postgres_schema_url
 from tests.fixtures.service import Service
 from verifier.chain import Web3ChainReader
 from verifier.receipt import verify_receipt
-from verifier.verdicts import Verdict
 
 pytestmark = pytest.mark.chain
 

@@ -39,10 +39,11 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from api.app import create_app
+from core.voting.ballots import public_key_hex
 from ledger import auth
 from tests.api.conftest import make_settings
 from tests.fixtures.db import BACKENDS, Database
-from voting.ballots import generate_key, public_key_hex
+from voting.ballots import generate_key
 
 EXAMPLES = int(os.environ.get("CIVIC_FUZZ_EXAMPLES", "12"))
 # The default run is derandomised (the same cases each time, so CI failures reproduce); a run

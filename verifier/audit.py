@@ -48,8 +48,15 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from ledger.canonical import CanonicalizationError, canonical_bytes
-from ledger.merkle import merkle_root
+from core.canonical import CanonicalizationError, canonical_bytes
+from core.merkle import ZERO_ROOT, merkle_root
+from core.records import (
+    CHAIN_SUBJECT,
+    LOGS,
+    REANCHORED_TYPE,
+    RecordShapeError,
+    check_record_shape,
+)
 from ledger.reader import (
     StoredBatch,
     StoredRecord,
@@ -57,19 +64,11 @@ from ledger.reader import (
     StoreReader,
     StoreUnavailable,
 )
-from ledger.records import (
-    CHAIN_SUBJECT,
-    LOGS,
-    REANCHORED_TYPE,
-    RecordShapeError,
-    check_record_shape,
-)
 from verifier.chain import ChainReader, log_id
 from verifier.errors import ContractMismatch, VerificationError
 from verifier.trail import SUGGESTIONS_LOG, StateMachine
 
 DEFAULT_DEADLINE = timedelta(minutes=10)
-ZERO_ROOT = bytes(32)
 MAX_SAFE_INTEGER = 2**53 - 1
 # How far (in positions) the diagnosis of a batch whose records do not give its root looks for
 # records moved in from its neighbours.

@@ -31,17 +31,16 @@ from urllib.parse import urlsplit
 import httpx
 from eth_utils.address import is_checksum_address
 
-from ledger.merkle import merkle_root
-from ledger.records import LOGS, is_hex64
+from core.merkle import ZERO_ROOT, merkle_root
+from core.records import LOGS, is_hex64
+from core.verdicts import Check
 from verifier.chain import ChainReader, log_id
 from verifier.errors import ContractMismatch, ReceiptMalformed, VerificationError
 from verifier.receipt import receipt_from_json
-from verifier.verdicts import Check
 
 BATCH_PATH = "/api/v1/anchors/{log}/{batch}"
 MAX_UINT32 = 2**32 - 1
 MAX_UINT64 = 2**64 - 1
-ZERO_ROOT = bytes(32)
 
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _TX_HASH = re.compile(r"0x[0-9a-f]{64}")

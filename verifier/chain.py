@@ -29,6 +29,7 @@ from web3.exceptions import (
 )
 from web3.middleware import ExtraDataToPOAMiddleware
 
+from core.merkle import ZERO_ROOT
 from verifier.errors import ChainError, ChainUnreachable, ContractMismatch
 
 # The two views of AnchorRegistry that verification calls (PROTOCOL §3). `attestations` is
@@ -235,7 +236,7 @@ class CachingChainReader:
                 self._batches.move_to_end(key)
                 return cached
         answer = self.inner.batch_of(contract, log_id, batch)
-        if answer[0] != bytes(32):  # only what is anchored, and so can never change
+        if answer[0] != ZERO_ROOT:  # only what is anchored, and so can never change
             with self._lock:
                 self._batches[key] = answer
                 self._batches.move_to_end(key)

@@ -35,7 +35,14 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from ledger.workflow import CHINESE_NAMES, SuggestionState
+from core.verdicts import (
+    ReceiptVerification,
+    TrailRecordResult,
+    TrailVerdict,
+    TrailVerification,
+    Verdict,
+)
+from core.workflow import CHINESE_NAMES, SuggestionState
 from verifier.chain import ChainReader, Web3ChainReader
 from verifier.errors import (
     ReceiptMalformed,
@@ -46,13 +53,6 @@ from verifier.errors import (
 )
 from verifier.receipt import receipt_from_json, verify_receipt_json
 from verifier.trail import verify_trail
-from verifier.verdicts import (
-    ReceiptVerification,
-    TrailRecordResult,
-    TrailVerdict,
-    TrailVerification,
-    Verdict,
-)
 
 DEFAULT_RPC = "http://127.0.0.1:8545"
 RPC_ENV = "CIVIC_CHAIN_RPC"
@@ -548,7 +548,7 @@ def _address(text: str) -> str:
 
 
 def _add_witness_command(commands: Any) -> None:
-    from ledger.records import LOGS
+    from core.records import LOGS
 
     witness = commands.add_parser(
         "witness",

@@ -40,18 +40,17 @@ from typing import Any
 
 from eth_utils.address import is_checksum_address
 
-from ledger.canonical import CanonicalizationError, canonical_bytes
-from ledger.merkle import InvalidProof, leaf_hash, root_from_inclusion_path
-from ledger.records import LOGS, RecordShapeError, check_record_shape, is_hex64, parse_at
+from core.canonical import CanonicalizationError, canonical_bytes
+from core.merkle import ZERO_ROOT, InvalidProof, leaf_hash, root_from_inclusion_path
+from core.records import LOGS, RecordShapeError, check_record_shape, is_hex64, parse_at
+from core.verdicts import Check, ReceiptVerification, Verdict
 from verifier.chain import ChainReader, log_id
 from verifier.errors import ContractMismatch, ReceiptMalformed
-from verifier.verdicts import Check, ReceiptVerification, Verdict
 
 RECEIPT_VERSION = 1
 MAX_UINT32 = 2**32 - 1
 MAX_UINT64 = 2**64 - 1
 MAX_CHAIN_ID = 2**256 - 1
-ZERO_ROOT = bytes(32)
 
 # Receipts nest a few levels (receipt, record, body, a rule set's projects...). The cap is
 # checked before parsing because importing web3 raises Python's recursion limit to 100000

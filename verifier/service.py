@@ -41,7 +41,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ledger.records import LOGS
+from core.records import LOGS
 from verifier.batch import (
     UnknownBatch,
     fetch_batch_export,

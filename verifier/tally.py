@@ -17,7 +17,7 @@
    the highest ``seq``); otherwise the listing's ``superseded`` marks are taken as given.
    ``counted_root`` must be the Merkle Tree Hash (§3) of the counted ballots' leaf hashes in
    ascending order, and ``ballots_counted`` their number. With every counted ballot's
-   contents at hand the outcome is recounted with ``voting.tally.tally``, the very function
+   contents at hand the outcome is recounted with ``core.voting.tally.tally``, the very function
    the service tallies with, and ``counts`` and ``outcome`` must be the anchored ones.
 4. When some contents are hidden (secret mode, no token), the counted ballots are those the
    listing does not mark superseded, and only the root over their record hashes and their
@@ -62,23 +62,23 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from ledger.canonical import CanonicalizationError, canonical_bytes
-from ledger.merkle import inclusion_path, leaf_hash, merkle_root, verify_inclusion
-from ledger.records import is_hex64
+from core.canonical import CanonicalizationError, canonical_bytes
+from core.merkle import inclusion_path, leaf_hash, merkle_root, verify_inclusion
+from core.records import RecordType, is_hex64
+from core.verdicts import Verdict
+from core.voting.ballots import verify_ballot_signature
+from core.voting.errors import BallotInvalid, VotingError
+from core.voting.tally import check_ballot, tally
 from verifier.chain import ChainReader
 from verifier.errors import ReceiptMalformed, VerificationError
 from verifier.receipt import receipt_from_json, verify_receipt
 from verifier.trail import AskOnce
-from verifier.verdicts import Verdict
-from voting.ballots import verify_ballot_signature
-from voting.errors import BallotInvalid, VotingError
-from voting.tally import check_ballot, tally
 
 LOG = "votes"
-OPENED = "simulation.opened"
-TALLIED = "simulation.tallied"
-CLOSED = "simulation.closed"
-BALLOT = "ballot.cast"
+OPENED = RecordType.SIMULATION_OPENED
+TALLIED = RecordType.SIMULATION_TALLIED
+CLOSED = RecordType.SIMULATION_CLOSED
+BALLOT = RecordType.BALLOT_CAST
 # Members of the opened body that are not the rule set (voting.service.open_simulation).
 _NOT_RULES = ("simulation", "opens_at", "closes_at")
 _BALLOT_CONTENT = ("voter", "choices", "nonce")
@@ -753,7 +753,7 @@ def _recount(
         report.passed(
             3,
             "recount",
-            f"voting.tally.tally on the opened rule set and the {_many(len(counted), 'counted ballot')} "
+            f"core.voting.tally.tally on the opened rule set and the {_many(len(counted), 'counted ballot')} "
             "gives the anchored counts and outcome",
         )
 

@@ -21,7 +21,7 @@ the trail's verdict is the problem of its first bad record:
    ``broken_link`` when the records are out of order or a seq repeats);
 6. its ``prev`` is the leaf hash of the record before (``broken_link``);
 7. its ``at`` is not earlier than the record before (``time_reversed``);
-8. in the ``suggestions`` log, the state machine of ``ledger.workflow`` (``illegal_transition``):
+8. in the ``suggestions`` log, the state machine of ``core.workflow`` (``illegal_transition``):
    the first record is the submission, each transition starts from the current state and goes
    where ``allowed_next`` allows, and an evaluation (``body.level``) leads where
    ``evaluation_outcome`` says.
@@ -54,10 +54,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ledger.canonical import CanonicalizationError, canonical_bytes
-from ledger.merkle import leaf_hash
-from ledger.records import LOGS, RecordShapeError, check_record_shape, is_hex64, parse_at
-from ledger.workflow import (
+from core.canonical import CanonicalizationError, canonical_bytes
+from core.merkle import leaf_hash
+from core.records import LOGS, RecordShapeError, RecordType, check_record_shape, is_hex64, parse_at
+from core.verdicts import TrailRecordResult, TrailVerdict, TrailVerification, Verdict
+from core.workflow import (
     FOLLOW_UP_CATEGORIES,
     INITIAL,
     TRANSITIONS,
@@ -70,11 +71,10 @@ from ledger.workflow import (
 )
 from verifier.chain import ChainReader
 from verifier.receipt import verify_receipt
-from verifier.verdicts import TrailRecordResult, TrailVerdict, TrailVerification, Verdict
 
 SUGGESTIONS_LOG = "suggestions"
-SUBMITTED = "suggestion.submitted"
-TRANSITION = "suggestion.transition"
+SUBMITTED = RecordType.SUGGESTION_SUBMITTED
+TRANSITION = RecordType.SUGGESTION_TRANSITION
 ANCHORED = "anchored"
 PENDING = "pending"
 
@@ -211,7 +211,7 @@ class _Move:
 
 
 class StateMachine:
-    """Check 8: the published suggestion state machine (``ledger.workflow``), walked record
+    """Check 8: the published suggestion state machine (``core.workflow``), walked record
     by record.
 
     ``possible`` is the set of states the suggestion may be in: one state while every record is

@@ -69,7 +69,8 @@ def parse_choices(text: str, ballot_type: str) -> Any:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    from voting.ballots import generate_key, public_key_hex, write_private_key
+    from core.voting.ballots import public_key_hex
+    from voting.ballots import generate_key, write_private_key
     from voting.errors import KeyFileError
 
     key = generate_key()
@@ -121,7 +122,8 @@ def cmd_register(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_vote(args: argparse.Namespace) -> int:
     import httpx
 
-    from voting.ballots import load_private_key, sign_ballot
+    from core.voting.ballots import sign_ballot
+    from voting.ballots import load_private_key
     from voting.errors import KeyFileError
 
     try:
@@ -172,11 +174,12 @@ def import_pabulib(
 ) -> dict[str, Any]:
     """Create a simulation from a Pabulib file, cast every vote as a signed ballot through
     ``voting.service.cast``, close and tally; the result as ``import-pabulib`` prints it."""
+    from core.voting.ballots import public_key_hex, sign_ballot
     from ledger.auth import Principal, Role
     from ledger.db import make_engine, make_session_factory
     from ledger.migrate import upgrade
     from voting import service
-    from voting.ballots import generate_key, public_key_hex, sign_ballot
+    from voting.ballots import generate_key
     from voting.pabulib import load_pabulib
     from voting.schemas import BallotIn, ProjectIn, SimulationIn
 
@@ -263,8 +266,8 @@ def import_pabulib(
 
 
 def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
+    from core.voting.errors import VotingError
     from ledger.errors import CivicError
-    from voting.errors import VotingError
 
     try:
         out = import_pabulib(settings, args.path, args.rule)

@@ -34,7 +34,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Final
 
-from voting import rules
+from core.voting import rules
 from voting.errors import PabulibError
 
 VOTE_TYPES: Final = frozenset({"approval", "choose-1", "cumulative", "scoring", "ordinal"})
@@ -174,7 +174,7 @@ def run_rule(instance: PbInstance, rule: str | None = None) -> tuple[str, ...]:
 
     Supported: ``greedy`` (by :meth:`PbInstance.scores`), ``equalshares`` (plain MES),
     ``equalshares/add1`` and ``equalshares/add1-comparison`` (approval or points ballots;
-    comparison for approval only), with the conventions of :mod:`voting.rules`.
+    comparison for approval only), with the conventions of :mod:`core.voting.rules`.
     """
     chosen = rule if rule is not None else instance.rule
     if chosen is None:

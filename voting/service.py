@@ -8,29 +8,28 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
+from core import codes
+from core.clock import Clock, utc_now
+from core.merkle import merkle_root
+from core.records import RecordType, SealedRecord
+from core.voting.ballots import verify_ballot_signature
+from core.voting.errors import BallotInvalid, TallyError
+from core.voting.tally import check_ballot, tally
 from ledger import service as ledger_service
 from ledger.auth import Forbidden, Principal, Role
 from ledger.errors import CivicError, Conflict, InvalidInput, NotFound
-from ledger.merkle import merkle_root
 from ledger.models import Account
-from ledger.records import SealedRecord
 from ledger.repository import StoredRecord
-from voting.ballots import verify_ballot_signature
-from voting.errors import BallotInvalid, TallyError
 from voting.models import BallotRow, SimulationRow
 from voting.schemas import BallotIn, SimulationIn
-from voting.tally import check_ballot, tally
 
-Clock = Callable[[], datetime]
 LOG = "votes"
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
 class SimulationNotFound(NotFound):
@@ -58,7 +57,7 @@ class NonceReplayed(Conflict):
 
 
 def new_simulation_id() -> str:
-    return "SIM-" + "".join(secrets.choice(_CROCKFORD) for _ in range(8))
+    return "SIM-" + codes.crockford(8, secrets.choice)
 
 
 _BALLOTS = BallotRow.__table__
@@ -146,7 +145,7 @@ def create(
     data: SimulationIn,
     *,
     principal: Principal | None,
-    clock: Clock = ledger_service.utc_now,
+    clock: Clock = utc_now,
     keys: dict[str, str] | None = None,
 ) -> SimulationRow:
     """A draft: its rule set and electorate are fixed here and recorded when it opens.
@@ -240,7 +239,7 @@ def open_simulation(
     simulation_id: str,
     *,
     principal: Principal,
-    clock: Clock = ledger_service.utc_now,
+    clock: Clock = utc_now,
 ) -> SealedRecord:
     """``simulation.opened``: the whole rule set, electorate with public keys, the window."""
     _require_staff(principal)
@@ -257,14 +256,14 @@ def open_simulation(
         "opens_at": ledger_service.iso(now),
         "closes_at": ledger_service.iso(closes),
     }
-    sealed = _append(session, row, "simulation.opened", principal.actor, body, clock)
+    sealed = _append(session, row, RecordType.SIMULATION_OPENED, principal.actor, body, clock)
     row.state, row.opens_at = "open", now
     session.flush()
     return sealed
 
 
 def cast(
-    session: Session, simulation_id: str, ballot: BallotIn, *, clock: Clock = ledger_service.utc_now
+    session: Session, simulation_id: str, ballot: BallotIn, *, clock: Clock = utc_now
 ) -> SealedRecord:
     """Check and record one signed ballot. A revote supersedes the voter's earlier ballot;
     every ballot stays in the log. Refusals store nothing."""
@@ -309,7 +308,7 @@ def cast(
     sealed = _append(
         session,
         row,
-        "ballot.cast",
+        RecordType.BALLOT_CAST,
         {"role": "deputy" if ballot.voter.startswith("deputy-") else "voter", "id": ballot.voter},
         body,
         clock,
@@ -337,7 +336,7 @@ def close(
     simulation_id: str,
     *,
     principal: Principal,
-    clock: Clock = ledger_service.utc_now,
+    clock: Clock = utc_now,
 ) -> SealedRecord:
     _require_staff(principal)
     row = get(session, simulation_id, for_update=True)
@@ -346,7 +345,7 @@ def close(
     now = clock()
     counted = _counted(session, simulation_id)
     body = {"simulation": row.id, "closed_at": ledger_service.iso(now), "ballots": len(counted)}
-    sealed = _append(session, row, "simulation.closed", principal.actor, body, clock)
+    sealed = _append(session, row, RecordType.SIMULATION_CLOSED, principal.actor, body, clock)
     row.state, row.closed_at = "closed", now
     session.flush()
     return sealed
@@ -367,7 +366,7 @@ def tally_simulation(
     simulation_id: str,
     *,
     principal: Principal,
-    clock: Clock = ledger_service.utc_now,
+    clock: Clock = utc_now,
 ) -> SealedRecord:
     """``simulation.tallied``: counts, outcome, ballots counted and ``counted_root`` — the
     Merkle Tree Hash over the counted ballots' leaf hashes in ascending order (PROTOCOL §6)."""
@@ -389,7 +388,7 @@ def tally_simulation(
         **result,
         "counted_root": merkle_root(leaves).hex(),
     }
-    sealed = _append(session, row, "simulation.tallied", principal.actor, body, clock)
+    sealed = _append(session, row, RecordType.SIMULATION_TALLIED, principal.actor, body, clock)
     row.state, row.result, row.tally_record = (
         "tallied",
         json.dumps(body, ensure_ascii=False),
@@ -468,7 +467,7 @@ def ballot_receipt_allowed(
 
 def is_ballot(row: StoredRecord) -> bool:
     """Whether a stored record is a ballot (its receipt carries the choices)."""
-    return row.log == LOG and row.type == "ballot.cast"
+    return row.log == LOG and row.type == RecordType.BALLOT_CAST
 
 
 def guard_ballot_record(session: Session, row: StoredRecord, principal: Principal | None) -> None:

@@ -29,17 +29,17 @@ from api.portal.proof import PathStep, path_steps
 from api.portal.render import render
 from api.portal.session import portal_principal
 from api.state import made_once
+from core.records import RecordType, is_hex64
+from core.verdicts import ReceiptVerification
+from core.workflow import EvaluationLevel, SuggestionState, evaluation_outcome
 from ledger import auth, service, suggestions
 from ledger import repository as repo
 from ledger.auth import Forbidden, Principal, Role, Unauthenticated
 from ledger.errors import CivicError, NotFound
-from ledger.records import is_hex64
 from ledger.schemas import SuggestionIn, TransitionIn
-from ledger.workflow import EvaluationLevel, SuggestionState, evaluation_outcome
 from verifier.chain import CachingChainReader, ChainReader, Web3ChainReader, log_id
 from verifier.errors import VerificationError
 from verifier.receipt import receipt_from_json, verify_receipt_json
-from verifier.verdicts import ReceiptVerification
 from voting import service as voting_service
 
 router = APIRouter()
@@ -247,9 +247,9 @@ def _describe(record: dict[str, Any] | None) -> dict[str, Any]:
         "actor_id": actor.get("id") if actor.get("role") != "citizen" else None,
         "body": body,
     }
-    if record.get("type") == "suggestion.submitted":
+    if record.get("type") == RecordType.SUGGESTION_SUBMITTED:
         entry["to"] = SuggestionState.SUBMITTED.value
-    elif record.get("type") == "suggestion.transition":
+    elif record.get("type") == RecordType.SUGGESTION_TRANSITION:
         entry["from"], entry["to"] = body.get("from"), body.get("to")
     return entry
 

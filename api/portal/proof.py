@@ -1,6 +1,6 @@
 """The Merkle path of a receipt, step by step, for people to follow on the verify page.
 
-The walk is ``ledger.merkle.inclusion_steps`` (RFC 9162 §2.1.3.2), the one the verifier's
+The walk is ``core.merkle.inclusion_steps`` (RFC 9162 §2.1.3.2), the one the verifier's
 root recomputation takes: each step says which side the path hash joins on and the node hash
 it gives. The verdict itself comes
 from the verifier library; this only explains it.
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ledger.merkle import InvalidProof, inclusion_steps
+from core.merkle import InvalidProof, inclusion_steps
 
 
 @dataclass(frozen=True)

@@ -31,9 +31,9 @@ from api.portal.render import render
 from api.portal.session import portal_principal
 from api.portal.workbench import in_unit_of_work, signed_in_as
 from api.state import AppState
+from core.records import SealedRecord
 from ledger.auth import Principal, Role
 from ledger.errors import CivicError
-from ledger.records import SealedRecord
 from voting import service
 
 router = APIRouter()

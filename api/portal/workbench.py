@@ -6,7 +6,7 @@ Every form POSTs here (CSRF-checked) and calls the domain functions the JSON rou
 of work, exactly like ``api.deps.write_session``: committed before the answer, rolled back on
 any refusal. A refusal re-renders the page with the service's message and its status (403,
 404, 409, 422); nothing is stored. The service decides who may do what; the page only offers
-the steps the published table (``ledger.workflow.allowed_next``) and the role allow.
+the steps the published table (``core.workflow.allowed_next``) and the role allow.
 """
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ from api.portal.errors import PageError
 from api.portal.render import render
 from api.portal.session import portal_principal
 from api.state import AppState
+from core.workflow import CHINESE_NAMES, ReplyCategory, SuggestionState, TrailFacts, allowed_next
 from ledger import attachments, auth, suggestions
 from ledger.auth import Principal, Role
 from ledger.errors import CivicError, InvalidInput
 from ledger.schemas import TransitionIn
-from ledger.workflow import CHINESE_NAMES, ReplyCategory, SuggestionState, TrailFacts, allowed_next
 
 router = APIRouter()
 S = SuggestionState

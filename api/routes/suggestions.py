@@ -15,16 +15,17 @@ from api.deps import (
     run_read,
     run_write,
 )
+from core.codes import TRACKING_CODE_PATTERN
+from core.workflow import SuggestionState
 from ledger import suggestions
 from ledger.schemas import FlagIn, RecordAccepted, SuggestionAccepted, SuggestionIn, TransitionIn
-from ledger.workflow import SuggestionState
 
 router = APIRouter(prefix="/api/v1", tags=["suggestions"])
 
 Code = Annotated[
     str,
     Path(
-        pattern=r"^SG-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}$",
+        pattern=TRACKING_CODE_PATTERN,
         description="tracking code, e.g. SG-7K3M-9QXD-P2WT",
     ),
 ]

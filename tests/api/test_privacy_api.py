@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from ledger.canonical import canonical_bytes
+from core.canonical import canonical_bytes
 from ledger.models import RecordRow
 from tests.api.conftest import People
 from tests.api.test_workflow_api import SUGGESTION, citizen, step

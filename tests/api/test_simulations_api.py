@@ -12,11 +12,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from ledger.merkle import merkle_root
+from core.merkle import merkle_root
+from core.voting.ballots import public_key_hex, sign_ballot
 from ledger.models import RecordRow
 from tests.api.conftest import Account, People
 from tests.fixtures.db import Database
-from voting.ballots import generate_key, public_key_hex, sign_ballot
+from voting.ballots import generate_key
 
 
 def votes_records(database: Database) -> int:

@@ -19,9 +19,11 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from core.merkle import merkle_root, verify_inclusion
+from core.records import SealedRecord, build_record
+from core.voting.ballots import public_key_hex, sign_ballot
+from core.voting.tally import tally
 from ledger import auth
-from ledger.merkle import merkle_root, verify_inclusion
-from ledger.records import SealedRecord, build_record
 from ledger.worker import AnchoringWorker, WorkerConfig
 from tests.api.conftest import Account, People
 from tests.api.test_simulations_api import PB, YN, Voter, opened
@@ -30,8 +32,7 @@ from tests.verifier.fakes import START, Batch, FakeChain, counter_salt
 from verifier.chain import ChainReader, Web3ChainReader
 from verifier.cli import main
 from verifier.tally import TallyVerdict, TallyVerification, verify_tally
-from voting.ballots import generate_key, public_key_hex, sign_ballot
-from voting.tally import tally
+from voting.ballots import generate_key
 
 API = "http://testserver"
 

@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from core.records import record_leaf_hash
 from ledger.models import RecordRow
-from ledger.records import record_leaf_hash
 from tests.api.conftest import People
 from tests.fixtures.db import Database
 

@@ -11,7 +11,7 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.canonical import MAX_SAFE_INTEGER, CanonicalizationError, canonical_bytes
+from core.canonical import MAX_SAFE_INTEGER, CanonicalizationError, canonical_bytes
 
 # Record-like JSON: no floats, integers within ±(2^53 − 1), any Unicode text except lone
 # surrogates (hypothesis' default alphabet already leaves out category Cs).

@@ -1,4 +1,4 @@
-"""The fast RFC 8785 path of ledger.canonical writes exactly the reference bytes (ledger.canonical), and
+"""The fast RFC 8785 path of core.canonical writes exactly the reference bytes (core.canonical), and
 raises exactly where the reference raises."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.canonical import CanonicalizationError, canonical_bytes, reference_canonical_bytes
+from core.canonical import CanonicalizationError, canonical_bytes, reference_canonical_bytes
 from tests.verifier.fakes import suggestion_batch
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"

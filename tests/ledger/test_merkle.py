@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.merkle import (
+from core.merkle import (
     InvalidProof,
     all_inclusion_paths,
     empty_root,

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from core.records import CHAIN_SUBJECT, REANCHORED_TYPE
+from core.verdicts import Verdict
 from ledger import repository, service
 from ledger.chain import ChainClient
 from ledger.deployment import DeploymentInfo, read_deployment, write_deployment
@@ -23,13 +25,11 @@ from ledger.reanchor import (
     expected_anchors,
     reanchor,
 )
-from ledger.records import CHAIN_SUBJECT, REANCHORED_TYPE
 from ledger.worker import AnchoringWorker, WorkerConfig
 from tests.fixtures.db import Database
 from verifier.audit import audit_store, format_audit, open_store
 from verifier.chain import Web3ChainReader
 from verifier.receipt import verify_receipt
-from verifier.verdicts import Verdict
 
 pytestmark = pytest.mark.chain
 

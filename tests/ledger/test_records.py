@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from ledger.canonical import canonical_bytes
-from ledger.records import (
+from core.canonical import canonical_bytes
+from core.records import (
     RECORD_MEMBERS,
     RecordShapeError,
     SealedRecord,

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 
+from core.verdicts import Verdict
 from ledger import auth, service, suggestions
 from ledger.errors import Conflict, InvalidInput
 from ledger.models import RecordRow, SuggestionPrivate, SuggestionRow
@@ -19,7 +20,6 @@ from ledger.worker import AnchoringWorker, WorkerConfig
 from tests.fixtures.db import Database
 from verifier.chain import Web3ChainReader
 from verifier.receipt import verify_receipt
-from verifier.verdicts import Verdict
 
 pytestmark = pytest.mark.chain
 VAULT = Vault(secrets.token_bytes(32))

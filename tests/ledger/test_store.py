@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.exc import DBAPIError
 
+from core.records import check_record_shape, record_leaf_hash
 from ledger import service, suggestions
 from ledger.models import RecordRow
 from ledger.pii import Vault
-from ledger.records import check_record_shape, record_leaf_hash
 from ledger.schemas import SuggestionIn
 from tests.fixtures.db import Database, append_records
 

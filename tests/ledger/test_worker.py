@@ -9,15 +9,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from core.merkle import merkle_root
+from core.verdicts import Verdict
 from ledger import repository, service
 from ledger.chain import ChainClient
-from ledger.merkle import merkle_root
 from ledger.models import BatchRow, RecordRow
 from ledger.worker import AnchoringWorker, WorkerConfig
 from tests.fixtures.db import Database, append_records
 from verifier.chain import Web3ChainReader
 from verifier.receipt import verify_receipt
-from verifier.verdicts import Verdict
 
 pytestmark = [pytest.mark.chain, pytest.mark.every_node]
 

@@ -1,4 +1,4 @@
-"""Properties of the suggestion state machine (``ledger.workflow``), on both of its sides:
+"""Properties of the suggestion state machine (``core.workflow``), on both of its sides:
 
 * random walks over the published table, written as records, always verify as a trail
   (``verifier.trail``), and one illegal step anywhere is named as ``illegal_transition`` at
@@ -21,14 +21,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger import attachments, auth, suggestions
-from ledger.canonical import canonical_bytes
-from ledger.errors import CivicError
-from ledger.pii import Vault
-from ledger.records import SealedRecord
-from ledger.schemas import SuggestionIn, TransitionIn
-from ledger.suggestions import IllegalTransition
-from ledger.workflow import (
+from core.canonical import canonical_bytes
+from core.records import SealedRecord
+from core.verdicts import TrailVerdict
+from core.workflow import (
     INITIAL,
     TRANSITIONS,
     ReplyCategory,
@@ -36,10 +32,14 @@ from ledger.workflow import (
     TrailFacts,
     allowed_next,
 )
+from ledger import attachments, auth, suggestions
+from ledger.errors import CivicError
+from ledger.pii import Vault
+from ledger.schemas import SuggestionIn, TransitionIn
+from ledger.suggestions import IllegalTransition
 from tests.fixtures.db import Database
 from tests.verifier.fakes import SUBJECT, FakeChain, TrailWriter, seal_trail
 from verifier.trail import verify_trail
-from verifier.verdicts import TrailVerdict
 
 S = SuggestionState
 ALL = sorted(S)

@@ -18,8 +18,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from api.app import create_app
-from ledger.canonical import canonical_bytes
-from ledger.merkle import leaf_hash
+from core.canonical import canonical_bytes
+from core.merkle import leaf_hash
 from ledger.models import RecordRow, SuggestionRow
 from tests.api.conftest import People, make_settings
 from tests.api.test_workflow_api import walk_to

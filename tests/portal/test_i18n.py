@@ -10,9 +10,9 @@ import pytest
 
 from api.portal import i18n
 from api.portal.i18n import MessageError, load_messages
+from core.verdicts import TrailVerdict, Verdict
+from core.workflow import EvaluationLevel, ReplyCategory, SuggestionState
 from ledger.auth import Role
-from ledger.workflow import EvaluationLevel, ReplyCategory, SuggestionState
-from verifier.verdicts import TrailVerdict, Verdict
 
 TEMPLATES = Path(i18n.__file__).parent / "templates"
 CITIZEN_TEMPLATES = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from api.portal.proof import path_steps
-from ledger.merkle import inclusion_path, leaf_hash, merkle_root
+from core.merkle import inclusion_path, leaf_hash, merkle_root
 
 
 def test_every_leaf_of_trees_up_to_33_walks_to_the_root() -> None:

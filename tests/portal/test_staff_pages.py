@@ -20,10 +20,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
 from api.portal import i18n
+from core.voting.ballots import public_key_hex, sign_ballot
 from ledger import auth
 from ledger.models import RecordRow, SuggestionRow
 from tests.fixtures.db import Database
-from voting.ballots import generate_key, public_key_hex, sign_ballot
+from voting.ballots import generate_key
 
 CSRF = re.compile(r'name="csrf" value="([0-9a-f]{64})"')
 TEMPLATES = Path(__file__).resolve().parents[2] / "api" / "portal" / "templates"
@@ -567,7 +568,7 @@ def test_every_message_the_staff_templates_name_exists() -> None:
 def test_every_built_message_key_exists() -> None:
     """Keys the templates build from values (``t("staff.step." ~ to)``) exist for every value."""
     from api.portal import dashboard, simulations, workbench
-    from ledger.workflow import ReplyCategory, SuggestionState
+    from core.workflow import ReplyCategory, SuggestionState
     from verifier.audit import FindingKind
 
     built = [f"staff.metric.{m}" for m in dashboard.METRICS]

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ledger.merkle import all_inclusion_paths
-from ledger.records import SealedRecord, build_record
+from core.merkle import all_inclusion_paths
+from core.records import SealedRecord, build_record
 from verifier.chain import log_id
 from verifier.errors import ChainUnreachable, ContractMismatch
 

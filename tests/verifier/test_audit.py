@@ -25,13 +25,14 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
+from core.canonical import canonical_bytes
+from core.merkle import leaf_hash, merkle_root
+from core.records import build_record
+from core.verdicts import TrailVerdict
 from ledger import auth, service, suggestions
-from ledger.canonical import canonical_bytes
-from ledger.merkle import leaf_hash, merkle_root
 from ledger.models import RecordRow
 from ledger.pii import Vault
 from ledger.reader import StoreReader
-from ledger.records import build_record
 from ledger.redaction import redact
 from ledger.schemas import SuggestionIn
 from ledger.worker import AnchoringWorker, WorkerConfig
@@ -41,7 +42,6 @@ from verifier.chain import Web3ChainReader
 from verifier.cli import main
 from verifier.errors import ChainUnreachable
 from verifier.trail import verify_trail
-from verifier.verdicts import TrailVerdict
 
 pytestmark = pytest.mark.chain
 

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ledger.records import SealedRecord
+from core.records import SealedRecord
 from tests.verifier.fakes import (
     LOOP,
     SUBJECT,

@@ -14,6 +14,7 @@ from eth_utils.crypto import keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.verdicts import ReceiptVerification, Verdict
 from tests.verifier.fakes import (
     ANCHOR_BLOCK,
     ATTESTATIONS,
@@ -26,7 +27,6 @@ from tests.verifier.fakes import (
 from verifier.chain import log_id
 from verifier.errors import ChainUnreachable, ReceiptMalformed
 from verifier.receipt import receipt_from_json, verify_receipt, verify_receipt_json
-from verifier.verdicts import ReceiptVerification, Verdict
 
 INDEX = 5  # of 7: seq 2 of trail B, so prev is a real hash; its path has 3 hashes
 

@@ -18,8 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger.records import SealedRecord
-from ledger.workflow import ReplyCategory, SuggestionState, TrailFacts, allowed_next
+from core.records import SealedRecord
+from core.verdicts import TrailVerdict, TrailVerification, Verdict
+from core.workflow import ReplyCategory, SuggestionState, TrailFacts, allowed_next
 from tests.verifier.fakes import (
     CONTRACT,
     LOOP,
@@ -37,7 +38,6 @@ from tests.verifier.fakes import (
 from verifier.chain import log_id
 from verifier.errors import ChainUnreachable
 from verifier.trail import verify_trail
-from verifier.verdicts import TrailVerdict, TrailVerification, Verdict
 
 S = SuggestionState
 STATES_AFTER = [

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from eth_account import Account
 
+from core.verdicts import Verdict
 from ledger.chain import ChainClient
 from ledger.devchain import free_port, start_ganache
 from ledger.keys import address_of, generate_key
@@ -21,7 +22,6 @@ from tests.verifier.anchoring import Anchored, ExportService, anchor_batch, reco
 from verifier.chain import Web3ChainReader, log_id
 from verifier.cli import main
 from verifier.receipt import verify_receipt
-from verifier.verdicts import Verdict
 from verifier.witness import (
     AttestSigner,
     KeyFileRefused,

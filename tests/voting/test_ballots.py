@@ -11,18 +11,17 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, generate_private_key
 
-from ledger.canonical import CanonicalizationError
-from voting.ballots import (
+from core.canonical import CanonicalizationError
+from core.voting.ballots import (
     ballot_message,
-    generate_key,
-    load_private_key,
     public_key_hex,
     require_ballot_signature,
     sign_ballot,
     verify_ballot_signature,
-    write_private_key,
 )
-from voting.errors import BallotSignatureInvalid, KeyFileError
+from core.voting.errors import BallotSignatureInvalid
+from voting.ballots import generate_key, load_private_key, write_private_key
+from voting.errors import KeyFileError
 
 BALLOT: dict[str, Any] = {
     "simulation": "sim-2026-07",

@@ -13,8 +13,8 @@ from pabutools.election import parse_pabulib as pabutools_parse
 from pabutools.rules import greedy_utilitarian_welfare, method_of_equal_shares
 from pabutools.rules.exhaustion import exhaustion_by_budget_increase
 
+from core.voting import rules
 from tests.voting import PABULIB_DIR, PABULIB_FILES, score_times_cost
-from voting import rules
 from voting.errors import PabulibError
 from voting.pabulib import load_pabulib, parse_pabulib, run_rule
 

@@ -13,9 +13,9 @@ from pabutools.rules import greedy_utilitarian_welfare, method_of_equal_shares
 from pabutools.rules.composition import popularity_comparison
 from pabutools.rules.exhaustion import exhaustion_by_budget_increase
 
+from core.voting import rules
+from core.voting.errors import BallotInvalid, TallyError
 from tests.voting import pabutools_approval, pabutools_cumulative, tie_breaking
-from voting import rules
-from voting.errors import BallotInvalid, TallyError
 
 RANDOM = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

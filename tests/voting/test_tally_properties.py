@@ -1,4 +1,4 @@
-"""Invariants of ``voting.tally.tally`` over random elections, for every ballot type and rule:
+"""Invariants of ``core.voting.tally.tally`` over random elections, for every ballot type and rule:
 the outcome stays within the budget and is made of known projects, the result does not depend
 on voters' names or order, and (for greedy and 票决) more support never loses a project or a
 candidate its place."""
@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from voting.tally import tally
+from core.voting.tally import tally
 
 RULES = ["greedy", "mes", "mes-add1", "mes-add1-comparison"]
 IDS = "ABCDEFG"

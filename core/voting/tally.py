@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from typing import Any
 
-from voting import rules
-from voting.errors import BallotInvalid
+from core.voting import rules
+from core.voting.errors import BallotInvalid
 
 MAX_ADD1_RUNS = 1_000_000  # a guard: beyond this the unit is too small for the budget
 
@@ -30,7 +30,7 @@ def ordinal_scores(
 
 
 def check_ballot(rule_set: Mapping[str, Any], choices: Any) -> None:
-    """Raise ``voting.errors.BallotInvalid`` unless ``choices`` fits the rule set."""
+    """Raise ``core.voting.errors.BallotInvalid`` unless ``choices`` fits the rule set."""
     projects = [p["id"] for p in rule_set["projects"]]
     kind = rule_set["ballot_type"]
     lo, hi = rule_set.get("min_choices"), rule_set.get("max_choices")

@@ -11,10 +11,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Final
 
-from ledger.canonical import canonical_bytes
-from ledger.merkle import leaf_hash
+from core.canonical import canonical_bytes
+from core.merkle import leaf_hash
 
 PROTOCOL_VERSION = 1
 LOGS = frozenset({"suggestions", "votes", "access"})
@@ -22,10 +22,28 @@ RECORD_MEMBERS = frozenset(
     {"v", "log", "type", "subject", "seq", "prev", "at", "actor", "body", "salt"}
 )
 SALT_BYTES = 16
-# A chain reset survived: `civic-ledger reanchor` anchored every sealed batch again on a new
-# registry and recorded that as a record of this type in each log it touched, all in one trail
-# whose subject is CHAIN_SUBJECT (see docs/PROTOCOL-NOTES.md, "Chain resets").
-REANCHORED_TYPE = "ledger.reanchored"
+
+
+class RecordType:
+    """The record types the service writes (PROTOCOL §1 ``type``), one name each.
+
+    Plain strings (not an enum), so that they go into records and compare with stored
+    values as they are."""
+
+    SUGGESTION_SUBMITTED: Final = "suggestion.submitted"
+    SUGGESTION_TRANSITION: Final = "suggestion.transition"
+    SUGGESTION_FLAGGED: Final = "suggestion.flagged"
+    SIMULATION_OPENED: Final = "simulation.opened"
+    SIMULATION_CLOSED: Final = "simulation.closed"
+    SIMULATION_TALLIED: Final = "simulation.tallied"
+    BALLOT_CAST: Final = "ballot.cast"
+    # A chain reset survived: `civic-ledger reanchor` anchored every sealed batch again on a
+    # new registry and recorded that as a record of this type in each log it touched, all in
+    # one trail whose subject is CHAIN_SUBJECT (docs/PROTOCOL-NOTES.md, "Chain resets").
+    LEDGER_REANCHORED: Final = "ledger.reanchored"
+
+
+REANCHORED_TYPE = RecordType.LEDGER_REANCHORED
 CHAIN_SUBJECT = "chain"
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")

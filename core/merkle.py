@@ -17,6 +17,8 @@ import hashlib
 from collections.abc import Sequence
 
 HASH_SIZE = 32
+# What the registry answers for a batch it never anchored (PROTOCOL §3: batchOf of an empty slot).
+ZERO_ROOT = bytes(HASH_SIZE)
 _LEAF_PREFIX = b"\x00"
 _NODE_PREFIX = b"\x01"
 

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal, TypeAlias
 
-from voting.errors import BallotInvalid, TallyError
+from core.voting.errors import BallotInvalid, TallyError
 
 ApprovalBallot: TypeAlias = Set[str]
 PointsBallot: TypeAlias = Mapping[str, int]

@@ -1,0 +1,1 @@
+"""The pure voting engine: tally rules, ballot checks and signatures, and their errors."""
