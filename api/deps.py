@@ -12,7 +12,6 @@ import anyio
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from api import writer
 from api.state import AppState
 from ledger import auth
 from ledger.auth import Forbidden, Principal, Role, Unauthenticated
@@ -39,7 +38,7 @@ async def get_settings(state: StateDep) -> Settings:
     return state.settings
 
 
-# The hot writes do not come here: they go to the writer (run_write below). The other write
+# The hot writes do not come here: they go to the writer (api.writes). The other write
 # routes have a unit of work each, gated: at most WRITERS_PER_PROCESS run at once in this
 # process, the others wait without holding a thread. A sync route holds one of the 40 pool threads while
 # it waits for the write lock (SQLite's BEGIN IMMEDIATE, the log head's row lock on
@@ -96,36 +95,6 @@ async def write_session(request: Request, state: StateDep) -> AsyncIterator[Sess
                 await anyio.to_thread.run_sync(_finish, session, True, limiter=gate.commits)
         else:  # nothing to commit: closing does no I/O
             session.close()
-
-
-def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if future.done():  # the client went away; the write stands, nobody hears of it
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
-
-
-async def run_write(state: AppState, operation: str, **arguments: Any) -> Any:
-    """Run one of ``api.writer.OPERATIONS`` and return its result once its group has
-    committed; its exception, if it raised (nothing of it was written then).
-
-    The hot write routes (submit, transition, flags, ballots) are ``async def`` and go
-    through here. In the service (``civic-ledger run``) the writer process runs it; an
-    application made in-process (the tests) runs it in its own writer thread. Either way the
-    write shares its transaction and its COMMIT with every write that queued meanwhile."""
-    if state.writer_client is not None:
-        return await state.writer_client.call(operation, arguments)
-    assert state.writer is not None
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[Any] = loop.create_future()
-
-    def done(result: Any, error: BaseException | None) -> None:
-        loop.call_soon_threadsafe(_settle, future, result, error)
-
-    state.writer.submit(writer.job(state.write_context, operation, arguments), done)
-    return await future
 
 
 async def read_session(state: StateDep) -> AsyncIterator[Session]:

@@ -13,7 +13,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.ratelimit import SlidingWindowLimiter
-from api.writer import WriteContext, WriterClient
+from api.writer import WriterClient
+from api.writes import WriteContext
 from ledger.chain import ChainClient, ChainError
 from ledger.groupcommit import GroupCommitter
 from ledger.pii import Vault
@@ -84,14 +85,14 @@ class AppState:
     vault: Vault
     policy: Policy
     submit_limiter: SlidingWindowLimiter
-    # Where the hot writes go (api.deps.run_write): the writer process, or without one
+    # Where the hot writes go (api.writes): the writer process, or without one
     # (an application made in-process) a writer thread of this process.
     writer_client: WriterClient | None = None
     writer: GroupCommitter | None = None
 
     @cached_property
     def write_context(self) -> WriteContext:
-        """What the hot write operations need besides their arguments (api.writer)."""
+        """What the hot write operations need besides their arguments (api.writes)."""
         return WriteContext(vault=self.vault, policy=self.policy)
 
     @cached_property

@@ -12,12 +12,12 @@ thread of its process: it reads the requests of all API processes from a Unix so
 runs what arrived as one group, answers, and reads again. What arrives while a group runs
 forms the next group.
 
-The protocol between the API processes and the writer: frames of a 4-byte length and a
-pickle, ``(id, operation, arguments)`` one way and ``(id, ok, result or exception)`` the
-other. The socket is the service's own: it lives in the 0700 data directory (or a 0700
-directory of its own when that path is too long for a socket), is made 0600, and the writer
-answers only peers running as its own user. Operations are the ``OPERATIONS`` below, each
-returning plain values (what the route answers with).
+The protocol between the API processes and the writer: frames of a 4-byte length and a JSON
+document of ``api.writes`` (typed requests one way, replies or errors the other, versioned;
+never pickle). The socket is the service's own: it lives in the 0700 data directory (or a
+0700 directory of its own when that path is too long for a socket), is made 0600, and the
+writer answers only peers running as its own user; a frame that does not decode closes the
+connection.
 
 Without ``CIVIC_WRITER_SOCKET`` (an application made in-process, as the tests do) the same
 operations run in a writer thread of the process (``ledger.groupcommit.GroupCommitter``).
@@ -27,29 +27,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import itertools
 import logging
 import os
-import pickle
 import signal
 import socket
 import struct
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ledger import suggestions
-from ledger.errors import CivicError, ServiceUnavailable
+from api.writes import (
+    BallotRequest,
+    FlagsRequest,
+    SubmitRequest,
+    TransitionRequest,
+    WriteContext,
+    decode_reply,
+    decode_request,
+    encode_reply,
+    encode_request,
+    error_from_wire,
+    job,
+)
+from ledger.errors import ServiceUnavailable
 from ledger.groupcommit import MAX_GROUP, GroupStats, run_group
 from ledger.pii import Vault
 from ledger.suggestions import Policy
-from voting import service as voting
 
 log = logging.getLogger(__name__)
 
@@ -57,50 +63,6 @@ _LENGTH = struct.Struct(">I")
 MAX_FRAME = 4 * 1024 * 1024  # a request is bounded by the API's body limit; this is a sanity cap
 # How long an API process waits for the writer to come up (start, restart) before answering 503.
 CONNECT_PATIENCE = 5.0
-
-
-@dataclass(frozen=True)
-class WriteContext:
-    """What the operations need besides the session and their arguments."""
-
-    vault: Vault
-    policy: Policy
-
-
-# -- the operations -------------------------------------------------------------------------
-
-
-def _submit(
-    session: Session, ctx: WriteContext, *, prepared: suggestions.PreparedSubmission
-) -> tuple[str, str, str | None]:
-    done = suggestions.store_submission(session, prepared, vault=ctx.vault)
-    return done.tracking_code, done.sealed.record_hash, done.citizen_token
-
-
-def _transition(session: Session, ctx: WriteContext, **kwargs: Any) -> tuple[str, str]:
-    sealed, row = suggestions.transition(session, policy=ctx.policy, **kwargs)
-    return sealed.record_hash, row.state
-
-
-def _flags(session: Session, ctx: WriteContext, **kwargs: Any) -> list[str]:
-    return [sealed.record_hash for sealed in suggestions.set_flags(session, **kwargs)]
-
-
-def _ballot(session: Session, ctx: WriteContext, **kwargs: Any) -> str:
-    return voting.cast(session, **kwargs).record_hash
-
-
-OPERATIONS: dict[str, Callable[..., Any]] = {
-    "suggestion.submit": _submit,
-    "suggestion.transition": _transition,
-    "suggestion.flags": _flags,
-    "ballot.cast": _ballot,
-}
-
-
-def job(ctx: WriteContext, operation: str, arguments: dict[str, Any]) -> Callable[[Session], Any]:
-    """``operation(session, ctx, **arguments)`` as a group commit job."""
-    return functools.partial(OPERATIONS[operation], ctx=ctx, **arguments)
 
 
 class WriterUnavailable(ServiceUnavailable):
@@ -111,20 +73,21 @@ class WriterUnavailable(ServiceUnavailable):
 # -- frames -----------------------------------------------------------------------------------
 
 
-def _frame(message: object) -> bytes:
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+def _frame(data: bytes) -> bytes:
+    if len(data) > MAX_FRAME:
+        raise ValueError(f"a frame of {len(data)} bytes is larger than {MAX_FRAME}")
     return _LENGTH.pack(len(data)) + data
 
 
 class _Frames:
-    """Splits a byte stream into the frames' messages."""
+    """Splits a byte stream into frames (their bytes)."""
 
     def __init__(self) -> None:
         self._buffer = bytearray()
 
-    def feed(self, data: bytes) -> list[Any]:
+    def feed(self, data: bytes) -> list[bytes]:
         self._buffer += data
-        messages = []
+        frames = []
         while len(self._buffer) >= _LENGTH.size:
             (size,) = _LENGTH.unpack_from(self._buffer)
             if size > MAX_FRAME:
@@ -132,12 +95,15 @@ class _Frames:
             end = _LENGTH.size + size
             if len(self._buffer) < end:
                 break
-            messages.append(pickle.loads(self._buffer[_LENGTH.size : end]))  # noqa: S301 - our own peer (checked)
+            frames.append(bytes(self._buffer[_LENGTH.size : end]))
             del self._buffer[:end]
-        return messages
+        return frames
 
 
 # -- the writer process -----------------------------------------------------------------------
+
+
+Request = SubmitRequest | TransitionRequest | FlagsRequest | BallotRequest
 
 
 class _Batch:
@@ -147,12 +113,11 @@ class _Batch:
         self.sessions = sessions
         self.ctx = ctx
         self.stats = GroupStats()
-        self.pending: list[tuple[asyncio.Transport, int, str, dict[str, Any]]] = []
+        self.pending: list[tuple[asyncio.Transport, int, Request]] = []
         self.scheduled = False
 
-    def add(self, transport: asyncio.Transport, request: Any) -> None:
-        request_id, operation, arguments = request
-        self.pending.append((transport, request_id, operation, arguments))
+    def add(self, transport: asyncio.Transport, request_id: int, request: Request) -> None:
+        self.pending.append((transport, request_id, request))
         if not self.scheduled:
             self.scheduled = True
             asyncio.get_running_loop().call_soon(self.run)
@@ -161,14 +126,9 @@ class _Batch:
         self.scheduled = False
         while self.pending:
             group, self.pending = self.pending[:MAX_GROUP], self.pending[MAX_GROUP:]
-            jobs = []
-            for _transport, _id, operation, arguments in group:
-                if operation in OPERATIONS:
-                    jobs.append(job(self.ctx, operation, arguments))
-                else:
-                    jobs.append(functools.partial(_unknown, operation))
+            jobs = [job(self.ctx, request) for _transport, _id, request in group]
             outcomes = run_group(self.sessions, jobs, stats=self.stats)
-            for (transport, request_id, _op, _args), (result, error) in zip(
+            for (transport, request_id, _request), (result, error) in zip(
                 group, outcomes, strict=True
             ):
                 if transport.is_closing():
@@ -176,39 +136,14 @@ class _Batch:
                 transport.write(_answer(request_id, result, error))
 
 
-def _unknown(operation: str, session: Session) -> None:
-    raise ValueError(f"the writer has no operation {operation!r}")
-
-
-class DatabaseUnavailable(ServiceUnavailable):
-    """The database went away under the write (what api.errors answers for a lost
-    connection, for an exception that cannot cross the socket as it is)."""
-
-
-def _portable(error: BaseException) -> BaseException:
-    """The exception itself when it crosses the socket unchanged; else the closest one that
-    does, so that the API still answers with the right status."""
-    with contextlib.suppress(Exception):
-        if type(pickle.loads(pickle.dumps(error))) is type(error):  # noqa: S301
-            return error
-    if isinstance(error, CivicError):
-        return CivicError(error.message, error.status_code)
-    if isinstance(error, DBAPIError) and (
-        isinstance(error, OperationalError | InterfaceError) or error.connection_invalidated
-    ):
-        return DatabaseUnavailable(
-            "the database did not answer; the request was not acknowledged: try again in a moment"
-        )
-    return RuntimeError(f"{type(error).__name__}: {error}")
-
-
 def _answer(request_id: int, result: Any, error: BaseException | None) -> bytes:
     if error is not None:
-        return _frame((request_id, False, _portable(error)))
+        log.info("write %d refused: %s: %s", request_id, type(error).__name__, error)
     try:
-        return _frame((request_id, True, result))
-    except Exception as exc:
-        return _frame((request_id, False, RuntimeError(f"the writer's answer: {exc}")))
+        return _frame(encode_reply(request_id, result, error))
+    except Exception as exc:  # an answer that cannot be encoded: say so, never hang the caller
+        log.exception("the answer to write %d cannot be encoded", request_id)
+        return _frame(encode_reply(request_id, None, RuntimeError(f"the writer's answer: {exc}")))
 
 
 class _WriterProtocol(asyncio.Protocol):
@@ -231,8 +166,9 @@ class _WriterProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         assert self.transport is not None
         try:
-            for request in self.frames.feed(data):
-                self.batch.add(self.transport, request)
+            for frame in self.frames.feed(data):
+                decoded = decode_request(frame)
+                self.batch.add(self.transport, decoded.id, decoded.request)
         except Exception as exc:
             log.warning("closing a connection that sent a bad frame: %s", exc)
             self.transport.abort()
@@ -261,6 +197,7 @@ def serve(settings: Any) -> int:
         ),
     )
     batch = _Batch(make_session_factory(engine), ctx)
+    loop: asyncio.AbstractEventLoop
     try:
         import uvloop
 
@@ -310,7 +247,7 @@ class _Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
-        self.waiting: dict[int, asyncio.Future[tuple[bool, Any]]] = {}
+        self.waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self.task = asyncio.get_running_loop().create_task(self._read())
         self.closed = False
 
@@ -321,10 +258,15 @@ class _Connection:
                 data = await self.reader.read(256 * 1024)
                 if not data:
                     break
-                for request_id, ok, payload in frames.feed(data):
-                    future = self.waiting.pop(request_id, None)
-                    if future is not None and not future.done():
-                        future.set_result((ok, payload))
+                for frame in frames.feed(data):
+                    answer = decode_reply(frame)
+                    future = self.waiting.pop(answer.id, None)
+                    if future is None or future.done():
+                        continue
+                    if answer.error is not None:
+                        future.set_exception(error_from_wire(answer.error))
+                    else:
+                        future.set_result(answer.reply or {})
         except Exception as exc:  # a broken stream: every waiting write is in doubt
             log.warning("the connection to the writer broke: %s", exc)
         finally:
@@ -358,16 +300,18 @@ class WriterClient:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connecting: asyncio.Lock | None = None
 
-    async def call(self, operation: str, arguments: dict[str, Any]) -> Any:
-        connection = await self._connect()
+    async def call(self, request: Request) -> dict[str, Any]:
+        """Send ``request``; its reply (as JSON values) once its group committed, or the
+        exception it raised there."""
         request_id = next(self._ids)
-        future: asyncio.Future[tuple[bool, Any]] = asyncio.get_running_loop().create_future()
+        data = _frame(
+            encode_request(request_id, request)
+        )  # before connecting: sends nothing if bad
+        connection = await self._connect()
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         connection.waiting[request_id] = future
-        connection.writer.write(_frame((request_id, operation, arguments)))
-        ok, payload = await future
-        if not ok:
-            raise payload
-        return payload
+        connection.writer.write(data)
+        return await future
 
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()

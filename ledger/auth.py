@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from ledger.db import DriverReader, DriverStatement
 from ledger.errors import CivicError, InvalidInput
-from ledger.models import Account, SuggestionRow
+from ledger.models import Account, SuggestionRow, table_of
 
 ACCOUNT_TOKEN_PREFIX = "clt_"  # noqa: S105 - a prefix, not a secret
 CITIZEN_TOKEN_PREFIX = "cit_"  # noqa: S105 - a prefix, not a secret
@@ -132,10 +132,10 @@ def add_account(
     return NewAccount(account_id, parsed, name, token, expires)
 
 
-_ACCOUNTS = Account.__table__
+_ACCOUNTS = table_of(Account)
 _CITIZEN = DriverStatement(
-    select(SuggestionRow.__table__.c.submitter_id, SuggestionRow.__table__.c.tracking_code).where(
-        SuggestionRow.__table__.c.citizen_token_hash == bindparam("token_hash")
+    select(table_of(SuggestionRow).c.submitter_id, table_of(SuggestionRow).c.tracking_code).where(
+        table_of(SuggestionRow).c.citizen_token_hash == bindparam("token_hash")
     )
 )
 _ACCOUNT = DriverStatement(

@@ -179,6 +179,7 @@ def reading(engine: Engine) -> Iterator[DriverReader]:
     pooled = engine.raw_connection()
     try:
         dbapi = pooled.driver_connection
+        assert dbapi is not None
         if engine.dialect.name == "sqlite":
             dbapi.execute("BEGIN")
         yield DriverReader(engine.dialect, dbapi, pooled.invalidate)

@@ -430,8 +430,9 @@ def reanchor(
         moved = Counter(name for name, _number in anchors)
         with sessions.begin() as session:
             for (name, number), anchor in sorted(anchors.items()):
-                row = repo.batch(session, name, number)
-                assert row is not None
+                stored = repo.batch(session, name, number)
+                assert stored is not None
+                row = stored
                 row.state = "anchored"
                 row.contract = target
                 row.chain_id = chain_id

@@ -19,6 +19,7 @@ from ledger.models import (
     SuggestionRow,
     TrailHead,
     WorkerStatus,
+    table_of,
 )
 
 
@@ -40,9 +41,9 @@ def lock_log_head(session: Session, log: str) -> LogHead:
 # The append path runs these for every record: compiled once per dialect and run on the
 # driver's cursor (ledger.db.DriverStatement), so a write costs a few statements and no ORM
 # unit of work or Core execution context.
-_LOG_HEADS = LogHead.__table__
-_TRAIL_HEADS = TrailHead.__table__
-_RECORDS = RecordRow.__table__
+_LOG_HEADS = table_of(LogHead)
+_TRAIL_HEADS = table_of(TrailHead)
+_RECORDS = table_of(RecordRow)
 _CLAIM_POSITION = DriverStatement(
     update(_LOG_HEADS)
     .where(_LOG_HEADS.c.log == bindparam("log_name"))
@@ -166,7 +167,7 @@ class StoredBatch(NamedTuple):
     last_error: str | None
 
 
-_BATCHES = BatchRow.__table__
+_BATCHES = table_of(BatchRow)
 _RECORD_FIELDS = [_RECORDS.c[name] for name in StoredRecord._fields]
 _BATCH_FIELDS = [_BATCHES.c[name] for name in StoredBatch._fields]
 _RECORD_BY_HASH = DriverStatement(
@@ -194,7 +195,7 @@ _LEAVES_IN_RANGE = DriverStatement(
     )
     .order_by(_RECORDS.c.position)
 )
-_REDACTIONS = Redaction.__table__
+_REDACTIONS = table_of(Redaction)
 _REDACTION = DriverStatement(
     select(_REDACTIONS.c.at, _REDACTIONS.c.reason).where(
         _REDACTIONS.c.leaf_hash == bindparam("leaf")
@@ -274,8 +275,8 @@ def get_suggestion(session: Session, tracking_code: str) -> SuggestionRow | None
 
 
 _SUGGESTION_STATE = DriverStatement(
-    select(SuggestionRow.__table__.c.state).where(
-        SuggestionRow.__table__.c.tracking_code == bindparam("code")
+    select(table_of(SuggestionRow).c.state).where(
+        table_of(SuggestionRow).c.tracking_code == bindparam("code")
     )
 )
 
@@ -297,12 +298,14 @@ def suggestion(
     return session.scalars(query, {"code": tracking_code}).one_or_none()
 
 
-_SUGGESTIONS = SuggestionRow.__table__
+_SUGGESTIONS = table_of(SuggestionRow)
 _SUGGESTION_COLUMNS = [c.name for c in _SUGGESTIONS.c]
 _INSERT_SUGGESTION = DriverStatement(insert(_SUGGESTIONS).inline(), column_keys=_SUGGESTION_COLUMNS)
 # What a column not given gets: the model's default, else NULL (as a Core insert would do).
 _SUGGESTION_DEFAULTS: dict[str, Any] = {
-    c.name: c.default.arg if c.default is not None and c.default.is_scalar else None
+    c.name: getattr(c.default, "arg", None)
+    if c.default is not None and c.default.is_scalar
+    else None
     for c in _SUGGESTIONS.c
 }
 
@@ -350,7 +353,7 @@ def update_suggestion(session: Session, row: SuggestionRow, stored: dict[str, An
 
 _PRIVATE_COLUMNS = ["tracking_code", "contact", "text"]
 _INSERT_PRIVATE = DriverStatement(
-    insert(SuggestionPrivate.__table__).inline(), column_keys=_PRIVATE_COLUMNS
+    insert(table_of(SuggestionPrivate)).inline(), column_keys=_PRIVATE_COLUMNS
 )
 
 

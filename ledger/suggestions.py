@@ -10,6 +10,7 @@ from __future__ import annotations
 import calendar
 import json
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -572,7 +573,7 @@ class ListFilter:
 
 
 def list_suggestions(session: Session, f: ListFilter, now: datetime) -> dict[str, Any]:
-    query: Select[tuple[SuggestionRow]] = select(SuggestionRow)
+    query: Select[SuggestionRow] = select(SuggestionRow)
     if f.state:
         query = query.where(SuggestionRow.state == f.state.value)
     if f.district:
@@ -588,7 +589,7 @@ def list_suggestions(session: Session, f: ListFilter, now: datetime) -> dict[str
         late = awaiting & (SuggestionRow.due_at < now)
         query = query.where(late if f.overdue else ~late | SuggestionRow.due_at.is_(None))
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(
+    rows: Sequence[SuggestionRow] = session.scalars(
         query.order_by(SuggestionRow.submitted_at.desc(), SuggestionRow.tracking_code)
         .offset((f.page - 1) * f.per_page)
         .limit(f.per_page)
@@ -597,7 +598,7 @@ def list_suggestions(session: Session, f: ListFilter, now: datetime) -> dict[str
         "total": total,
         "page": f.page,
         "per_page": f.per_page,
-        "items": [public_view(r, now) for r in rows],
+        "items": [public_view(row, now) for row in rows],
     }
 
 

@@ -24,7 +24,7 @@ from core.voting.tally import check_ballot, tally
 from ledger import service as ledger_service
 from ledger.auth import Forbidden, Principal, Role
 from ledger.errors import CivicError, Conflict, InvalidInput, NotFound
-from ledger.models import Account
+from ledger.models import Account, table_of
 from ledger.repository import StoredRecord
 from voting.models import BallotRow, SimulationRow
 from voting.schemas import BallotIn, SimulationIn
@@ -60,7 +60,7 @@ def new_simulation_id() -> str:
     return "SIM-" + codes.crockford(8, secrets.choice)
 
 
-_BALLOTS = BallotRow.__table__
+_BALLOTS = table_of(BallotRow)
 _NONCE_USED = select(_BALLOTS.c.nonce).where(
     _BALLOTS.c.simulation_id == bindparam("sim"),
     _BALLOTS.c.voter == bindparam("voter"),

@@ -4,13 +4,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, status
 
+from api import writes
 from api.deps import (
     CurrentPrincipal,
     OptionalPrincipal,
     ReadSessionDep,
     SessionDep,
     StateDep,
-    run_write,
 )
 from voting import service
 from voting.schemas import BallotIn, PublicKeyIn, SimulationIn
@@ -90,8 +90,8 @@ def tally_simulation(
 async def cast_ballot(
     simulation_id: SimId, body: BallotIn, state: StateDep, request: Request
 ) -> dict[str, Any]:
-    record_hash = await run_write(state, "ballot.cast", simulation_id=simulation_id, ballot=body)
-    return _accepted(request, record_hash)
+    done = await writes.cast_ballot(state, simulation_id, body)
+    return _accepted(request, done.record_hash)
 
 
 @router.get("/simulations/{simulation_id}/ballots", summary="Ballots, as the secrecy mode allows")

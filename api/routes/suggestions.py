@@ -5,6 +5,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, status
 
+from api import writes
 from api.deps import (
     CurrentPrincipal,
     OptionalPrincipal,
@@ -13,7 +14,6 @@ from api.deps import (
     StateDep,
     anonymous_rate_limit,
     run_read,
-    run_write,
 )
 from core.codes import TRACKING_CODE_PATTERN
 from core.workflow import SuggestionState
@@ -63,14 +63,12 @@ async def submit_suggestion(
     tracking code, the record hash and, for a citizen, the private citizen token (shown
     once) that alone allows withdrawing and evaluating it."""
     prepared = suggestions.prepare_submission(body, principal=principal, vault=state.vault)
-    code, record_hash, citizen_token = await run_write(
-        state, "suggestion.submit", prepared=prepared
-    )
+    done = await writes.submit(state, prepared)
     return SuggestionAccepted(
-        tracking_code=code,
-        record_hash=record_hash,
-        receipt_url=_receipt_url(request, record_hash),
-        citizen_token=citizen_token,
+        tracking_code=done.tracking_code,
+        record_hash=done.record_hash,
+        receipt_url=_receipt_url(request, done.record_hash),
+        citizen_token=done.citizen_token,
     )
 
 
@@ -94,17 +92,11 @@ async def transition(
     principal: CurrentPrincipal,
     request: Request,
 ) -> RecordAccepted:
-    record_hash, new_state = await run_write(
-        state,
-        "suggestion.transition",
-        tracking_code=tracking_code,
-        req=body,
-        principal=principal,
-    )
+    done = await writes.transition(state, tracking_code, body, principal)
     return RecordAccepted(
-        record_hash=record_hash,
-        state=new_state,
-        receipt_url=_receipt_url(request, record_hash),
+        record_hash=done.record_hash,
+        state=done.state,
+        receipt_url=_receipt_url(request, done.record_hash),
     )
 
 
@@ -116,10 +108,8 @@ async def transition(
 async def set_flags(
     tracking_code: Code, body: FlagIn, state: StateDep, principal: CurrentPrincipal
 ) -> dict[str, Any]:
-    hashes = await run_write(
-        state, "suggestion.flags", tracking_code=tracking_code, flags=body, principal=principal
-    )
-    return {"record_hashes": hashes}
+    done = await writes.set_flags(state, tracking_code, body, principal)
+    return {"record_hashes": done.record_hashes}
 
 
 @router.get("/suggestions", summary="List suggestions (public view), filtered and paginated")
