@@ -100,14 +100,22 @@ class DriverStatement:
     parameters' type conversions (``UTCDateTime``, ``Boolean``) come from the same SQLAlchemy
     statement and column types, worked out once; each run is one ``cursor.execute``.
 
+    ``deferrable``: a write whose result nobody reads (an INSERT or UPDATE without
+    RETURNING). Inside a group transaction that defers writes (``defer_writes``) it is not sent
+    at once but queued, and the queue goes out in one round trip before the next statement
+    that reads anything (see ``DeferredWrites``).
+
     Driver errors are raised as SQLAlchemy's own (``IntegrityError``, ``OperationalError``,
     ...), and a lost connection is invalidated as SQLAlchemy would, so callers see what a
     Core execute would have raised.
     """
 
-    def __init__(self, statement: Any, *, column_keys: list[str] | None = None) -> None:
+    def __init__(
+        self, statement: Any, *, column_keys: list[str] | None = None, deferrable: bool = False
+    ) -> None:
         self.statement = statement
         self.column_keys = column_keys
+        self.deferrable = deferrable
         self._by_dialect: dict[str, _Compiled] = {}
 
     def _compiled(self, dialect: Dialect) -> _Compiled:
@@ -120,30 +128,35 @@ class DriverStatement:
     def run(self, target: Session | DriverReader, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         """Execute with ``params`` (by bind name) in the session's transaction (a write) or on
         a reader's connection (``reading``); the rows it returned, if any, converted as
-        SQLAlchemy would convert them."""
+        SQLAlchemy would convert them. A deferrable write in a deferring transaction is
+        queued and returns no rows."""
+        deferred: DeferredWrites | None = None
         if isinstance(target, DriverReader):
             dialect, dbapi_connection, invalidate = target.dialect, target.dbapi, target.invalidate
         else:
             connection = target.connection()
             dialect, invalidate = connection.dialect, connection.invalidate
             dbapi_connection = connection.connection.driver_connection
+            deferred = connection.info.get(_DEFERRED)
         compiled = self._compiled(dialect)
         arguments = compiled.arguments(params)
+        if deferred is not None and self.deferrable:
+            deferred.queue(compiled, arguments)
+            return []
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute(compiled.sql, arguments)
-            rows = cursor.fetchall() if cursor.description is not None else []
+            if deferred is not None and deferred.pending:
+                with deferred.sending(dbapi_connection, dialect):
+                    deferred.send(cursor)
+                    cursor.execute(compiled.sql, arguments)
+                    # In pipeline mode the description is not known before the fetch.
+                    rows = cursor.fetchall() if compiled.returns_rows else []
+            else:
+                cursor.execute(compiled.sql, arguments)
+                rows = cursor.fetchall() if cursor.description is not None else []
         except dialect.loaded_dbapi.Error as exc:
-            lost = dialect.is_disconnect(exc, dbapi_connection, cursor)
-            if lost:
-                invalidate(exc)
-            raise DBAPIError.instance(
-                compiled.sql,
-                arguments,
-                exc,
-                dialect.loaded_dbapi.Error,
-                connection_invalidated=lost,
-                dialect=dialect,
+            raise _sqlalchemy_error(
+                exc, compiled.sql, arguments, dialect, dbapi_connection, cursor, invalidate
             ) from exc
         finally:
             cursor.close()
@@ -157,6 +170,164 @@ class DriverStatement:
             )
             for row in rows
         ]
+
+
+def _sqlalchemy_error(
+    exc: Exception,
+    sql: str,
+    arguments: Any,
+    dialect: Dialect,
+    dbapi_connection: Any,
+    cursor: Any,
+    invalidate: Callable[[BaseException], None],
+) -> BaseException:
+    """A driver error as SQLAlchemy raises it; a lost connection is invalidated first."""
+    lost = dialect.is_disconnect(exc, dbapi_connection, cursor)
+    if lost:
+        invalidate(exc)
+    return DBAPIError.instance(
+        sql,
+        arguments,
+        exc,
+        dialect.loaded_dbapi.Error,
+        connection_invalidated=lost,
+        dialect=dialect,
+    )
+
+
+_DEFERRED = "civic_deferred_writes"
+
+
+class DeferredWrites:
+    """The writes of one group transaction that nobody reads back, held until something
+    must see them, then sent together: on PostgreSQL in one round trip (psycopg's pipeline
+    mode, one ``executemany`` per statement), on SQLite as one ``executemany`` per statement.
+
+    On PostgreSQL every statement is a round trip to the server, and the writer spent most of
+    a write waiting for six or seven of them in turn (claim a position, read the trail head,
+    insert the record, the trail head, the suggestion, its private row). Deferred, a
+    submission costs the round trip of its one read (is the tracking code taken?), which
+    carries the writes queued before it.
+
+    What may see the queue, and so what sends it first: any later statement on the
+    connection (a DriverStatement that reads, and every statement SQLAlchemy sends: ORM
+    loads and flushes, SAVEPOINT, through ``before_cursor_execute``), and the group's COMMIT
+    (``flush``, called by ledger.groupcommit). A ROLLBACK drops it. Statements keep their
+    order within each statement; different statements go out in the order each was first
+    queued, which keeps every insert after the rows it refers to (a record before its trail
+    head, a suggestion before its private row).
+
+    A write that fails at sending fails the statement that sent it (or the COMMIT): the group
+    commit then runs the group again with a savepoint per job and ``flush`` at each job's
+    end, so the failure lands on the job that queued it.
+
+    ``positions``: the next position of each log whose head row this transaction already
+    locked and claimed (``ledger.repository.claim_position``), so later claims in the same
+    transaction need no round trip; ``mark`` and ``restore`` undo a refused job's claims.
+    """
+
+    def __init__(self) -> None:
+        self.pending: dict[_Compiled, list[Any]] = {}
+        self.positions: dict[str, int] = {}
+        self.info: dict[Any, Any] | None = None  # the connection's, while deferring
+
+    def queue(self, compiled: _Compiled, arguments: Any) -> None:
+        self.pending.setdefault(compiled, []).append(arguments)
+
+    def mark(self) -> dict[str, int]:
+        return dict(self.positions)
+
+    def restore(self, mark: dict[str, int]) -> None:
+        self.pending.clear()
+        self.positions = dict(mark)
+
+    @contextmanager
+    def sending(self, dbapi_connection: Any, dialect: Dialect) -> Iterator[None]:
+        """One round trip for everything sent inside (PostgreSQL's pipeline mode)."""
+        if dialect.name == "postgresql":
+            with dbapi_connection.pipeline():
+                yield
+        else:
+            yield
+
+    def send(self, cursor: Any) -> None:
+        """Send what is queued on ``cursor`` (inside ``sending``); the queue is empty after,
+        whether or not the server accepted it."""
+        pending, self.pending = self.pending, {}
+        for compiled, rows in pending.items():
+            cursor.executemany(compiled.sql, rows)
+
+
+def deferred_writes(session: Session) -> DeferredWrites | None:
+    """The deferred writes of the session's transaction, if it defers writes."""
+    found: DeferredWrites | None = session.connection().info.get(_DEFERRED)
+    return found
+
+
+def defer_writes(session: Session) -> DeferredWrites:
+    """Defer the deferrable writes of ``session``'s transaction (a group commit) until
+    something reads or the caller calls ``flush``; ``stop_deferring`` before the COMMIT or
+    ROLLBACK, while the transaction still holds its connection, so that the next user of the
+    pooled connection never sees this transaction's state."""
+    writes = DeferredWrites()
+    info = session.connection().info
+    info[_DEFERRED] = writes
+    writes.info = info
+    return writes
+
+
+def stop_deferring(writes: DeferredWrites) -> None:
+    """Forget ``writes`` (unsent writes are dropped: call ``flush`` first to keep them)."""
+    writes.restore({})
+    if writes.info is not None and writes.info.get(_DEFERRED) is writes:
+        del writes.info[_DEFERRED]
+    writes.info = None
+
+
+def flush(session: Session) -> None:
+    """Send the session's deferred writes now (before a COMMIT, at a job's end)."""
+    connection = session.connection()
+    writes: DeferredWrites | None = connection.info.get(_DEFERRED)
+    if writes is None or not writes.pending:
+        return
+    dialect = connection.dialect
+    dbapi_connection = connection.connection.driver_connection
+    _send_pending(writes, dialect, dbapi_connection, connection.invalidate)
+
+
+def _send_pending(
+    writes: DeferredWrites,
+    dialect: Dialect,
+    dbapi_connection: Any,
+    invalidate: Callable[[BaseException], None],
+) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        with writes.sending(dbapi_connection, dialect):
+            writes.send(cursor)
+    except dialect.loaded_dbapi.Error as exc:
+        raise _sqlalchemy_error(
+            exc, "(deferred writes)", (), dialect, dbapi_connection, cursor, invalidate
+        ) from exc
+    finally:
+        cursor.close()
+
+
+@event.listens_for(Engine, "before_cursor_execute")
+def _send_before_sqlalchemy(
+    conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+) -> None:
+    """Whatever SQLAlchemy sends on a connection with deferred writes sees them."""
+    writes: DeferredWrites | None = conn.info.get(_DEFERRED)
+    if writes is not None and writes.pending:
+        _send_pending(writes, conn.dialect, conn.connection.driver_connection, conn.invalidate)
+
+
+@event.listens_for(Engine, "rollback")
+def _drop_on_rollback(conn: Any) -> None:
+    writes: DeferredWrites | None = conn.info.get(_DEFERRED)
+    if writes is not None:
+        writes.restore({})
 
 
 @dataclass(frozen=True)
@@ -208,6 +379,7 @@ class _Compiled:
         self.readers: list[Callable[[Any], Any] | None] = [
             column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
         ]
+        self.returns_rows = bool(self.readers)
 
     def arguments(self, params: dict[str, Any]) -> Any:
         if self.fixed:

@@ -45,6 +45,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from ledger.db import defer_writes, flush, stop_deferring
+
 log = logging.getLogger(__name__)
 
 Job = Callable[[Session], Any]
@@ -152,6 +154,7 @@ def _attempt(
     With ``savepoints`` each job runs under its own, and a job that raises is undone alone."""
     outcomes: list[Outcome] = []
     with exclusive(), sessions() as session:
+        writes = defer_writes(session)
         try:
             for index, job in enumerate(jobs):
                 if not savepoints:
@@ -160,15 +163,26 @@ def _attempt(
                     except Exception as exc:
                         raise _Refused(index, exc) from exc
                     continue
+                mark = writes.mark()
                 try:
                     with session.begin_nested():
                         result = job(session)
+                        flush(session)  # a deferred write that fails, fails its own job
                 except Exception as exc:
+                    writes.restore(mark)
                     outcomes.append((None, exc))
                 else:
                     outcomes.append((result, None))
+            try:
+                flush(session)
+            except Exception as exc:
+                # Without savepoints, a deferred write of some job failed at the end: the
+                # rerun with savepoints tells which.
+                raise _Refused(len(jobs) - 1, exc) from exc
+            stop_deferring(writes)
             session.commit()
         except BaseException:
+            stop_deferring(writes)
             session.rollback()
             raise
     return outcomes

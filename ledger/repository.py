@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import bindparam, insert, literal_column, select, update
 from sqlalchemy.orm import Session
 
-from ledger.db import DriverReader, DriverStatement
+from ledger.db import DriverReader, DriverStatement, deferred_writes
 from ledger.models import (
     BatchRow,
     LogHead,
@@ -66,9 +66,13 @@ _RECORD_COLUMNS = [
     "canonical",
     "accepted_at",
 ]
-_INSERT_RECORD = DriverStatement(insert(_RECORDS).inline(), column_keys=_RECORD_COLUMNS)
+_INSERT_RECORD = DriverStatement(
+    insert(_RECORDS).inline(), column_keys=_RECORD_COLUMNS, deferrable=True
+)
 _TRAIL_COLUMNS = ["log", "subject", "next_seq", "last_leaf_hash", "last_at"]
-_INSERT_TRAIL = DriverStatement(insert(_TRAIL_HEADS).inline(), column_keys=_TRAIL_COLUMNS)
+_INSERT_TRAIL = DriverStatement(
+    insert(_TRAIL_HEADS).inline(), column_keys=_TRAIL_COLUMNS, deferrable=True
+)
 _UPDATE_TRAIL = DriverStatement(
     update(_TRAIL_HEADS)
     .where(
@@ -79,7 +83,8 @@ _UPDATE_TRAIL = DriverStatement(
         next_seq=bindparam("next_seq"),
         last_leaf_hash=bindparam("last_leaf_hash"),
         last_at=bindparam("last_at"),
-    )
+    ),
+    deferrable=True,
 )
 
 
@@ -91,12 +96,33 @@ class TrailEnd(NamedTuple):
     last_at: datetime
 
 
+_SET_POSITION = DriverStatement(
+    update(_LOG_HEADS)
+    .where(_LOG_HEADS.c.log == bindparam("log_name"))
+    .values(next_position=bindparam("next_position")),
+    deferrable=True,
+)
+
+
 def claim_position(session: Session, log: str) -> int:
-    """Take the log's next position: ``UPDATE … RETURNING``, which also row-locks the head."""
+    """Take the log's next position: ``UPDATE … RETURNING``, which also row-locks the head.
+
+    In a transaction that defers writes (a group commit, ``ledger.db.deferring``), the
+    first claim of each log does that and later ones count on from it (the row is locked
+    until the COMMIT, so nobody else can move it meanwhile) and queue the new value."""
+    writes = deferred_writes(session)
+    if writes is not None and log in writes.positions:
+        position = writes.positions[log]
+        writes.positions[log] = position + 1
+        _SET_POSITION.run(session, {"log_name": log, "next_position": position + 1})
+        return position
     rows = _CLAIM_POSITION.run(session, {"log_name": log})
     if not rows:
         raise LookupError(f"unknown log {log!r}")
-    return int(rows[0][0])
+    position = int(rows[0][0])
+    if writes is not None:
+        writes.positions[log] = position + 1
+    return position
 
 
 def trail_head(session: Session, log: str, subject: str) -> TrailEnd | None:
@@ -300,7 +326,9 @@ def suggestion(
 
 _SUGGESTIONS = table_of(SuggestionRow)
 _SUGGESTION_COLUMNS = [c.name for c in _SUGGESTIONS.c]
-_INSERT_SUGGESTION = DriverStatement(insert(_SUGGESTIONS).inline(), column_keys=_SUGGESTION_COLUMNS)
+_INSERT_SUGGESTION = DriverStatement(
+    insert(_SUGGESTIONS).inline(), column_keys=_SUGGESTION_COLUMNS, deferrable=True
+)
 # What a column not given gets: the model's default, else NULL (as a Core insert would do).
 _SUGGESTION_DEFAULTS: dict[str, Any] = {
     c.name: getattr(c.default, "arg", None)
@@ -324,7 +352,8 @@ _LOCKED_SUGGESTION = DriverStatement(
 _UPDATE_SUGGESTION = DriverStatement(
     update(_SUGGESTIONS)
     .where(_SUGGESTIONS.c.tracking_code == bindparam("code"))
-    .values({c.name: bindparam(f"new_{c.name}") for c in _SUGGESTIONS.c if not c.primary_key})
+    .values({c.name: bindparam(f"new_{c.name}") for c in _SUGGESTIONS.c if not c.primary_key}),
+    deferrable=True,
 )
 
 
@@ -353,7 +382,7 @@ def update_suggestion(session: Session, row: SuggestionRow, stored: dict[str, An
 
 _PRIVATE_COLUMNS = ["tracking_code", "contact", "text"]
 _INSERT_PRIVATE = DriverStatement(
-    insert(table_of(SuggestionPrivate)).inline(), column_keys=_PRIVATE_COLUMNS
+    insert(table_of(SuggestionPrivate)).inline(), column_keys=_PRIVATE_COLUMNS, deferrable=True
 )
 
 

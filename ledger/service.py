@@ -39,11 +39,14 @@ def append_record(
     actor: Mapping[str, str],
     body: Mapping[str, Any],
     clock: Clock = utc_now,
+    new_subject: bool = False,
 ) -> SealedRecord:
     """Append one record to a log, linked to the end of its trail (written at once).
 
     Holds the log's head lock until the caller's transaction ends, so positions and the
-    trail's seq/prev are assigned without races.
+    trail's seq/prev are assigned without races. ``new_subject``: the caller has checked in
+    this transaction that the subject has no trail yet (a fresh tracking code), so its head
+    is not looked up; were the caller wrong, the trail head's insert would fail.
     """
     if log not in LOGS:
         raise InvalidInput(f"unknown log {log!r}")
@@ -52,7 +55,7 @@ def append_record(
     # serialises write transactions anyway (BEGIN IMMEDIATE). Core statements, not ORM
     # units of work: this is the hottest path of every write.
     position = repo.claim_position(session, log)
-    trail = repo.trail_head(session, log, subject)
+    trail = None if new_subject else repo.trail_head(session, log, subject)
     seq, prev = (0, None) if trail is None else (trail.next_seq, trail.last_leaf_hash)
     now = clock()
     if trail is not None:

@@ -201,6 +201,7 @@ def store_submission(
         actor=submitter.actor,
         body=prepared.body,
         clock=clock,
+        new_subject=True,  # the tracking code was just found free, and its trail starts here
     )
     now = clock()
     repo.insert_suggestion(

@@ -2,7 +2,7 @@
 
 A deputy votes in the browser: ``static/sign.js`` reads their key file (PKCS #8 PEM, as
 ``civic-ledger deputy keygen`` writes it), builds the RFC 8785 bytes of ``{simulation, voter,
-choices, nonce}`` (``voting.ballots.ballot_message``), signs them with WebCrypto Ed25519 and
+choices, nonce}`` (``core.voting.ballots.ballot_message``), signs them with WebCrypto Ed25519 and
 POSTs the signed ballot to ``POST /api/v1/simulations/{id}/ballots``. The key never leaves the
 browser; the signature is the only authority the server takes. The page also shows the
 ``civic-ledger vote`` command for doing the same from a terminal.

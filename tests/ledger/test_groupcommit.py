@@ -6,19 +6,24 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import event, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ledger.db import writers_lock_file
+from ledger import repository as repo
+from ledger.db import deferred_writes, writers_lock_file
 from ledger.errors import InvalidInput
-from ledger.groupcommit import GroupCommitter, WriterClosed
-from ledger.models import RecordRow
+from ledger.groupcommit import GroupCommitter, WriterClosed, run_group
+from ledger.models import LogHead, RecordRow, TrailHead
 from tests.fixtures.db import Database, append_one
+
+AT = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 def _append(subject: str, i: int = 0) -> Callable[[Session], str]:
@@ -121,6 +126,63 @@ def test_a_failing_write_rolls_back_alone_and_its_caller_gets_the_error(
     assert [r.leaf_hash.hex() for r in rows] == good
     assert [r.position for r in rows] == [0, 1, 2]  # no hole where the refused write was
     assert "SG-BAD" not in {r.subject for r in rows}
+
+
+def test_a_write_refused_by_the_database_when_its_deferred_writes_go_out_fails_alone(
+    database: Database,
+) -> None:
+    """The writes nobody reads back are held and sent together (ledger.db.DeferredWrites);
+    a constraint they break is found only when they go out, after the job returned. The
+    caller of that job still gets the database's error, and nobody else loses anything."""
+
+    def duplicate_trail_head(session: Session) -> str:
+        claimed = repo.claim_position(session, "suggestions")  # a claim, undone with the job
+        # The trail SG-A already has a head: inserting another one breaks its primary key,
+        # but only when the deferred insert is sent.
+        repo.advance_trail(session, "suggestions", "SG-A", 9, b"\x09" * 32, AT, new=True)
+        return str(claimed)
+
+    writer = GroupCommitter(database.sessions).start()
+    try:
+        futures = [_submit(writer, _append("SG-A"))]
+        assert futures[0].result(10)
+        gate = _Gate()
+        futures.append(_submit(writer, gate))
+        assert gate.entered.wait(10)
+        futures += [
+            _submit(writer, _append("SG-A", 1)),
+            _submit(writer, duplicate_trail_head),
+            _submit(writer, _append("SG-B", 2)),
+        ]
+        gate.release.set()
+        with pytest.raises(IntegrityError):
+            futures[3].result(10)
+        good = [futures[i].result(10) for i in (0, 1, 2, 4)]
+    finally:
+        writer.close()
+    rows = _stored(database)
+    assert [r.leaf_hash.hex() for r in rows] == good
+    assert [r.position for r in rows] == list(range(4))  # the refused claim left no hole
+    with database.sessions() as session:
+        heads = {h.subject: h.next_seq for h in session.scalars(select(TrailHead))}
+        next_position = session.scalars(
+            select(LogHead.next_position).where(LogHead.log == "suggestions")
+        ).one()
+    assert heads == {"SG-A": 2, "SG-GATE": 1, "SG-B": 1} and next_position == 4
+
+
+def test_a_connection_back_in_the_pool_carries_nothing_of_a_group(database: Database) -> None:
+    """After a group, the pooled connection defers nothing: a plain transaction on it claims
+    its positions from the log head itself."""
+    run_group(database.sessions, [_append("SG-P", i) for i in range(3)])
+    with database.sessions.begin() as session:
+        assert deferred_writes(session) is None
+        assert repo.claim_position(session, "suggestions") == 3
+    with database.sessions() as session:
+        assert (
+            session.scalars(select(LogHead.next_position).where(LogHead.log == "suggestions")).one()
+            == 4
+        )
 
 
 def test_when_the_group_cannot_commit_each_write_runs_again_alone(database: Database) -> None:

@@ -63,7 +63,7 @@
     return hex(bytes);
   }
 
-  /* The choices in the shape of the ballot type (see voting/tally.py). */
+  /* The choices in the shape of the ballot type (see core/voting/tally.py). */
   function collectChoices(type) {
     var i, inputs;
     if (type === "approval") {
