@@ -13,14 +13,12 @@ The contract is PROTOCOL.md §3's ``AnchorRegistry`` (contracts/AnchorRegistry.s
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import requests
-from eth_abi import decode as abi_decode
-from eth_account import Account
 from eth_utils import keccak
 from web3 import Web3
 from web3.contract import Contract
@@ -35,6 +33,17 @@ from web3.exceptions import (
 from web3.middleware import ExtraDataToPOAMiddleware
 
 from contracts import load_artifact
+from contracts.registry import REGISTRY, log_id, role_id
+from contracts.transactions import (
+    FeePolicy,
+    NoBaseFee,
+    SignedTransaction,
+    Transactable,
+    TransactionSigner,
+    custom_errors,
+    decode_revert,
+    revert_data,
+)
 from core.merkle import ZERO_ROOT
 
 __all__ = [
@@ -56,14 +65,9 @@ __all__ = [
     "log_id",
 ]
 
-REGISTRY = "AnchorRegistry"
 # A safe gas limit for one anchor without estimating (see sign_anchor's ``gas``): measured
 # 94,400 for a log's first anchor and 77,300 in steady state.
 ANCHOR_GAS_LIMIT = 150_000
-_GAS_HEADROOM = 1.25
-_ROLES = ("DEFAULT_ADMIN_ROLE", "ANCHORER_ROLE", "WITNESS_ROLE")
-_ERROR_STRING = bytes.fromhex("08c379a0")  # Error(string)
-_PANIC = bytes.fromhex("4e487b71")  # Panic(uint256)
 _ANCHORED_TOPIC = keccak(text="Anchored(bytes32,uint64,bytes32,uint32)")
 
 T = TypeVar("T")
@@ -144,13 +148,8 @@ class OnChainBatch:
     block_number: int
 
 
-@dataclass(frozen=True)
-class SignedAnchor:
-    """A signed, not yet broadcast ``anchor`` transaction. ``raw`` can be rebroadcast as is."""
-
-    raw: bytes
-    tx_hash: str
-    nonce: int
+#: A signed, not yet broadcast ``anchor`` transaction. ``raw`` can be rebroadcast as is.
+SignedAnchor = SignedTransaction
 
 
 @dataclass(frozen=True)
@@ -173,74 +172,11 @@ class Deployment:
     chain_id: int
 
 
-def log_id(log_name: str) -> bytes:
-    """PROTOCOL §3: ``logId = keccak256(utf8(log name))``."""
-    return bytes(keccak(log_name.encode("utf-8")))
-
-
 def _hex(value: bytes) -> str:
     return "0x" + bytes(value).hex()
 
 
-# ---------------------------------------------------------------------- revert decoding
-
-
-def _abi_type(param: Mapping[str, Any]) -> str:
-    kind = str(param["type"])
-    if kind.startswith("tuple"):
-        inner = ",".join(_abi_type(c) for c in param["components"])
-        return f"({inner}){kind[5:]}"
-    return kind
-
-
-def _error_table(abis: Sequence[Sequence[Mapping[str, Any]]]) -> dict[bytes, tuple[str, list]]:
-    table: dict[bytes, tuple[str, list]] = {}
-    for abi in abis:
-        for item in abi:
-            if item.get("type") == "error":
-                types = [_abi_type(p) for p in item["inputs"]]
-                selector = keccak(text=f"{item['name']}({','.join(types)})")[:4]
-                table[selector] = (item["name"], item["inputs"])
-    return table
-
-
-def _revert_data(exc: Exception) -> bytes | None:
-    """The raw revert bytes in whatever shape the node and web3 delivered them."""
-    candidates: list[Any] = []
-    if isinstance(exc, ContractLogicError):
-        candidates.append(exc.data)
-    if isinstance(exc, Web3RPCError) and isinstance(exc.rpc_response, Mapping):
-        error = exc.rpc_response.get("error")
-        if isinstance(error, Mapping):
-            candidates.append(error.get("data"))
-    for data in candidates:
-        if isinstance(data, Mapping):  # ganache: {"result": "0x…", "message": "revert", …}
-            data = data.get("result") or data.get("data")
-        if isinstance(data, str) and data.startswith("0x") and len(data) >= 10:
-            try:
-                return bytes.fromhex(data[2:])
-            except ValueError:
-                continue
-    return None
-
-
-def _decode_revert(data: bytes | None, table: Mapping[bytes, tuple[str, list]]) -> tuple:
-    """(error name, {arg: value}) of a revert; (None, {}) when it cannot be decoded."""
-    if not data or len(data) < 4:
-        return None, {}
-    selector, body = data[:4], data[4:]
-    try:
-        if selector == _ERROR_STRING:
-            return "Error", {"message": abi_decode(["string"], body)[0]}
-        if selector == _PANIC:
-            return "Panic", {"code": abi_decode(["uint256"], body)[0]}
-        if selector in table:
-            name, inputs = table[selector]
-            values = abi_decode([_abi_type(p) for p in inputs], body)
-            return name, {p["name"]: v for p, v in zip(inputs, values, strict=True)}
-    except Exception:  # malformed revert data: report it undecoded rather than crash
-        return None, {}
-    return None, {}
+# ---------------------------------------------------------------------- revert messages
 
 
 def _rpc_message(exc: Exception) -> str:
@@ -280,10 +216,6 @@ class ChainClient:
         poll_interval: float = 0.05,
         tx_timeout: float = 60.0,
     ) -> None:
-        if tx_type not in ("auto", "legacy", "eip1559"):
-            raise ValueError(f"tx_type must be auto, legacy or eip1559, not {tx_type!r}")
-        if gas_price_wei is not None and gas_price_wei < 0:
-            raise ValueError("gas_price_wei cannot be negative")
         self.rpc_url = rpc_url
         self.tx_type = tx_type
         self.gas_price_wei = gas_price_wei
@@ -298,12 +230,17 @@ class ChainClient:
             )
         )
         self.w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
-        self._account = Account.from_key(private_key) if private_key is not None else None
-        self.address: str | None = self._account.address if self._account else None
+        self.fee_policy = FeePolicy(tx_type, gas_price_wei)
+        self._signer = (
+            TransactionSigner(self.w3, private_key, self.fee_policy)
+            if private_key is not None
+            else None
+        )
+        self.address: str | None = self._signer.address if self._signer else None
         self._chain_id: int | None = None
         self._contracts: dict[tuple[str, str], Contract] = {}
         self._with_code: set[str] = set()
-        self._errors = _error_table([load_artifact(REGISTRY).abi])
+        self._errors = custom_errors(load_artifact(REGISTRY).abi)
 
     # ---------------------------------------------------------------- plumbing
 
@@ -327,7 +264,10 @@ class ChainClient:
     def chain_id(self) -> int:
         """The node's chain id (asked once, then cached)."""
         if self._chain_id is None:
-            self._chain_id = int(self._call(lambda: self.w3.eth.chain_id))
+            signer = self._signer  # one question for reading and signing
+            self._chain_id = int(
+                self._call(lambda: signer.chain_id if signer else self.w3.eth.chain_id)
+            )
         return self._chain_id
 
     def _contract(self, address: str, artifact_name: str = REGISTRY) -> Contract:
@@ -336,7 +276,7 @@ class ChainClient:
         if key not in self._contracts:
             abi = list(load_artifact(artifact_name).abi)
             self._contracts[key] = self.w3.eth.contract(address=checksum, abi=abi)
-            self._errors.update(_error_table([abi]))
+            self._errors.update(custom_errors(abi))
         return self._contracts[key]
 
     def _require_code(self, address: str) -> None:
@@ -347,10 +287,10 @@ class ChainClient:
             raise ContractMissing(f"no contract code at {checksum} on chain {self.chain_id}")
         self._with_code.add(checksum)
 
-    def _require_key(self) -> Any:
-        if self._account is None:
+    def _require_key(self) -> TransactionSigner:
+        if self._signer is None:
             raise ChainError("this ChainClient has no private key: it can only read")
-        return self._account
+        return self._signer
 
     def _view(self, fn: ContractFunction) -> Any:
         try:
@@ -365,81 +305,54 @@ class ChainClient:
         """A revert (decoded when possible) or, for any other RPC error, a plain ChainError."""
         if (
             isinstance(exc, ContractLogicError)
-            or _revert_data(exc) is not None
+            or revert_data(exc) is not None
             or "revert" in _rpc_message(exc).lower()  # Besu: "Execution reverted", no data
         ):
             return self._reverted(exc)
         return ChainError(f"{self.rpc_url}: {_rpc_message(exc)}")
 
     def _reverted(self, exc: Exception) -> ContractReverted:
-        name, args = _decode_revert(_revert_data(exc), self._errors)
+        name, args = decode_revert(revert_data(exc), self._errors)
         message = _describe(name, args) if name else f"reverted: {exc}"
         if name == "AccessControlUnauthorizedAccount":
             return Unauthorized(message, error_name=name, error_args=args)
         return ContractReverted(message, error_name=name, error_args=args)
 
-    def _estimate(self, fn: ContractFunction, sender: str) -> int:
+    def _estimate(self, call: Transactable) -> int:
+        """Gas for ``call`` with headroom; the contract's refusal as a decoded ChainError."""
+        signer = self._require_key()
         try:
             with self._rpc():
-                estimate = fn.estimate_gas({"from": sender})
+                return signer.estimate(call)
         except (ContractLogicError, Web3RPCError) as exc:
             raise self._failure(exc) from exc
-        return int(estimate * _GAS_HEADROOM)
 
     def _fees(self) -> dict[str, int]:
         """Fee fields for a transaction, per the tx_type / gas_price_wei policy."""
-        if self.tx_type != "legacy":
-            latest = self._call(lambda: self.w3.eth.get_block("latest"))
-            base_fee = latest.get("baseFeePerGas")
-            if base_fee is not None:
-                if self.gas_price_wei is not None:
-                    price = self.gas_price_wei
-                    return {"maxFeePerGas": price, "maxPriorityFeePerGas": price}
-                priority = 0
-                if base_fee > 0:
-                    try:
-                        priority = int(self._call(lambda: self.w3.eth.max_priority_fee))
-                    except (Web3RPCError, ValueError):
-                        priority = 0  # the node does not know: base fee alone gets us in
-                return {
-                    "maxFeePerGas": 2 * int(base_fee) + priority,
-                    "maxPriorityFeePerGas": priority,
-                }
-            if self.tx_type == "eip1559":
-                raise ChainError(
-                    f"chain {self.chain_id} has no base fee (pre-London): use tx_type legacy"
-                )
-        if self.gas_price_wei is not None:
-            return {"gasPrice": self.gas_price_wei}
-        return {"gasPrice": int(self._call(lambda: self.w3.eth.gas_price))}
+        try:
+            with self._rpc():
+                return self.fee_policy.fees(self.w3)
+        except NoBaseFee as exc:
+            raise ChainError(str(exc)) from exc
 
-    def _pending_nonce(self, address: str) -> int:
-        return int(self._call(lambda: self.w3.eth.get_transaction_count(address, "pending")))
-
-    def _sign(self, tx: dict[str, Any]) -> tuple[bytes, str]:
-        signed = self._require_key().sign_transaction(tx)
-        return bytes(signed.raw_transaction), _hex(signed.hash)
+    def _signed(self, call: Transactable, gas: int, nonce: int | None = None) -> SignedTransaction:
+        """``call`` built and signed (contracts.transactions), node failures as ChainErrors."""
+        signer = self._require_key()
+        try:
+            with self._rpc():
+                return signer.sign(call, gas=gas, nonce=nonce)
+        except NoBaseFee as exc:
+            raise ChainError(str(exc)) from exc
 
     def _transact(self, fn: ContractFunction) -> AnchorReceipt:
         """Estimate, sign, send and wait for one transaction; raise if it fails."""
-        account = self._require_key()
-        gas = self._estimate(fn, account.address)
-        params: dict[str, Any] = {
-            "from": account.address,
-            "nonce": self._pending_nonce(account.address),
-            "chainId": self.chain_id,
-            "gas": gas,
-            **self._fees(),
-        }
-        with self._rpc():
-            tx = fn.build_transaction(params)
-        raw, tx_hash = self._sign(tx)
-        self.send_raw(raw)
-        receipt = self.wait_for_receipt(tx_hash, self.tx_timeout)
+        signed = self._signed(fn, self._estimate(fn))
+        self.send_raw(signed.raw)
+        receipt = self.wait_for_receipt(signed.tx_hash, self.tx_timeout)
         if receipt is None:
-            raise ChainUnavailable(f"{tx_hash} not mined within {self.tx_timeout:.0f} s")
+            raise ChainUnavailable(f"{signed.tx_hash} not mined within {self.tx_timeout:.0f} s")
         if receipt.status != 1:
-            raise ContractReverted(f"{tx_hash} failed in block {receipt.block_number}")
+            raise ContractReverted(f"{signed.tx_hash} failed in block {receipt.block_number}")
         return receipt
 
     # ---------------------------------------------------------------- reading
@@ -528,26 +441,13 @@ class ChainClient:
 
     def deploy(self, artifact_name: str, *args: Any) -> Deployment:
         """Deploy any compiled contract of contracts/build with constructor ``args``."""
-        account = self._require_key()
+        self._require_key()
         artifact = load_artifact(artifact_name)
         factory = self.w3.eth.contract(abi=list(artifact.abi), bytecode=artifact.bytecode)
         constructor = factory.constructor(*args)
-        try:
-            with self._rpc():
-                estimate = constructor.estimate_gas({"from": account.address})
-        except (ContractLogicError, Web3RPCError) as exc:
-            raise self._failure(exc) from exc
-        params: dict[str, Any] = {
-            "from": account.address,
-            "nonce": self._pending_nonce(account.address),
-            "chainId": self.chain_id,
-            "gas": int(estimate * _GAS_HEADROOM),
-            **self._fees(),
-        }
-        with self._rpc():
-            tx = constructor.build_transaction(params)
-        raw, tx_hash = self._sign(tx)
-        self.send_raw(raw)
+        signed = self._signed(constructor, self._estimate(constructor))
+        tx_hash = signed.tx_hash
+        self.send_raw(signed.raw)
         receipt = self.wait_for_receipt(tx_hash, self.tx_timeout)
         if receipt is None:
             raise ChainUnavailable(f"deployment {tx_hash} not mined within {self.tx_timeout:.0f} s")
@@ -586,7 +486,7 @@ class ChainClient:
         role as :class:`Unauthorized`. To sign batch n+1 while batch n is still pending (so the
         estimate would fail), pass ``gas`` (e.g. ``ANCHOR_GAS_LIMIT``) and no estimate is made.
         """
-        account = self._require_key()
+        self._require_key()
         root = bytes(root)
         if len(root) != 32 or root == ZERO_ROOT:
             raise ValueError("root must be 32 bytes and not all zero")
@@ -598,20 +498,10 @@ class ChainClient:
         fn = self._contract(contract).functions.anchor(log_id(log_name), batch, root, size)
         if gas is None:
             try:
-                gas = self._estimate(fn, account.address)
+                gas = self._estimate(fn)
             except ContractReverted as exc:
                 raise self._anchor_refusal(exc, contract, log_name, batch, root, size) from exc
-        params: dict[str, Any] = {
-            "from": account.address,
-            "nonce": self._pending_nonce(account.address) if nonce is None else nonce,
-            "chainId": self.chain_id,
-            "gas": gas,
-            **self._fees(),
-        }
-        with self._rpc():
-            tx = fn.build_transaction(params)
-        raw, tx_hash = self._sign(tx)
-        return SignedAnchor(raw=raw, tx_hash=tx_hash, nonce=int(params["nonce"]))
+        return self._signed(fn, gas, nonce)
 
     def _anchor_refusal(
         self,
@@ -675,9 +565,7 @@ class ChainClient:
 
     def grant_role(self, contract: str, role_name: str, account: str) -> AnchorReceipt:
         """Grant ``ANCHORER_ROLE``, ``WITNESS_ROLE`` (or ``DEFAULT_ADMIN_ROLE``) to ``account``."""
-        if role_name not in _ROLES:
-            raise ValueError(f"unknown role {role_name!r}; one of {', '.join(_ROLES)}")
-        role = bytes(32) if role_name == "DEFAULT_ADMIN_ROLE" else keccak(text=role_name)
+        role = role_id(role_name)
         self._require_code(contract)
         fn = self._contract(contract).functions.grantRole(role, Web3.to_checksum_address(account))
         return self._transact(fn)

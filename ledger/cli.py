@@ -107,7 +107,7 @@ def _start_dev_chain(settings: Settings, data_dir: Path, key: bytes) -> DevChain
 
 
 def _anchor_key(settings: Settings) -> bytes:
-    from ledger.keys import load_key, load_or_create_key
+    from contracts.keys import load_key, load_or_create_key
 
     if settings.env == "production":
         return load_key(settings.resolved_key_file, settings.key_password)

@@ -17,8 +17,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from contracts.secretfile import SecretFileError, read_secret_file
 from core.canonical import canonical_bytes
-from ledger.secretfile import SecretFileError, read_secret_file
 
 _NONCE = 12
 

@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ledger.secretfile import read_secret_file
+from contracts.secretfile import read_secret_file
 
 MAX_BATCH = 2**32 - 1  # the contract stores a batch's size as uint32
 
@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     pii_key_file: Path | None = None
     writer_socket: Path | None = Field(
         None,
-        description="the writer process's Unix socket (api.writer); `civic-ledger run` sets it. "
+        description="the writer process's Unix socket; `civic-ledger run` sets it. "
         "Unset, each API process writes through a writer thread of its own",
     )
     portal_secret_file: Path | None = Field(

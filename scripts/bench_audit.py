@@ -285,9 +285,9 @@ def measure_audit(
     n_records: int = 1_000_000, *, batch_size: int = 1_000, workdir: Path | None = None
 ) -> dict[str, Any]:
     """Build and anchor a store of ``n_records``, then time one full audit of it."""
+    from contracts.keys import generate_key
     from ledger.chain import ChainClient
     from ledger.devchain import free_port, start_ganache
-    from ledger.keys import generate_key
     from verifier.audit import audit_store, open_store
     from verifier.chain import Web3ChainReader
 

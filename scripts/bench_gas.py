@@ -27,9 +27,9 @@ from typing import Any
 if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from contracts.keys import generate_key
 from ledger.chain import ChainClient
 from ledger.devchain import free_port, start_ganache
-from ledger.keys import generate_key
 
 WARMUP_ANCHORS = 3
 STEADY_SAMPLES = 3

@@ -55,11 +55,11 @@ def anchored_batch(size: int = BATCH_SIZE) -> Iterator[tuple[str, list[dict[str,
     yields the RPC URL and the batch's §4 receipts (as the service writes them)."""
     import secrets
 
+    from contracts.keys import generate_key
     from core.merkle import all_inclusion_paths
     from core.records import build_record
     from ledger.chain import ChainClient
     from ledger.devchain import free_port, start_ganache
-    from ledger.keys import generate_key
 
     key = generate_key()
     log = Path(tempfile.mkdtemp(prefix="bench-verifier-")) / "ganache.log"

@@ -37,10 +37,10 @@ import pytest
 from eth_utils import keccak
 from sqlalchemy import select
 
+from contracts.keys import load_or_create_key
 from core.verdicts import Verdict
 from ledger import service
 from ledger.devchain import DevChain, start_ganache
-from ledger.keys import load_or_create_key
 from ledger.models import BatchRow, LogHead, WorkerStatus
 from tests.fixtures.db import BACKENDS, POSTGRES_URL, Database, postgres_schema_url
 from tests.fixtures.service import Service

@@ -2,8 +2,8 @@
 
 ``ChainReader`` is all that ``verify_receipt`` needs from a chain. ``Web3ChainReader`` is the
 real one: JSON-RPC over HTTP with web3.py, ``eth_call`` only, no account, no transaction. Its
-ABI is written here from PROTOCOL §3 rather than loaded from ``contracts/``, so the verifier
-runs with nothing but a receipt and an endpoint.
+ABI is the registry's compiled artifact (``contracts.registry``), shipped inside the package, so
+the verifier still runs with nothing but a receipt and an endpoint.
 """
 
 from __future__ import annotations
@@ -13,12 +13,10 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import lru_cache
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from eth_utils.address import to_checksum_address
-from eth_utils.crypto import keccak
 from web3 import HTTPProvider, Web3
 from web3.exceptions import (
     BadFunctionCallOutput,
@@ -29,45 +27,10 @@ from web3.exceptions import (
 )
 from web3.middleware import ExtraDataToPOAMiddleware
 
+from contracts.registry import log_id as log_id  # re-exported: the verifier names it here
+from contracts.registry import registry_abi
 from core.merkle import ZERO_ROOT
 from verifier.errors import ChainError, ChainUnreachable, ContractMismatch
-
-# The two views of AnchorRegistry that verification calls (PROTOCOL §3). `attestations` is
-# read as uint256: the protocol does not fix its width, and any narrower unsigned return value
-# decodes the same from its 32-byte word.
-ANCHOR_REGISTRY_ABI: list[dict[str, Any]] = [
-    {
-        "type": "function",
-        "name": "batchOf",
-        "stateMutability": "view",
-        "inputs": [
-            {"name": "logId", "type": "bytes32"},
-            {"name": "batch", "type": "uint64"},
-        ],
-        "outputs": [
-            {"name": "root", "type": "bytes32"},
-            {"name": "size", "type": "uint32"},
-            {"name": "anchoredAt", "type": "uint64"},
-            {"name": "blockNumber", "type": "uint64"},
-        ],
-    },
-    {
-        "type": "function",
-        "name": "attestations",
-        "stateMutability": "view",
-        "inputs": [
-            {"name": "logId", "type": "bytes32"},
-            {"name": "batch", "type": "uint64"},
-        ],
-        "outputs": [{"name": "", "type": "uint256"}],
-    },
-]
-
-
-@lru_cache(maxsize=64)  # three logs, asked for on every verification
-def log_id(name: str) -> bytes:
-    """PROTOCOL §3: ``logId = keccak256(utf8(log name))`` (Keccak-256, not SHA3-256)."""
-    return keccak(name.encode("utf-8"))
 
 
 class ChainReader(Protocol):
@@ -113,6 +76,7 @@ class Web3ChainReader:
         # POA and QBFT chains put more than 32 bytes in extraData; without this middleware web3
         # refuses their blocks.
         self._w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
+        self._abi = registry_abi()
 
     @contextmanager
     def _asking(self, what: str) -> Iterator[None]:
@@ -129,7 +93,7 @@ class Web3ChainReader:
             raise ChainError(f"{self.rpc_url} failed on {what}: {exc}") from exc
 
     def _registry(self, contract: str) -> Any:
-        return self._w3.eth.contract(address=to_checksum_address(contract), abi=ANCHOR_REGISTRY_ABI)
+        return self._w3.eth.contract(address=to_checksum_address(contract), abi=self._abi)
 
     def chain_id(self) -> int:
         with self._asking("eth_chainId"):

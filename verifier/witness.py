@@ -11,9 +11,11 @@ Restarts are idempotent: progress is kept in a small state file beside the key, 
 attesting the witness asks the chain ``hasAttested`` (the contract's own record), so a lost or
 stale state file never leads to a second attestation. Transactions are signed locally with
 the witness's key (hex, as ``civic-ledger`` writes keys, or an encrypted keystore with its
-password file: group and others must not be able to read either) and sent raw: EIP-1559 when the chain has a base fee, legacy otherwise, or at a fixed
-``gas_price_wei`` (0 on zero-gas permissioned chains). The ABI below is written from
-PROTOCOL §3 and OpenZeppelin AccessControl's ``hasRole``; nothing is loaded from ``contracts/``.
+password file: group and others must not be able to read either; ``contracts.keys`` loads
+both) and sent raw, built, priced and signed the way the anchoring worker's are
+(``contracts.transactions``): EIP-1559 when the chain has a base fee, legacy otherwise (or as
+``tx_type`` says), or at a fixed ``gas_price_wei`` (0 on zero-gas permissioned chains). The ABI
+is the registry's compiled artifact (``contracts.registry``).
 """
 
 from __future__ import annotations
@@ -24,17 +26,14 @@ import secrets
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 import httpx
-from eth_abi.abi import decode as abi_decode
-from eth_account import Account
 from eth_typing import ChecksumAddress
 from eth_utils.address import to_checksum_address
-from eth_utils.crypto import keccak
 from web3 import HTTPProvider, Web3
 from web3.exceptions import (
     BadFunctionCallOutput,
@@ -47,7 +46,15 @@ from web3.exceptions import (
 )
 from web3.middleware import ExtraDataToPOAMiddleware
 
-from ledger.keys import KeyFileError, KeyPasswordNeeded, load_key
+from contracts.keys import KeyFileError, KeyPasswordNeeded, load_key
+from contracts.registry import log_id, registry_abi, role_id
+from contracts.transactions import (
+    FeePolicy,
+    TransactionSigner,
+    custom_errors,
+    decode_revert,
+    revert_data,
+)
 from verifier.batch import (
     BatchUnavailable,
     BatchVerdict,
@@ -57,47 +64,10 @@ from verifier.batch import (
     pending_batch,
     verify_batch_export,
 )
-from verifier.chain import ChainReader, log_id
+from verifier.chain import ChainReader
 from verifier.errors import ChainError, ChainUnreachable, VerificationError
 
-WITNESS_ROLE = keccak(b"WITNESS_ROLE")
-_GAS_HEADROOM = 1.25
-
-_LOG_BATCH = [{"name": "logId", "type": "bytes32"}, {"name": "batch", "type": "uint64"}]
-WITNESS_ABI: list[dict[str, Any]] = [
-    {
-        "type": "function",
-        "name": "attest",
-        "stateMutability": "nonpayable",
-        "inputs": [*_LOG_BATCH, {"name": "root", "type": "bytes32"}],
-        "outputs": [],
-    },
-    {
-        "type": "function",
-        "name": "hasAttested",
-        "stateMutability": "view",
-        "inputs": [*_LOG_BATCH, {"name": "witness", "type": "address"}],
-        "outputs": [{"name": "", "type": "bool"}],
-    },
-    {
-        "type": "function",
-        "name": "hasRole",
-        "stateMutability": "view",
-        "inputs": [{"name": "role", "type": "bytes32"}, {"name": "account", "type": "address"}],
-        "outputs": [{"name": "", "type": "bool"}],
-    },
-]
-
-# The contract's refusals of ``attest``, by selector: (name, argument types).
-_REFUSALS: dict[bytes, tuple[str, list[str]]] = {
-    keccak(text=f"{name}({','.join(types)})")[:4]: (name, types)
-    for name, types in (
-        ("NotAnchored", ["bytes32", "uint64"]),
-        ("AttestedRootMismatch", ["bytes32", "uint64", "bytes32", "bytes32"]),
-        ("AlreadyAttested", ["bytes32", "uint64", "address"]),
-        ("AccessControlUnauthorizedAccount", ["address", "bytes32"]),
-    )
-}
+WITNESS_ROLE = role_id("WITNESS_ROLE")
 
 
 class WitnessError(VerificationError):
@@ -127,30 +97,6 @@ def load_witness_key(path: Path, password: str | None = None) -> bytes:
         raise KeyFileRefused(str(exc)) from None
 
 
-def _revert(exc: Exception) -> tuple[str, tuple[Any, ...]] | None:
-    """The contract's custom error in a revert, decoded, or None."""
-    data: Any = getattr(exc, "data", None)
-    if isinstance(exc, Web3RPCError) and isinstance(exc.rpc_response, dict):
-        error = exc.rpc_response.get("error")
-        if isinstance(error, dict):
-            data = data or error.get("data")
-    if isinstance(data, dict):  # ganache: {"result": "0x…", …}
-        data = data.get("result") or data.get("data")
-    if not isinstance(data, str) or not data.startswith("0x") or len(data) < 10:
-        return None
-    try:
-        raw = bytes.fromhex(data[2:])
-    except ValueError:
-        return None
-    known = _REFUSALS.get(raw[:4])
-    if known is None:
-        return None
-    try:
-        return known[0], tuple(abi_decode(known[1], raw[4:]))
-    except Exception:  # undecodable arguments: the name alone still says what happened
-        return known[0], ()
-
-
 @dataclass(frozen=True, slots=True)
 class Attested:
     """A mined ``attest`` transaction."""
@@ -160,7 +106,8 @@ class Attested:
 
 
 class AttestSigner:
-    """Signs and sends ``attest`` with one key over JSON-RPC (web3 + eth_account, local keys)."""
+    """Signs and sends ``attest`` with one key over JSON-RPC (local keys; fees and signing as
+    ``contracts.transactions`` does them for the anchoring worker too)."""
 
     def __init__(
         self,
@@ -168,24 +115,26 @@ class AttestSigner:
         key: bytes,
         *,
         timeout: float = 10.0,
+        tx_type: str = "auto",
         gas_price_wei: int | None = None,
         tx_timeout: float = 60.0,
         poll_interval: float = 0.1,
     ) -> None:
-        if gas_price_wei is not None and gas_price_wei < 0:
-            raise ValueError("gas_price_wei cannot be negative")
+        policy = FeePolicy(tx_type, gas_price_wei)  # refuses a bad tx_type or a negative price
         self.rpc_url = rpc_url
         self.gas_price_wei = gas_price_wei
         self.tx_timeout = tx_timeout
         self.poll_interval = poll_interval
-        self._account = Account.from_key(key)
-        self.address: ChecksumAddress = self._account.address
         self._w3 = Web3(
             HTTPProvider(
                 rpc_url, request_kwargs={"timeout": timeout}, exception_retry_configuration=None
             )
         )
         self._w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
+        self._signer = TransactionSigner(self._w3, key, policy)
+        self.address: ChecksumAddress = self._signer.address
+        self._abi = registry_abi()
+        self._errors = custom_errors(self._abi)
 
     @contextmanager
     def _asking(self, what: str) -> Iterator[None]:
@@ -200,7 +149,7 @@ class AttestSigner:
             raise ChainError(f"{self.rpc_url} failed on {what}: {exc}") from exc
 
     def _registry(self, contract: str) -> Any:
-        return self._w3.eth.contract(address=to_checksum_address(contract), abi=WITNESS_ABI)
+        return self._w3.eth.contract(address=to_checksum_address(contract), abi=self._abi)
 
     def is_witness(self, contract: str) -> bool:
         """Whether this key's account holds WITNESS_ROLE (OpenZeppelin ``hasRole``)."""
@@ -222,20 +171,6 @@ class AttestSigner:
             except (ContractLogicError, BadFunctionCallOutput) as exc:
                 raise ChainError(f"{contract} does not answer hasAttested: {exc}") from exc
 
-    def _fees(self) -> dict[str, int]:
-        latest = self._w3.eth.get_block("latest")
-        base_fee = latest.get("baseFeePerGas")
-        if base_fee is None:  # pre-London or a legacy-only permissioned chain
-            price = self.gas_price_wei
-            return {"gasPrice": int(self._w3.eth.gas_price) if price is None else price}
-        if self.gas_price_wei is not None:
-            return {"maxFeePerGas": self.gas_price_wei, "maxPriorityFeePerGas": self.gas_price_wei}
-        priority = 0
-        if base_fee > 0:
-            with suppress(Web3RPCError, ValueError):  # a node that does not know: base fee only
-                priority = int(self._w3.eth.max_priority_fee)
-        return {"maxFeePerGas": 2 * int(base_fee) + priority, "maxPriorityFeePerGas": priority}
-
     def attest(self, contract: str, log: str, batch: int, root: bytes) -> Attested:
         """Sign, send and wait for ``attest(keccak256(log), batch, root)``.
 
@@ -246,21 +181,12 @@ class AttestSigner:
         fn = self._registry(contract).functions.attest(log_id(log), batch, bytes(root))
         with self._asking("attest"):
             try:
-                gas = int(fn.estimate_gas({"from": self.address}) * _GAS_HEADROOM)
+                gas = self._signer.estimate(fn)
             except (ContractLogicError, Web3RPCError) as exc:
                 raise self._refused(exc, contract, log, batch) from exc
-            tx = fn.build_transaction(
-                {
-                    "from": self.address,
-                    "nonce": self._w3.eth.get_transaction_count(self.address, "pending"),
-                    "chainId": int(self._w3.eth.chain_id),
-                    "gas": gas,
-                    **self._fees(),
-                }
-            )
-            signed = self._account.sign_transaction(tx)
+            signed = self._signer.sign(fn, gas=gas)
             try:
-                tx_hash = self._w3.eth.send_raw_transaction(signed.raw_transaction)
+                tx_hash = self._w3.eth.send_raw_transaction(signed.raw)
             except (Web3RPCError, ValueError) as exc:
                 raise WitnessError(f"the node refused the attest transaction: {exc}") from exc
             receipt = self._w3.eth.wait_for_transaction_receipt(
@@ -274,8 +200,7 @@ class AttestSigner:
         return Attested("0x" + bytes(tx_hash).hex(), int(receipt["blockNumber"]))
 
     def _refused(self, exc: Exception, contract: str, log: str, batch: int) -> WitnessError:
-        decoded = _revert(exc)
-        name = decoded[0] if decoded else None
+        name, args = decode_revert(revert_data(exc), self._errors)
         where = f"batch {batch} of log {log!r} at {contract}"
         if name == "AccessControlUnauthorizedAccount":
             return NotAWitness(
@@ -286,8 +211,8 @@ class AttestSigner:
             return WitnessError(f"{self.address} has already attested {where}")
         if name == "NotAnchored":
             return WitnessError(f"the contract says {where} is not anchored")
-        if name == "AttestedRootMismatch" and decoded and len(decoded[1]) == 4:
-            anchored, attested = bytes(decoded[1][2]).hex(), bytes(decoded[1][3]).hex()
+        if name == "AttestedRootMismatch" and {"anchored", "attested"} <= args.keys():
+            anchored, attested = bytes(args["anchored"]).hex(), bytes(args["attested"]).hex()
             return WitnessError(
                 f"the contract refuses root {attested} for {where}: it anchors {anchored}"
             )

@@ -26,7 +26,7 @@ from fastapi.responses import Response
 from api.portal.errors import PageError
 from api.portal.session import session_token
 from api.state import AppState, made_once
-from ledger.secretfile import SecretFileError, read_secret_file
+from contracts.secretfile import SecretFileError, read_secret_file
 
 ANON_COOKIE = "civic_anon"
 FIELD = "csrf"

@@ -28,7 +28,7 @@ Choices:
   deprecated since 24.12). Only the anchoring account and the witness accounts may send
   transactions; only the four nodes may connect.
 * Node keys cannot be encrypted for Besu (short of an HSM plugin): they are plain hex, 0600.
-  Account keys are encrypted keystores, loaded by ``ledger.keys`` (``CIVIC_KEY_FILE`` and
+  Account keys are encrypted keystores, loaded by ``contracts.keys`` (``CIVIC_KEY_FILE`` and
   ``CIVIC_KEY_PASSWORD_FILE``) and by ``civic-verify witness --key … --password-file …``.
 * The RPC APIs are ETH, NET and WEB3 only: QBFT (validator votes), ADMIN and PERM stay off the
   network-facing port; enable them on a loopback-only port when an operator needs them.
@@ -56,7 +56,7 @@ import rlp  # noqa: E402  (web3's own dependency)
 from eth_keys.datatypes import PrivateKey  # noqa: E402
 
 from contracts import load_artifact  # noqa: E402
-from ledger.keys import address_of, generate_key, load_or_create_key  # noqa: E402
+from contracts.keys import address_of, generate_key, load_or_create_key  # noqa: E402
 
 VALIDATORS = 4
 DEFAULT_OUT = Path(__file__).resolve().parent / "network"  # ignored by deploy/besu/.gitignore
@@ -144,7 +144,7 @@ def _account(directory: Path, name: str) -> str:
     password = secrets.token_urlsafe(32)
     password_file = directory / f"{name}.password"
     _write_secret(password_file, (password + "\n").encode())
-    # ledger.keys writes the keystore itself (0600, O_EXCL, fsynced): the very loader the
+    # contracts.keys writes the keystore itself (0600, O_EXCL, fsynced): the very loader the
     # service uses in production reads it back.
     key = load_or_create_key(directory / f"{name}.json", password)
     return address_of(key)

@@ -23,10 +23,9 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from contracts.keys import KeyFileError, load_or_create_key  # noqa: E402
+from contracts.registry import ROLES  # noqa: E402
 from ledger.chain import ChainClient, ChainError  # noqa: E402
-from ledger.keys import KeyFileError, load_or_create_key  # noqa: E402
-
-ROLES = ("ANCHORER_ROLE", "WITNESS_ROLE", "DEFAULT_ADMIN_ROLE")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from ledger.keys import KeyFileError, load_or_create_key
+from contracts.keys import KeyFileError, load_or_create_key
+from contracts.secretfile import SecretFileError, read_secret_file
 from ledger.pii import PiiKeyError, load_or_create_pii_key
-from ledger.secretfile import SecretFileError, read_secret_file
 from ledger.settings import Settings
 
 

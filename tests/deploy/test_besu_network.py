@@ -32,9 +32,9 @@ from web3 import Web3
 from web3.exceptions import ExtraDataLengthError
 
 from contracts import load_artifact
+from contracts.keys import address_of, load_or_create_key
 from ledger.chain import ChainClient
 from ledger.devchain import free_port, start_anvil
-from ledger.keys import address_of, load_or_create_key
 from ledger.settings import Settings
 from verifier.witness import AttestSigner, KeyFileRefused, load_witness_key
 
@@ -82,7 +82,7 @@ def _password(path: Path) -> str:
 @pytest.fixture(scope="module")
 def account_keys(network: Path) -> dict[str, bytes]:
     """The generated account keys, opened once (scrypt takes a second a keystore) with the
-    loaders the service (ledger.keys) and the witness (verifier.witness) use in production."""
+    loaders the service (contracts.keys) and the witness (verifier.witness) use in production."""
     accounts = network / "accounts"
     keys = {
         "anchor": load_or_create_key(

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from contracts.keys import address_of, generate_key
 from ledger.chain import ChainClient
 from ledger.devchain import DevChainError, free_port, start_anvil
-from ledger.keys import address_of, generate_key
 
 pytestmark = pytest.mark.chain
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 from web3.middleware import ExtraDataToPOAMiddleware
 
+from contracts.keys import generate_key
 from ledger.chain import (
     ANCHOR_GAS_LIMIT,
     AlreadyAnchored,
@@ -24,7 +25,6 @@ from ledger.chain import (
     log_id,
 )
 from ledger.devchain import free_port, start_ganache
-from ledger.keys import generate_key
 from tests.fixtures.chain import Ganache, Registry
 
 pytestmark = [pytest.mark.chain, pytest.mark.every_node]

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from contracts.keys import generate_key
 from ledger.chain import ChainClient, ChainUnavailable
 from ledger.devchain import DevChainError, free_port, start_ganache
-from ledger.keys import generate_key
 
 pytestmark = pytest.mark.chain
 
@@ -112,7 +112,7 @@ def test_ganache_dies_with_its_parent() -> None:
         [
             sys.executable,
             "-c",
-            "from ledger.devchain import *; from ledger.keys import generate_key; import time\n"
+            "from ledger.devchain import *; from contracts.keys import generate_key; import time\n"
             "c = start_ganache(port=free_port(), db_path=None, funded_keys=[generate_key()])\n"
             "print(c.process.pid, flush=True); time.sleep(60)",
         ],

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from contracts.keys import generate_key
 from core.records import CHAIN_SUBJECT, REANCHORED_TYPE
 from core.verdicts import Verdict
 from ledger import repository, service
 from ledger.chain import ChainClient
 from ledger.deployment import DeploymentInfo, read_deployment, write_deployment
 from ledger.devchain import DevChain, free_port, start_ganache
-from ledger.keys import generate_key
 from ledger.models import BatchRow, RecordRow
 from ledger.reanchor import (
     ExpectedAnchor,

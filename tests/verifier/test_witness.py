@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from eth_account import Account
 
+from contracts.keys import address_of, generate_key
 from core.verdicts import Verdict
 from ledger.chain import ChainClient
 from ledger.devchain import free_port, start_ganache
-from ledger.keys import address_of, generate_key
 from tests.verifier.anchoring import Anchored, ExportService, anchor_batch, records_batch
 from verifier.chain import Web3ChainReader, log_id
 from verifier.cli import main

@@ -1,4 +1,5 @@
-"""The anchoring key: one secp256k1 private key that signs every anchor transaction.
+"""Account keys: the secp256k1 private key that signs an account's transactions. One loader for
+the anchoring key (``civic-ledger``) and a witness's key (``civic-verify witness``).
 
 At first run the key is generated from the OS CSPRNG and written with mode 0600. The file is
 created under a temporary name with O_CREAT|O_EXCL and mode 0600 (so it is never readable by
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from eth_account import Account
 
-from ledger.secretfile import SecretFileError, SecretFileMissing, read_secret_file
+from contracts.secretfile import SecretFileError, SecretFileMissing, read_secret_file
 
 __all__ = [
     "KeyFileError",

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from ledger.keys import KeyFileError, address_of, generate_key, load_key, load_or_create_key
+from contracts.keys import KeyFileError, address_of, generate_key, load_key, load_or_create_key
 
 
 def _mode(path: Path) -> int:

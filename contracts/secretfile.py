@@ -1,10 +1,10 @@
 """Reading a secret from a file that only its owner may read (docs/SECURITY.md, "Secrets").
 
-Every secret of the service lives in a file: the anchoring key (``ledger.keys``), the key's
-password, the personal-data key (``ledger.pii``) and the portal's secret. Each is refused, in
-every environment, when its group or others have any access (``mode & 0o077``): the service
-creates the ones it generates with mode 0600, so only a file someone loosened, or one made by
-hand without ``chmod 600``, is refused, and the message says how to fix it.
+Every secret lives in a file: an account key (``contracts.keys``: the anchoring key, a
+witness's key), a key's password, the personal-data key and the portal's secret. Each is
+refused, in every environment, when its group or others have any access (``mode & 0o077``):
+the service creates the ones it generates with mode 0600, so only a file someone loosened, or
+one made by hand without ``chmod 600``, is refused, and the message says how to fix it.
 """
 
 from __future__ import annotations
