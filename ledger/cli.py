@@ -1,8 +1,5 @@
-"""``civic-ledger``: run the whole service, or one part of it.
+"""The ledger's commands of ``civic-ledger``, and the set-up they share.
 
-    civic-ledger run        set up the data directory, chain, contract and database, then
-                            supervise the API and the anchoring worker until Ctrl-C/SIGTERM
-    civic-ledger api        the HTTP API alone
     civic-ledger worker     the anchoring worker alone
     civic-ledger migrate    bring the database schema up to date
     civic-ledger deploy     deploy AnchorRegistry and record its address
@@ -11,8 +8,8 @@
     civic-ledger reanchor   after a chain reset: anchor every sealed batch again, same numbers
                             and roots, and record that in each log (ledger.reanchored)
 
-The API runs in its own process, started by name (``api.app:create_app``), so the ledger
-package never imports the HTTP layer that sits on top of it.
+The set-up (data directory, anchoring key, local chain, contract, migrations) is public here
+for the program that runs the whole service on top of the ledger.
 """
 
 from __future__ import annotations
@@ -21,13 +18,9 @@ import argparse
 import logging
 import os
 import signal
-import subprocess
 import sys
-import tempfile
 import threading
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -52,7 +45,7 @@ def configure_logging(name: str) -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)  # its plugin chatter is not news
 
 
-def _stop_event() -> threading.Event:
+def stop_event() -> threading.Event:
     stop = threading.Event()
 
     def _handler(signum: int, _frame: FrameType | None) -> None:
@@ -64,22 +57,12 @@ def _stop_event() -> threading.Event:
     return stop
 
 
-def _prepare_data_dir(settings: Settings) -> Path:
+def prepare_data_dir(settings: Settings) -> Path:
     data_dir = settings.resolved_data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(data_dir, 0o700)  # it holds the anchoring key
     (data_dir / "logs").mkdir(exist_ok=True)
     return data_dir
-
-
-def writer_socket(data_dir: Path) -> Path:
-    """Where the writer process (api.writer) listens: ``data/writer.sock``, or, when that
-    path is too long for a Unix socket (108 bytes on Linux), a fresh 0700 directory of this
-    user's in the temporary directory."""
-    path = data_dir / "writer.sock"
-    if len(os.fsencode(path)) < 100:
-        return path
-    return Path(tempfile.mkdtemp(prefix="civic-writer-")) / "writer.sock"
 
 
 def cmd_migrate(settings: Settings) -> int:
@@ -93,7 +76,7 @@ def cmd_migrate(settings: Settings) -> int:
     return 0
 
 
-def _start_dev_chain(settings: Settings, data_dir: Path, key: bytes) -> DevChain:
+def start_dev_chain(settings: Settings, data_dir: Path, key: bytes) -> DevChain:
     """The local ganache of ``run`` and ``reanchor``: kept in ``data/chain``, ``key`` funded."""
     from ledger.devchain import start_ganache
 
@@ -106,7 +89,8 @@ def _start_dev_chain(settings: Settings, data_dir: Path, key: bytes) -> DevChain
     )
 
 
-def _anchor_key(settings: Settings) -> bytes:
+def anchor_key(settings: Settings) -> bytes:
+    """The anchoring key: created at first use in development, never in production."""
     from contracts.keys import load_key, load_or_create_key
 
     if settings.env == "production":
@@ -191,7 +175,7 @@ def cmd_reanchor(settings: Settings, args: argparse.Namespace) -> int:
     from ledger.devchain import DevChainError
     from ledger.reanchor import ReanchorError, reanchor
 
-    data_dir = _prepare_data_dir(settings)
+    data_dir = prepare_data_dir(settings)
     if settings.runs_dev_chain:
         with socket.socket() as probe:
             if probe.connect_ex(("127.0.0.1", settings.chain_port)) == 0:
@@ -202,12 +186,12 @@ def cmd_reanchor(settings: Settings, args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
                 return 1
-    key = _anchor_key(settings)
+    key = anchor_key(settings)
     engine, sessions = _session_scope(settings)
     chain = None
     try:
         if settings.runs_dev_chain:
-            chain = _start_dev_chain(settings, data_dir, key)
+            chain = start_dev_chain(settings, data_dir, key)
         client = ChainClient(
             settings.resolved_chain_rpc,
             key,
@@ -271,39 +255,8 @@ def cmd_reanchor(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_deploy(settings: Settings) -> int:
-    _prepare_data_dir(settings)
-    print(ensure_contract(settings, _anchor_key(settings)))
-    return 0
-
-
-def api_workers(settings: Settings) -> int:
-    """CIVIC_API_WORKERS, or one API process per core (at most 4): one Python process uses
-    one core at most (the GIL). Appends are safe across processes: SQLite serialises write
-    transactions (BEGIN IMMEDIATE), PostgreSQL the log head's row lock. Measured with
-    scripts/load on 2 cores: two processes beat one on SQLite and PostgreSQL alike."""
-    return settings.api_workers or max(1, min(4, os.cpu_count() or 1))
-
-
-def cmd_api(settings: Settings) -> int:
-    import uvicorn
-
-    from ledger.pii import load_or_create_pii_key
-
-    cmd_migrate(settings)
-    # Created here, once, so that several worker processes never race to create it.
-    settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
-    load_or_create_pii_key(settings.resolved_pii_key_file)
-    workers = api_workers(settings)
-    uvicorn.run(
-        # Several processes: each must die with this one (see api.app.create_worker_app).
-        "api.app:create_worker_app" if workers > 1 else "api.app:create_app",
-        factory=True,
-        host=settings.api_host,
-        port=settings.api_port,
-        workers=workers,
-        access_log=os.environ.get("CIVIC_ACCESS_LOG", "0") == "1",
-        log_level="warning",
-    )
+    prepare_data_dir(settings)
+    print(ensure_contract(settings, anchor_key(settings)))
     return 0
 
 
@@ -321,7 +274,7 @@ def cmd_worker(settings: Settings) -> int:
     engine = make_engine(settings.resolved_database_url)
     chain = ChainClient(
         settings.resolved_chain_rpc,
-        _anchor_key(settings),
+        anchor_key(settings),
         tx_type=settings.tx_type,
         gas_price_wei=settings.gas_price_wei,
     )
@@ -336,176 +289,8 @@ def cmd_worker(settings: Settings) -> int:
             receipt_timeout=settings.receipt_timeout,
         ),
     )
-    worker.run(_stop_event())
+    worker.run(stop_event())
     engine.dispose()
-    return 0
-
-
-@dataclass
-class RestartPolicy:
-    """When to restart a child that died: at once the first time, then after a delay that
-    doubles up to ``max_delay``, so that a crash loop does not spin; never again once the
-    child has kept failing for ``give_up_after`` seconds without once staying up for
-    ``healthy_after`` seconds (a real fault, reported, not hidden).
-
-    A database or chain outage makes restarted children fail at start-up (the migration
-    cannot run): with these numbers the service rides out an outage of up to five minutes
-    and comes back by itself.
-    """
-
-    first_delay: float = 0.5
-    max_delay: float = 30.0
-    healthy_after: float = 60.0
-    give_up_after: float = 300.0
-    failing_since: float | None = None
-    last_start: float | None = None
-    delay: float = 0.0
-
-    def exited(self, now: float) -> float | None:
-        """The child died at ``now``: seconds to wait before starting it again, or None to
-        give up."""
-        stayed_up = self.last_start is None or now - self.last_start >= self.healthy_after
-        if stayed_up:
-            self.failing_since, self.delay = now, 0.0
-        elif self.failing_since is not None and now - self.failing_since >= self.give_up_after:
-            return None
-        else:
-            self.delay = min(self.max_delay, max(self.first_delay, self.delay * 2))
-        self.last_start = now + self.delay
-        return self.delay
-
-
-class Supervisor:
-    """Starts the API and the worker as child processes, restarts one that dies (with
-    :class:`RestartPolicy`), and stops everything on SIGTERM/SIGINT. Children die with the
-    supervisor (PDEATHSIG)."""
-
-    def __init__(self, settings: Settings, env: dict[str, str]) -> None:
-        self.settings = settings
-        self.env = env
-        self.children: dict[str, subprocess.Popen[bytes]] = {}
-        self.restarts: dict[str, RestartPolicy] = {}
-
-    def start(self, name: str) -> None:
-        from ledger.devchain import die_with_parent
-
-        # The verifier is started as its own program: it shares no code path with the store.
-        command = {
-            "verifier": [
-                sys.executable,
-                "-m",
-                "verifier.cli",
-                "serve",
-                "--port",
-                str(self.settings.verifier_port),
-                "--rpc",
-                self.env["CIVIC_CHAIN_RPC"],
-                "--api",
-                f"http://{self.settings.api_host}:{self.settings.api_port}",
-            ],
-            # It runs operations of both domains (suggestions, ballots): the top layer's CLI.
-            "writer": [sys.executable, "-m", "api.cli", "writer"],
-        }.get(name, [sys.executable, "-m", "ledger.cli", name])
-        self.children[name] = subprocess.Popen(
-            command,
-            env=self.env,
-            preexec_fn=die_with_parent,
-        )
-
-    def watch(self, stop: threading.Event) -> None:
-        due: dict[str, float] = {}  # child name -> when to start it again
-        while not stop.wait(0.5):
-            now = time.monotonic()
-            for name, proc in list(self.children.items()):
-                if name in due:
-                    if now >= due[name]:
-                        del due[name]
-                        self.start(name)
-                    continue
-                code = proc.poll()
-                if code is None:
-                    continue
-                policy = self.restarts.setdefault(name, RestartPolicy())
-                delay = policy.exited(now)
-                if delay is None:
-                    log.error(
-                        "%s exited (code %s) and has not stayed up for %.0f s since %.0f s: "
-                        "giving up",
-                        name,
-                        code,
-                        policy.healthy_after,
-                        policy.give_up_after,
-                    )
-                    stop.set()
-                    return
-                log.warning("%s exited with code %s; restarting it in %.1f s", name, code, delay)
-                due[name] = now + delay
-
-    def stop_all(self, timeout: float = 15.0) -> None:
-        for proc in self.children.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        for name, proc in self.children.items():
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                log.warning("%s did not stop in time; killing it", name)
-                proc.kill()
-                proc.wait()
-
-
-def cmd_run(settings: Settings) -> int:
-    data_dir = _prepare_data_dir(settings)
-    stop = _stop_event()
-    key = _anchor_key(settings)
-    cmd_migrate(settings)
-    chain = None
-    if settings.runs_dev_chain:
-        log.info(
-            "starting the local chain (ganache) on port %d, kept in %s",
-            settings.chain_port,
-            data_dir / "chain",
-        )
-        chain = _start_dev_chain(settings, data_dir, key)
-    supervisor: Supervisor | None = None
-    try:
-        contract = ensure_contract(settings, key)
-        refuse_lost_anchors(settings, contract)
-        env = dict(os.environ)
-        env.update(
-            CIVIC_DATA_DIR=str(data_dir),
-            CIVIC_CHAIN_RPC=settings.resolved_chain_rpc,
-            CIVIC_CONTRACT=contract,
-            CIVIC_DATABASE_URL=settings.resolved_database_url,
-            CIVIC_WRITER_SOCKET=str(settings.writer_socket or writer_socket(data_dir)),
-        )
-        supervisor = Supervisor(settings, env)
-        supervisor.start("worker")
-        supervisor.start("writer")
-        supervisor.start("api")
-        supervisor.start("verifier")
-        base = f"http://{settings.api_host}:{settings.api_port}"
-        print(
-            "\ncivic-ledger is running\n"
-            f"  portal         {base}/   (提交建议 · 建议追踪 · 核验 · 工作台 · 政策沙盘 · 核查)\n"
-            f"  API            {base}/api/v1   (OpenAPI docs: {base}/docs)\n"
-            f"  health         {base}/healthz\n"
-            f"  verifier       http://{settings.api_host}:{settings.verifier_port}/docs   "
-            "(POST /verify/receipt, GET /verify/trail/{code})\n"
-            f"  chain (RPC)    {settings.resolved_chain_rpc}\n"
-            f"  AnchorRegistry {contract}\n"
-            f"  data           {data_dir}\n"
-            "Press Ctrl-C to stop.\n",
-            flush=True,
-        )
-        supervisor.watch(stop)
-    finally:
-        if supervisor is not None:
-            supervisor.stop_all()
-        if chain is not None:
-            chain.stop()
-        log.info("civic-ledger stopped")
     return 0
 
 
@@ -600,19 +385,20 @@ def cmd_redact(settings: Settings, args: argparse.Namespace) -> int:
 
 
 SIMPLE_COMMANDS = {
-    "run": (cmd_run, "set up and supervise the whole service (what ./scripts/run does)"),
-    "api": (cmd_api, "the HTTP API alone"),
     "worker": (cmd_worker, "the anchoring worker alone"),
     "migrate": (cmd_migrate, "bring the database schema up to date"),
     "deploy": (cmd_deploy, "deploy AnchorRegistry and record its address"),
 }
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:  # type: ignore[type-arg]
-    """The parser and its sub-command table, which ``api.cli`` extends with the voting commands."""
+def build_parser(
+    description: str | None = __doc__,
+) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:  # type: ignore[type-arg]
+    """The parser and its sub-command table, which the ``civic-ledger`` program extends with
+    the commands of the layers above."""
     parser = argparse.ArgumentParser(
         prog="civic-ledger",
-        description=__doc__,
+        description=description,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -677,7 +463,7 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The ledger's own commands (``python -m ledger.cli``); the ``civic-ledger`` console
-    script is ``api.cli:main``, which adds the voting commands."""
+    script adds the rest of the service's."""
     args = build_parser()[0].parse_args(argv)
     configure_logging(args.command)
     settings = load_settings()

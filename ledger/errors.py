@@ -1,4 +1,4 @@
-"""The one error tree of the service. ``api`` maps it to HTTP in one place."""
+"""The one error tree of the service, mapped to HTTP in one place by the HTTP layer above."""
 
 from __future__ import annotations
 

@@ -193,7 +193,7 @@ def run_latency(quick: bool, interval: float = 2.0) -> dict[str, Any]:
             env.pop(name, None)
         log = open(f"{tmp}/service.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(
-            [sys.executable, "-m", "ledger.cli", "run"],
+            [sys.executable, "-m", "api.cli", "run"],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -219,7 +219,7 @@ def api_workers() -> int:
     """The service's default number of API processes (CIVIC_API_WORKERS, else one per core,
     at most 4): the plain app gets as many."""
     try:
-        from ledger.cli import api_workers as service_workers
+        from api.supervisor import api_workers as service_workers
         from ledger.settings import Settings
 
         return service_workers(Settings())

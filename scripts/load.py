@@ -148,7 +148,7 @@ class Service:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps writing to it
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ledger.cli", "run"],
+            [sys.executable, "-m", "api.cli", "run"],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -201,13 +201,13 @@ def _role(cmdline: str) -> str:
     if "ganache" in cmdline or "anvil" in cmdline or "node" in cmdline.split(" ", 1)[0]:
         return "chain"
     for role in ("worker", "run"):
-        if f"ledger.cli {role}" in cmdline:
+        if f"api.cli {role}" in cmdline:
             return "supervisor" if role == "run" else role
     if "verifier.cli" in cmdline:
         return "verifier"
     if "api.cli writer" in cmdline:
         return "writer"
-    return "api"  # `ledger.cli api` and its uvicorn worker processes
+    return "api"  # `api.cli api` and its uvicorn worker processes
 
 
 def _group_cpu(pgid: int) -> dict[str, float]:

@@ -88,11 +88,11 @@ def children(pid: int) -> dict[str, int]:
             continue
         if int(stat.rsplit(")", 1)[1].split()[1]) != pid:
             continue
-        if "ledger.cli api" in cmdline:
+        if "api.cli api" in cmdline:
             found["api"] = int(entry.name)
         elif "api.cli writer" in cmdline:
             found["writer"] = int(entry.name)
-        elif "ledger.cli worker" in cmdline:
+        elif "api.cli worker" in cmdline:
             found["worker"] = int(entry.name)
         elif "verifier.cli" in cmdline:
             found["verifier"] = int(entry.name)
@@ -451,7 +451,7 @@ def test_a_wiped_chain_is_reported_refused_and_reanchored(
     # Stopped: the chain's data is deleted. `run` refuses, naming the repair.
     shutil.rmtree(svc.data_dir / "chain")
     refused = subprocess.run(
-        [sys.executable, "-m", "ledger.cli", "run"],
+        [sys.executable, "-m", "api.cli", "run"],
         env=svc.env,
         capture_output=True,
         text=True,

@@ -21,11 +21,11 @@ import pytest
 from sqlalchemy import func, select
 
 from api import writes
+from api.supervisor import writer_socket
 from api.writer import WriterClient, WriterUnavailable
 from api.writes import SubmitRequest, TransitionRequest
 from ledger import suggestions
 from ledger.auth import Principal, Role
-from ledger.cli import writer_socket
 from ledger.db import make_engine, make_session_factory
 from ledger.models import RecordRow
 from ledger.pii import Vault, load_or_create_pii_key

@@ -3,7 +3,7 @@ real fault."""
 
 from __future__ import annotations
 
-from ledger.cli import RestartPolicy
+from api.supervisor import RestartPolicy
 
 
 def test_a_child_that_ran_for_a_while_is_restarted_at_once_every_time() -> None:
