@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import requests
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
@@ -96,11 +96,14 @@ class ContractReverted(ChainError):
     """The contract reverted. ``error_name``/``error_args`` are its decoded custom error."""
 
     def __init__(
-        self, message: str, error_name: str | None = None, error_args: Mapping[str, Any] = ()
+        self,
+        message: str,
+        error_name: str | None = None,
+        error_args: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.error_name = error_name
-        self.error_args = dict(error_args)
+        self.error_args = dict(error_args or {})
 
 
 class Unauthorized(ContractReverted):
@@ -454,7 +457,10 @@ class ChainClient:
         if receipt.status != 1:
             raise ContractReverted(f"deployment {tx_hash} of {artifact_name} failed")
         full = self._call(lambda: self.w3.eth.get_transaction_receipt(tx_hash))  # type: ignore[arg-type]
-        address = Web3.to_checksum_address(full["contractAddress"])
+        created = full["contractAddress"]
+        if created is None:
+            raise ContractReverted(f"deployment {tx_hash} of {artifact_name} created no contract")
+        address = Web3.to_checksum_address(created)
         self._with_code.add(address)
         return Deployment(address, tx_hash, receipt.block_number, self.chain_id)
 
@@ -515,7 +521,11 @@ class ChainClient:
         if exc.error_name != "BatchOutOfOrder":
             return exc
         expected, given = int(exc.error_args["expected"]), int(exc.error_args["given"])
-        common = {"expected": expected, "given": given, "error_name": exc.error_name}
+        common: dict[str, Any] = {
+            "expected": expected,
+            "given": given,
+            "error_name": exc.error_name,
+        }
         if given < expected:
             on_chain = self.batch_of(contract, log_name, given)
             if on_chain is not None and on_chain.root == root and on_chain.size == size:
