@@ -288,7 +288,8 @@ def measure_audit(
     from contracts.keys import generate_key
     from ledger.chain import ChainClient
     from ledger.devchain import free_port, start_ganache
-    from verifier.audit import audit_store, open_store
+    from verifier.audit import audit_store
+    from verifier.audit.reading import open_store
     from verifier.chain import Web3ChainReader
 
     with tempfile.TemporaryDirectory(prefix="civic-audit-bench-", dir=workdir) as tmp:

@@ -44,7 +44,9 @@ from ledger.devchain import DevChain, start_ganache
 from ledger.models import BatchRow, LogHead, WorkerStatus
 from tests.fixtures.db import BACKENDS, POSTGRES_URL, Database, postgres_schema_url
 from tests.fixtures.service import Service
-from verifier.audit import AuditReport, audit_store, open_store
+from verifier.audit import audit_store
+from verifier.audit.findings import AuditReport
+from verifier.audit.reading import open_store
 from verifier.chain import Web3ChainReader
 from verifier.receipt import verify_receipt
 

@@ -64,7 +64,7 @@ EXIT_NO_VERDICT = 2
 TRAIL_PATH = "/api/v1/suggestions/{code}/trail"
 
 if TYPE_CHECKING:  # only the audit reads a store, and is imported when it runs
-    from verifier.audit import StoreFactory
+    from verifier.audit.reading import StoreFactory
     from verifier.tally import TallyVerification
 
 ReaderFactory = Callable[[str, float], ChainReader]
@@ -777,7 +777,9 @@ def _run_audit(args: argparse.Namespace, tools: _Tools) -> int:
     # receipt must work on a machine without them.
     from datetime import timedelta
 
-    from verifier.audit import audit_store, format_audit, open_store
+    from verifier.audit import audit_store
+    from verifier.audit.reading import open_store
+    from verifier.audit.report import format_audit
 
     err = sys.stderr
     show = args.progress if args.progress is not None else err.isatty()

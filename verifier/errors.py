@@ -1,8 +1,9 @@
 """Why the verifier could not reach a verdict.
 
 A verdict (``valid``, ``altered``, ``malformed``, …) is an answer, not an error. The classes
-under ``VerificationError`` mean there is no answer yet: the receipt could not be read, or the
-chain endpoint did not respond usefully. The CLI catches ``VerificationError`` once.
+under ``VerificationError`` mean there is no answer yet: the receipt could not be read, the
+chain endpoint did not respond usefully, or the service (a trail, a tally's records) or the
+store (the audit) did not hand over what is checked. The CLI catches ``VerificationError`` once.
 """
 
 from __future__ import annotations
@@ -46,3 +47,7 @@ class TrailUnavailable(VerificationError):
 
 class UnknownTrackingCode(TrailUnavailable):
     """The service knows no suggestion with this tracking code (HTTP 404)."""
+
+
+class AuditUnavailable(VerificationError):
+    """The store could not be opened or read: no audit was made."""

@@ -29,7 +29,8 @@ from api.portal.workbench import signed_in_as
 from api.state import made_once
 from ledger.auth import Role
 from ledger.deployment import contract_address
-from verifier.audit import audit_store, open_store
+from verifier.audit import audit_store
+from verifier.audit.reading import open_store
 from verifier.chain import Web3ChainReader
 from verifier.errors import VerificationError
 

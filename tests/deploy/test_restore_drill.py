@@ -27,7 +27,9 @@ from ledger import service
 from ledger.models import BatchRow, RecordRow
 from ledger.worker import AnchoringWorker, WorkerConfig
 from tests.fixtures.db import POSTGRES_URL, Database
-from verifier.audit import FindingKind, audit_store, open_store
+from verifier.audit import audit_store
+from verifier.audit.findings import FindingKind
+from verifier.audit.reading import open_store
 from verifier.chain import Web3ChainReader
 from verifier.cli import main
 

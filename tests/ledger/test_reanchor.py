@@ -27,7 +27,9 @@ from ledger.reanchor import (
 )
 from ledger.worker import AnchoringWorker, WorkerConfig
 from tests.fixtures.db import Database
-from verifier.audit import audit_store, format_audit, open_store
+from verifier.audit import audit_store
+from verifier.audit.reading import open_store
+from verifier.audit.report import format_audit
 from verifier.chain import Web3ChainReader
 from verifier.receipt import verify_receipt
 

@@ -569,7 +569,7 @@ def test_every_built_message_key_exists() -> None:
     """Keys the templates build from values (``t("staff.step." ~ to)``) exist for every value."""
     from api.portal import dashboard, simulations, workbench
     from core.workflow import ReplyCategory, SuggestionState
-    from verifier.audit import FindingKind
+    from verifier.audit.findings import FindingKind
 
     built = [f"staff.metric.{m}" for m in dashboard.METRICS]
     built += [f"staff.dash.preset.{p}" for p in dashboard.PRESETS]

@@ -37,7 +37,9 @@ from ledger.redaction import redact
 from ledger.schemas import SuggestionIn
 from ledger.worker import AnchoringWorker, WorkerConfig
 from tests.fixtures.db import Database
-from verifier.audit import AuditReport, Finding, FindingKind, audit_store, open_store
+from verifier.audit import audit_store
+from verifier.audit.findings import AuditReport, Finding, FindingKind
+from verifier.audit.reading import open_store
 from verifier.chain import Web3ChainReader
 from verifier.cli import main
 from verifier.errors import ChainUnreachable
