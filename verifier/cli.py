@@ -17,41 +17,31 @@ tracking code, service or chain unreachable). ``audit`` exits 0 only when the st
 ``civic-verify witness --log LOG --key KEYFILE --api URL`` follows a log's batches and attests
 each root it recomputed and found on chain (``verifier.witness``); with ``--once`` it exits 0
 when all is well, 3 when it refused a batch (export and chain disagree), 2 on errors.
+
+This module is the command plumbing: the options, which check each command runs, the exit
+status. What the service publishes is fetched by ``verifier.fetch``; what is printed is
+``verifier.present`` (and ``verifier.audit.report`` for the audit).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import textwrap
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
-from urllib.parse import quote, urlsplit
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import httpx
 
-from core.verdicts import (
-    ReceiptVerification,
-    TrailRecordResult,
-    TrailVerdict,
-    TrailVerification,
-    Verdict,
-)
-from core.workflow import CHINESE_NAMES, SuggestionState
-from verifier.chain import ChainReader, Web3ChainReader
-from verifier.errors import (
-    ReceiptMalformed,
-    ReceiptUnreadable,
-    TrailUnavailable,
-    UnknownTrackingCode,
-    VerificationError,
-)
-from verifier.receipt import receipt_from_json, verify_receipt_json
+from core.verdicts import TrailVerdict, Verdict
+from verifier.chain import Web3ChainReader
+from verifier.errors import ReceiptUnreadable, VerificationError
+from verifier.fetch import fetch_tally_inputs, fetch_trail
+from verifier.present import ProgressBar, show_receipt, show_tally, show_trail, writable, write_json
+from verifier.receipt import verify_receipt_json
 from verifier.trail import verify_trail
 
 DEFAULT_RPC = "http://127.0.0.1:8545"
@@ -61,13 +51,9 @@ EXIT_VALID = 0
 EXIT_NOT_VALID = 1
 EXIT_NO_VERDICT = 2
 
-TRAIL_PATH = "/api/v1/suggestions/{code}/trail"
-
-if TYPE_CHECKING:  # only the audit reads a store, and is imported when it runs
+if TYPE_CHECKING:  # the audit (which reads a store) and the service load when they run
     from verifier.audit.reading import StoreFactory
-    from verifier.tally import TallyVerification
-
-ReaderFactory = Callable[[str, float], ChainReader]
+    from verifier.service import ReaderFactory
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,36 +158,6 @@ def _read_receipt(path: str) -> bytes:
         raise ReceiptUnreadable(f"cannot read receipt {path}: {exc.strerror or exc}") from exc
 
 
-def _writable(text: str, stream: TextIO) -> str:
-    """``text`` as the stream can encode it (a GBK console has no ✓)."""
-    encoding = getattr(stream, "encoding", None) or "utf-8"
-    try:
-        text.encode(encoding)
-    except UnicodeEncodeError:
-        return text.encode(encoding, "replace").decode(encoding)
-    except LookupError:
-        return text.encode("ascii", "replace").decode("ascii")
-    return text
-
-
-def format_report(result: ReceiptVerification, *, ok_mark: str = "✓", bad_mark: str = "✗") -> str:
-    """The human-readable report: verdict first, then every check made, in order."""
-    lines = [f"{result.verdict.value.upper()}: {result.reason}"]
-    if result.record_hash is not None:
-        lines.append(f"record hash: {result.record_hash}")
-    for check in result.checks:
-        mark = ok_mark if check.ok else bad_mark
-        lines.append(f"  {mark} [{check.step}] {check.name}: {check.detail}")
-    return "\n".join(lines) + "\n"
-
-
-def _write_json(result: dict[str, Any], out: TextIO) -> None:
-    dumped = json.dumps(result, ensure_ascii=False, indent=2)
-    if _writable(dumped, out) != dumped:  # escape rather than mangle what the console lacks
-        dumped = json.dumps(result, ensure_ascii=True, indent=2)
-    out.write(dumped + "\n")
-
-
 def _rpc_url(args: argparse.Namespace) -> str:
     return str(args.rpc or os.environ.get(RPC_ENV) or DEFAULT_RPC)
 
@@ -215,135 +171,23 @@ def _run_receipt(args: argparse.Namespace, tools: _Tools) -> int:
         min_confirmations=args.min_confirmations,
         min_attestations=args.min_attestations,
     )
-    out = sys.stdout
-    if args.json:
-        _write_json(result.to_dict(), out)
-    else:
-        marks = ("✓", "✗") if _writable("✓✗", out) == "✓✗" else ("+", "x")
-        out.write(_writable(format_report(result, ok_mark=marks[0], bad_mark=marks[1]), out))
+    show_receipt(result, sys.stdout, as_json=args.json)
     return EXIT_VALID if result.verdict is Verdict.VALID else EXIT_NOT_VALID
 
 
-def fetch_trail(
-    api: str, tracking_code: str, *, timeout: float, transport: httpx.BaseTransport | None = None
-) -> dict[str, Any]:
-    """``GET {api}/api/v1/suggestions/{code}/trail``: ``{"tracking_code", "state", "records"}``.
-
-    Raises UnknownTrackingCode on 404 and TrailUnavailable when there is no trail to verify.
-    The answer is parsed as strictly as a receipt (no duplicate keys, no NaN).
-    """
-    parts = urlsplit(api)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise TrailUnavailable(f"{api!r} is not an http(s) URL of the service")
-    url = api.rstrip("/") + TRAIL_PATH.format(code=quote(tracking_code, safe=""))
-    try:
-        with httpx.Client(transport=transport, timeout=timeout, follow_redirects=True) as client:
-            response = client.get(url, headers={"Accept": "application/json"})
-    except httpx.TimeoutException as exc:
-        raise TrailUnavailable(f"no answer from {url} within {timeout:g} s ({exc})") from exc
-    except httpx.HTTPError as exc:
-        raise TrailUnavailable(f"cannot reach {api}: {exc}") from exc
-    if response.status_code == 404:
-        raise UnknownTrackingCode(f"unknown tracking code {tracking_code!r} at {api} (HTTP 404)")
-    if not response.is_success:
-        raise TrailUnavailable(f"{url} answered HTTP {response.status_code}, not a trail")
-    try:
-        answer = receipt_from_json(response.content)
-    except ReceiptMalformed as exc:
-        raise TrailUnavailable(f"{url} did not answer with strict JSON: {exc}") from exc
-    if not isinstance(answer, dict) or not isinstance(answer.get("records"), list):
-        raise TrailUnavailable(f"{url} did not answer with a trail (no records list)")
-    return answer
-
-
-def _state_name(state: str | None) -> str:
-    try:
-        return CHINESE_NAMES[SuggestionState(state)] if state else ""
-    except ValueError:
-        return str(state)
-
-
-def _receipt_mark(record: TrailRecordResult, marks: dict[str, str]) -> str:
-    if record.status == "pending" and record.receipt_verdict is None:
-        return f"{marks['pending']} pending"
-    if record.receipt_verdict in (Verdict.VALID, Verdict.REDACTED):
-        return f"{marks['ok']} {record.receipt_verdict}"
-    return f"{marks['bad']} {record.receipt_verdict or 'not checked'}"
-
-
-def _indented(text: str, indent: int) -> str:
-    # Hashes stay whole, so they can be copied from the terminal.
-    return textwrap.fill(
-        text,
-        width=100,
-        initial_indent=" " * indent,
-        subsequent_indent=" " * (indent + 2),
-        break_long_words=False,
-        break_on_hyphens=False,
-    )
-
-
-def format_timeline(
-    result: TrailVerification,
-    *,
-    service_state: str | None = None,
-    marks: dict[str, str] | None = None,
-) -> str:
-    """The trail as a timeline, one line per record, then the verdict and the state reached."""
-    marks = marks or {"ok": "✓", "bad": "✗", "pending": "…", "arrow": "→"}
-    arrow = marks["arrow"]
-    lines = [
-        f"trail of {result.tracking_code or '?'} in the {result.log!r} log, "
-        f"{len(result.records)} record{'s' if len(result.records) != 1 else ''}"
-    ]
-    for record in result.records:
-        seq = f"{record.seq if record.seq is not None else '?':>3}"
-        at = record.at or "(time erased)".ljust(24)
-        role = record.actor_role or "?"
-        kind = record.type or "(content erased)"
-        moves = ""
-        if record.to_state:
-            moves = f"{_state_name(record.from_state)} {arrow} {_state_name(record.to_state)}"
-            moves = moves.strip()
-        line = f"{seq}  {at}  {role:<8} {kind:<22} {moves}".rstrip()
-        lines.append(f"{line}  {_receipt_mark(record, marks)}")
-        if not record.ok:
-            lines.append(_indented(f"{marks['bad']} {record.verdict}: {record.problem}", 5))
-        elif record.note:
-            lines.append(_indented(record.note, 7))
-    lines.append(f"{result.verdict.value.upper()}: {result.reason}")
-    if result.state:
-        lines.append(f"state reached: {_state_name(result.state)} ({result.state})")
-    if service_state is not None and result.state is not None and service_state != result.state:
-        lines.append(
-            f"note: the service says the suggestion is {_state_name(service_state)} "
-            f"({service_state}); its records reach {result.state}"
-        )
-    return "\n".join(lines) + "\n"
-
-
 def _run_trail(args: argparse.Namespace, tools: _Tools) -> int:
-    answer = fetch_trail(
+    trail = fetch_trail(
         args.api, args.tracking_code, timeout=args.timeout, transport=tools.http_transport
     )
     reader = tools.reader_factory(_rpc_url(args), args.timeout)
     result = verify_trail(
-        answer["records"],
+        trail.records,
         reader,
         subject=args.tracking_code,
         min_confirmations=args.min_confirmations,
         min_attestations=args.min_attestations,
     )
-    service_state = answer.get("state") if isinstance(answer.get("state"), str) else None
-    out = sys.stdout
-    if args.json:
-        _write_json({**result.to_dict(), "service_state": service_state}, out)
-    else:
-        marks = {"ok": "✓", "bad": "✗", "pending": "…", "arrow": "→"}
-        if _writable("".join(marks.values()), out) != "".join(marks.values()):
-            marks = {"ok": "+", "bad": "x", "pending": "...", "arrow": "->"}
-        text = format_timeline(result, service_state=service_state, marks=marks)
-        out.write(_writable(text, out))
+    show_trail(result, trail.state, sys.stdout, as_json=args.json)
     return EXIT_VALID if result.verdict is TrailVerdict.VALID else EXIT_NOT_VALID
 
 
@@ -388,29 +232,8 @@ def _add_tally_command(commands: Any) -> None:
     tally.set_defaults(run=_run_tally)
 
 
-def format_tally(result: TallyVerification, *, marks: dict[str, str] | None = None) -> str:
-    """The verdict, every check in order, the notes, and the inclusion proof of --my-ballot."""
-    marks = marks or {"ok": "✓", "bad": "✗"}
-    lines = [f"{result.verdict.value.upper()}: {result.reason}"]
-    lines.append(f"simulation: {result.simulation}, tally record {result.tally_record or '?'}")
-    for check in result.checks:
-        mark = marks["ok"] if check.ok else marks["bad"]
-        verdict = f" ({check.verdict})" if check.verdict is not None else ""
-        lines.append(_indented(f"{mark} [{check.step}] {check.name}{verdict}: {check.detail}", 2))
-    for note in result.notes:
-        lines.append(_indented(f"note: {note}", 0))
-    proof = result.my_ballot
-    if proof is not None:
-        lines.append(
-            f"my ballot {proof.record_hash}: leaf {proof.index} of {proof.size} under "
-            f"counted_root {proof.root}; inclusion path (nearest sibling first):"
-        )
-        lines += [f"  {h}" for h in proof.path] or ["  (none: the only counted ballot)"]
-    return "\n".join(lines) + "\n"
-
-
 def _run_tally(args: argparse.Namespace, tools: _Tools) -> int:
-    from verifier.tally import fetch_tally_inputs, tally_pending, verify_tally
+    from verifier.tally import tally_pending, verify_tally
 
     inputs = fetch_tally_inputs(
         args.api,
@@ -434,14 +257,7 @@ def _run_tally(args: argparse.Namespace, tools: _Tools) -> int:
             min_confirmations=args.min_confirmations,
             min_attestations=args.min_attestations,
         )
-    out = sys.stdout
-    if args.json:
-        _write_json(result.to_dict(), out)
-    else:
-        marks = {"ok": "✓", "bad": "✗"}
-        if _writable("✓✗", out) != "✓✗":
-            marks = {"ok": "+", "bad": "x"}
-        out.write(_writable(format_tally(result, marks=marks), out))
+    show_tally(result, sys.stdout, as_json=args.json)
     return EXIT_VALID if result.valid else EXIT_NOT_VALID
 
 
@@ -732,37 +548,6 @@ def _add_audit_command(commands: Any) -> None:
     audit.set_defaults(run=_run_audit)
 
 
-class ProgressBar:
-    """A one-line text progress bar, redrawn at most every ``interval`` seconds."""
-
-    def __init__(self, stream: TextIO, *, interval: float = 0.25, width: int = 30) -> None:
-        self.stream = stream
-        self.interval = interval
-        self.width = width
-        self.started = time.monotonic()
-        self._drawn = float("-inf")
-        self._shown = False
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if now - self._drawn < self.interval and done < total:
-            return
-        self._drawn = now
-        fraction = min(1.0, done / total) if total else 1.0
-        filled = int(self.width * fraction)
-        rate = done / max(now - self.started, 1e-9)
-        bar = "#" * filled + "." * (self.width - filled)
-        self.stream.write(f"\r[{bar}] {fraction:4.0%} {done:,}/{total:,} records, {rate:,.0f}/s")
-        self.stream.flush()
-        self._shown = True
-
-    def finish(self) -> None:
-        if self._shown:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._shown = False
-
-
 def _display_url(url: str) -> str:
     """The database URL without its password, for the report."""
     parts = urlsplit(url)
@@ -800,9 +585,9 @@ def _run_audit(args: argparse.Namespace, tools: _Tools) -> int:
                 bar.finish()
     out = sys.stdout
     if args.json:
-        _write_json(report.to_dict(), out)
+        write_json(report.to_dict(), out)
     else:
-        out.write(_writable(format_audit(report, store=_display_url(args.database_url)), out))
+        out.write(writable(format_audit(report, store=_display_url(args.database_url)), out))
     return EXIT_VALID if report.clean else EXIT_NOT_VALID
 
 
@@ -827,7 +612,7 @@ def main(
     try:
         result: int = args.run(args, _Tools(reader_factory, http_transport, store_factory))
     except VerificationError as exc:
-        sys.stderr.write(_writable(f"civic-verify: {exc}\n", sys.stderr))
+        sys.stderr.write(writable(f"civic-verify: {exc}\n", sys.stderr))
         return EXIT_NO_VERDICT
     return result
 

@@ -49,5 +49,14 @@ class UnknownTrackingCode(TrailUnavailable):
     """The service knows no suggestion with this tracking code (HTTP 404)."""
 
 
+class TallyUnavailable(VerificationError):
+    """The service did not hand over what a tally check needs: unreachable, an HTTP error, an
+    answer that is not JSON, or a simulation that has no tally yet."""
+
+
+class UnknownSimulation(TallyUnavailable):
+    """The service knows no simulation with this id (HTTP 404)."""
+
+
 class AuditUnavailable(VerificationError):
     """The store could not be opened or read: no audit was made."""

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -49,7 +49,6 @@ from verifier.batch import (
     verify_batch_export,
 )
 from verifier.chain import CachingChainReader, ChainReader, Web3ChainReader
-from verifier.cli import ReaderFactory, fetch_trail
 from verifier.errors import (
     ChainError,
     ChainUnreachable,
@@ -57,7 +56,9 @@ from verifier.errors import (
     UnknownTrackingCode,
     VerificationError,
 )
+from verifier.fetch import fetch_trail
 from verifier.openapi import install_error_documentation
+from verifier.present import trail_answer
 from verifier.receipt import verify_receipt_json
 from verifier.security import JSON_ONLY_CSP, SecurityHeaders, static_policy
 from verifier.trail import verify_trail
@@ -71,6 +72,10 @@ DEFAULT_API = "http://127.0.0.1:8000"
 DEFAULT_CORS_ORIGINS: tuple[str, ...] = ("http://127.0.0.1:8000", "http://localhost:8000")
 MAX_RECEIPT_BYTES = 64 * 1024
 _MAX_COUNT = 2**32 - 1
+
+# How a front-end (this service, the CLI) makes its chain reader from an RPC URL and a timeout:
+# ``Web3ChainReader`` itself, or a fake in tests.
+ReaderFactory = Callable[[str, float], ChainReader]
 
 _RECEIPT_BODY = {
     "required": True,
@@ -273,16 +278,15 @@ def create_verifier_app(
         min_confirmations: Count = 0,
         min_attestations: Count = 0,
     ) -> dict[str, Any]:
-        answer = fetch_trail(api_url, tracking_code, timeout=timeout, transport=http_transport)
+        trail = fetch_trail(api_url, tracking_code, timeout=timeout, transport=http_transport)
         result = verify_trail(
-            answer["records"],
+            trail.records,
             reader,
             subject=tracking_code,
             min_confirmations=min_confirmations,
             min_attestations=min_attestations,
         )
-        state = answer.get("state")
-        return {**result.to_dict(), "service_state": state if isinstance(state, str) else None}
+        return trail_answer(result, trail.state)
 
     @app.get(
         "/verify/batch/{log}/{n}",

@@ -1,5 +1,9 @@
 """Checking a simulation's tally (PROTOCOL §6 ``simulation.tallied``) from its anchored records.
 
+``verify_tally`` takes what the service published as plain values (the simulation, receipts,
+the ballot listing: ``verifier.fetch.fetch_tally_inputs`` reads them over HTTP) and asks
+nothing but the chain, through the ``ChainReader`` it is given (to verify the receipts).
+
 ``verify_tally`` reads like the check it makes, in this order (the step numbers of its checks):
 
 1. The tally's receipt verifies (PROTOCOL §5) and its record is the ``simulation.tallied``
@@ -58,9 +62,6 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from itertools import pairwise
 from typing import Any
-from urllib.parse import quote, urlsplit
-
-import httpx
 
 from core.canonical import CanonicalizationError, canonical_bytes
 from core.merkle import inclusion_path, leaf_hash, merkle_root, verify_inclusion
@@ -70,8 +71,7 @@ from core.voting.ballots import verify_ballot_signature
 from core.voting.errors import BallotInvalid, VotingError
 from core.voting.tally import check_ballot, tally
 from verifier.chain import ChainReader
-from verifier.errors import ReceiptMalformed, VerificationError
-from verifier.receipt import receipt_from_json, verify_receipt
+from verifier.receipt import verify_receipt
 from verifier.trail import AskOnce
 
 LOG = "votes"
@@ -864,134 +864,3 @@ def tally_pending(simulation: str, record_hash: str, detail: str) -> TallyVerifi
         [check],
         tally_record=record_hash,
     )
-
-
-# -- reading the inputs from the service -------------------------------------------------------
-
-SIMULATION_PATH = "/api/v1/simulations/{id}"
-BALLOTS_PATH = "/api/v1/simulations/{id}/ballots"
-RECEIPT_PATH = "/api/v1/records/{hash}/receipt"
-MAX_TRAIL = 1000  # records followed back from the tally to the opened record
-
-
-class TallyUnavailable(VerificationError):
-    """The service did not hand over what a tally check needs: unreachable, an HTTP error, an
-    answer that is not JSON, or a simulation that has no tally yet."""
-
-
-class UnknownSimulation(TallyUnavailable):
-    """The service knows no simulation with this id (HTTP 404)."""
-
-
-@dataclass
-class TallyInputs:
-    """What ``fetch_tally_inputs`` read: the arguments of ``verify_tally``.
-
-    ``tally_receipt`` is None while the tally record is pending (``tally_status`` says why).
-    """
-
-    simulation: dict[str, Any]
-    tally_receipt: Any
-    tally_status: str
-    opened_receipt: Any
-    between_receipts: list[Any] | None
-    ballots: list[Any]
-
-
-class _Service:
-    def __init__(self, client: httpx.Client, api: str, token: str | None) -> None:
-        self.client, self.api = client, api.rstrip("/")
-        self.headers = {"Accept": "application/json"}
-        if token:
-            self.headers["Authorization"] = f"Bearer {token}"
-
-    def get(self, path: str) -> tuple[int, Any]:
-        url = self.api + path
-        try:
-            response = self.client.get(url, headers=self.headers)
-        except httpx.TimeoutException as exc:
-            raise TallyUnavailable(f"no answer from {url} ({exc})") from exc
-        except httpx.HTTPError as exc:
-            raise TallyUnavailable(f"cannot reach {self.api}: {exc}") from exc
-        if response.status_code in (401, 403, 404):
-            return response.status_code, None
-        if not response.is_success:
-            raise TallyUnavailable(f"{url} answered HTTP {response.status_code}")
-        try:
-            return response.status_code, receipt_from_json(response.content)
-        except ReceiptMalformed as exc:
-            raise TallyUnavailable(f"{url} did not answer with strict JSON: {exc}") from exc
-
-    def receipt(self, record_hash: str) -> tuple[str, Any]:
-        """("anchored", receipt) | ("pending", None) | ("hidden", None) | ("unknown", None)."""
-        status, answer = self.get(RECEIPT_PATH.format(hash=record_hash))
-        if status == 200 and isinstance(answer, dict):
-            return "anchored", answer
-        if status == 202:
-            return "pending", None
-        if status in (401, 403):
-            return "hidden", None
-        return "unknown", None
-
-
-def fetch_tally_inputs(
-    api: str,
-    simulation_id: str,
-    *,
-    token: str | None = None,
-    timeout: float = 10.0,
-    transport: httpx.BaseTransport | None = None,
-) -> TallyInputs:
-    """Read a simulation, its tally's receipt, its trail back to ``simulation.opened`` (by the
-    records' ``prev`` links) and its ballots with the receipts of those shown, from the public
-    API; ``token`` (bearer) is an inspector's or the voter's, to see hidden ballots."""
-    parts = urlsplit(api)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise TallyUnavailable(f"{api!r} is not an http(s) URL of the service")
-    sim_path = quote(simulation_id, safe="")
-    with httpx.Client(transport=transport, timeout=timeout, follow_redirects=True) as client:
-        service = _Service(client, api, token)
-        status, simulation = service.get(SIMULATION_PATH.format(id=sim_path))
-        if status == 404:
-            raise UnknownSimulation(f"unknown simulation {simulation_id!r} at {api} (HTTP 404)")
-        if not isinstance(simulation, dict) or status != 200:
-            raise TallyUnavailable(f"{api} did not answer with a simulation (HTTP {status})")
-        record_hash = simulation.get("tally_record")
-        if not isinstance(record_hash, str) or not is_hex64(record_hash):
-            raise TallyUnavailable(
-                f"{simulation_id} is {simulation.get('state')!r}: it has no tally record yet"
-            )
-        tally_status, tally_receipt = service.receipt(record_hash)
-        inputs = TallyInputs(simulation, tally_receipt, tally_status, None, None, [])
-        if tally_receipt is None:
-            return inputs
-        # Follow prev from the tally back to seq 0: the simulation.opened record.
-        walked: list[Any] = []
-        record = tally_receipt.get("record")
-        seen = {record_hash}
-        while isinstance(record, dict) and is_hex64(record.get("prev")):
-            prev = record["prev"]
-            if prev in seen or len(walked) >= MAX_TRAIL:
-                break
-            seen.add(prev)
-            _, receipt = service.receipt(prev)
-            if receipt is None:
-                walked = []  # the trail cannot be followed: verify_tally notes it
-                break
-            walked.append(receipt)
-            record = receipt.get("record")
-        if walked:
-            walked.reverse()
-            inputs.opened_receipt, inputs.between_receipts = walked[0], walked[1:]
-        status, listing = service.get(BALLOTS_PATH.format(id=sim_path))
-        if status != 200 or not isinstance(listing, dict):
-            raise TallyUnavailable(f"{api} did not list the ballots of {simulation_id}")
-        ballots = listing.get("ballots")
-        if not isinstance(ballots, list):
-            raise TallyUnavailable(f"{api} did not list the ballots of {simulation_id}")
-        for entry in ballots:
-            if isinstance(entry, dict) and "voter" in entry and is_hex64(entry.get("record_hash")):
-                found, receipt = service.receipt(entry["record_hash"])
-                entry["receipt"], entry["receipt_status"] = receipt, found
-        inputs.ballots = ballots
-    return inputs
