@@ -26,32 +26,20 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
-from urllib.parse import urlsplit
 
-import httpx
 from eth_utils.address import is_checksum_address
 
 from core.merkle import ZERO_ROOT, merkle_root
 from core.records import LOGS, is_hex64
 from core.verdicts import Check
 from verifier.chain import ChainReader, log_id
-from verifier.errors import ContractMismatch, ReceiptMalformed, VerificationError
-from verifier.receipt import receipt_from_json
+from verifier.errors import ContractMismatch
 
-BATCH_PATH = "/api/v1/anchors/{log}/{batch}"
 MAX_UINT32 = 2**32 - 1
 MAX_UINT64 = 2**64 - 1
 
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _TX_HASH = re.compile(r"0x[0-9a-f]{64}")
-
-
-class BatchUnavailable(VerificationError):
-    """The service did not hand over a batch export: unreachable, an HTTP error, not JSON."""
-
-
-class UnknownBatch(BatchUnavailable):
-    """The service knows no such batch (HTTP 404)."""
 
 
 class BatchVerdict(StrEnum):
@@ -121,47 +109,6 @@ class BatchVerification:
 def pending_batch(log: str, batch: int, detail: str) -> BatchVerification:
     """The answer for a batch the service reports as still being anchored (HTTP 202)."""
     return BatchVerification(BatchVerdict.PENDING, log, batch, detail or "being anchored")
-
-
-def fetch_batch_export(
-    api: str,
-    log: str,
-    batch: int,
-    *,
-    timeout: float,
-    transport: httpx.BaseTransport | None = None,
-) -> dict[str, Any] | str:
-    """``GET {api}/api/v1/anchors/{log}/{batch}``: the export, or the service's reason (a str)
-    when it answers 202 (the batch is sealed and being anchored).
-
-    Raises UnknownBatch on 404 and BatchUnavailable when no export can be had. The answer is
-    parsed as strictly as a receipt (no duplicate keys, no NaN, bounded nesting).
-    """
-    parts = urlsplit(api)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise BatchUnavailable(f"{api!r} is not an http(s) URL of the service")
-    url = api.rstrip("/") + BATCH_PATH.format(log=log, batch=batch)
-    try:
-        with httpx.Client(transport=transport, timeout=timeout, follow_redirects=True) as client:
-            response = client.get(url, headers={"Accept": "application/json"})
-    except httpx.TimeoutException as exc:
-        raise BatchUnavailable(f"no answer from {url} within {timeout:g} s ({exc})") from exc
-    except httpx.HTTPError as exc:
-        raise BatchUnavailable(f"cannot reach {api}: {exc}") from exc
-    if response.status_code == 404:
-        raise UnknownBatch(f"the service has no batch {batch} of log {log!r} (HTTP 404)")
-    if response.status_code not in (200, 202):
-        raise BatchUnavailable(f"{url} answered HTTP {response.status_code}, not a batch")
-    try:
-        answer = receipt_from_json(response.content)
-    except ReceiptMalformed as exc:
-        raise BatchUnavailable(f"{url} did not answer with strict JSON: {exc}") from exc
-    if response.status_code == 202:
-        detail = answer.get("detail") if isinstance(answer, dict) else None
-        return detail if isinstance(detail, str) and detail else "the batch is being anchored"
-    if not isinstance(answer, dict):
-        raise BatchUnavailable(f"{url} did not answer with a JSON object")
-    return answer
 
 
 class _Malformed(Exception):

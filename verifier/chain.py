@@ -32,6 +32,10 @@ from contracts.registry import registry_abi
 from core.merkle import ZERO_ROOT
 from verifier.errors import ChainError, ChainUnreachable, ContractMismatch
 
+# How a front-end (the verifier service, the CLI) makes its chain reader from an RPC URL and a
+# timeout: ``Web3ChainReader`` itself, or a fake in tests.
+ReaderFactory = Callable[[str, float], "ChainReader"]
+
 
 class ChainReader(Protocol):
     """What verification reads from a chain. Addresses are ``0x`` + 40 hex, in any case.

@@ -53,7 +53,7 @@ EXIT_NO_VERDICT = 2
 
 if TYPE_CHECKING:  # the audit (which reads a store) and the service load when they run
     from verifier.audit.reading import StoreFactory
-    from verifier.service import ReaderFactory
+    from verifier.chain import ReaderFactory
 
 
 @dataclass(frozen=True, slots=True)

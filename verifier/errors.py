@@ -60,3 +60,11 @@ class UnknownSimulation(TallyUnavailable):
 
 class AuditUnavailable(VerificationError):
     """The store could not be opened or read: no audit was made."""
+
+
+class BatchUnavailable(VerificationError):
+    """The service did not hand over a batch export: unreachable, an HTTP error, not JSON."""
+
+
+class UnknownBatch(BatchUnavailable):
+    """The service knows no such batch (HTTP 404)."""

@@ -6,8 +6,8 @@ The service is trusted for nothing but handing these over: every answer is parse
 as a receipt (no duplicate keys, no NaN, bounded nesting), and everything in it is checked
 against the chain by ``verifier.trail`` and ``verifier.tally``, which do no HTTP themselves.
 When no answer can be had the errors are ``TrailUnavailable`` and ``TallyUnavailable`` (with
-``UnknownTrackingCode`` and ``UnknownSimulation`` for a 404). A batch export is fetched by
-``verifier.batch.fetch_batch_export``.
+``UnknownTrackingCode`` and ``UnknownSimulation`` for a 404). And a batch export, which
+``verifier.batch`` checks (``BatchUnavailable``, ``UnknownBatch``).
 """
 
 from __future__ import annotations
@@ -20,15 +20,18 @@ import httpx
 
 from core.records import is_hex64
 from verifier.errors import (
+    BatchUnavailable,
     ReceiptMalformed,
     TallyUnavailable,
     TrailUnavailable,
+    UnknownBatch,
     UnknownSimulation,
     UnknownTrackingCode,
 )
 from verifier.receipt import receipt_from_json
 
 TRAIL_PATH = "/api/v1/suggestions/{code}/trail"
+BATCH_PATH = "/api/v1/anchors/{log}/{batch}"
 SIMULATION_PATH = "/api/v1/simulations/{id}"
 BALLOTS_PATH = "/api/v1/simulations/{id}/ballots"
 RECEIPT_PATH = "/api/v1/records/{hash}/receipt"
@@ -197,3 +200,47 @@ def fetch_tally_inputs(
                 entry["receipt"], entry["receipt_status"] = receipt, found
         inputs.ballots = ballots
     return inputs
+
+
+# -- a batch export ---------------------------------------------------------------------------
+
+
+def fetch_batch_export(
+    api: str,
+    log: str,
+    batch: int,
+    *,
+    timeout: float,
+    transport: httpx.BaseTransport | None = None,
+) -> dict[str, Any] | str:
+    """``GET {api}/api/v1/anchors/{log}/{batch}``: the export, or the service's reason (a str)
+    when it answers 202 (the batch is sealed and being anchored).
+
+    Raises UnknownBatch on 404 and BatchUnavailable when no export can be had. The answer is
+    parsed as strictly as a receipt (no duplicate keys, no NaN, bounded nesting).
+    """
+    parts = urlsplit(api)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise BatchUnavailable(f"{api!r} is not an http(s) URL of the service")
+    url = api.rstrip("/") + BATCH_PATH.format(log=log, batch=batch)
+    try:
+        with httpx.Client(transport=transport, timeout=timeout, follow_redirects=True) as client:
+            response = client.get(url, headers={"Accept": "application/json"})
+    except httpx.TimeoutException as exc:
+        raise BatchUnavailable(f"no answer from {url} within {timeout:g} s ({exc})") from exc
+    except httpx.HTTPError as exc:
+        raise BatchUnavailable(f"cannot reach {api}: {exc}") from exc
+    if response.status_code == 404:
+        raise UnknownBatch(f"the service has no batch {batch} of log {log!r} (HTTP 404)")
+    if response.status_code not in (200, 202):
+        raise BatchUnavailable(f"{url} answered HTTP {response.status_code}, not a batch")
+    try:
+        answer = receipt_from_json(response.content)
+    except ReceiptMalformed as exc:
+        raise BatchUnavailable(f"{url} did not answer with strict JSON: {exc}") from exc
+    if response.status_code == 202:
+        detail = answer.get("detail") if isinstance(answer, dict) else None
+        return detail if isinstance(detail, str) and detail else "the batch is being anchored"
+    if not isinstance(answer, dict):
+        raise BatchUnavailable(f"{url} did not answer with a JSON object")
+    return answer

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -43,20 +43,19 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.records import LOGS
 from verifier.batch import (
-    UnknownBatch,
-    fetch_batch_export,
     pending_batch,
     verify_batch_export,
 )
-from verifier.chain import CachingChainReader, ChainReader, Web3ChainReader
+from verifier.chain import CachingChainReader, ChainReader, ReaderFactory, Web3ChainReader
 from verifier.errors import (
     ChainError,
     ChainUnreachable,
     ContractMismatch,
+    UnknownBatch,
     UnknownTrackingCode,
     VerificationError,
 )
-from verifier.fetch import fetch_trail
+from verifier.fetch import fetch_batch_export, fetch_trail
 from verifier.openapi import install_error_documentation
 from verifier.present import trail_answer
 from verifier.receipt import verify_receipt_json
@@ -72,10 +71,6 @@ DEFAULT_API = "http://127.0.0.1:8000"
 DEFAULT_CORS_ORIGINS: tuple[str, ...] = ("http://127.0.0.1:8000", "http://localhost:8000")
 MAX_RECEIPT_BYTES = 64 * 1024
 _MAX_COUNT = 2**32 - 1
-
-# How a front-end (this service, the CLI) makes its chain reader from an RPC URL and a timeout:
-# ``Web3ChainReader`` itself, or a fake in tests.
-ReaderFactory = Callable[[str, float], ChainReader]
 
 _RECEIPT_BODY = {
     "required": True,

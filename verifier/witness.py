@@ -56,16 +56,20 @@ from contracts.transactions import (
     revert_data,
 )
 from verifier.batch import (
-    BatchUnavailable,
     BatchVerdict,
     BatchVerification,
-    UnknownBatch,
-    fetch_batch_export,
     pending_batch,
     verify_batch_export,
 )
 from verifier.chain import ChainReader
-from verifier.errors import ChainError, ChainUnreachable, VerificationError
+from verifier.errors import (
+    BatchUnavailable,
+    ChainError,
+    ChainUnreachable,
+    UnknownBatch,
+    VerificationError,
+)
+from verifier.fetch import fetch_batch_export
 
 WITNESS_ROLE = role_id("WITNESS_ROLE")
 
