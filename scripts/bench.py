@@ -313,24 +313,6 @@ def run_crud_baseline(quick: bool) -> dict[str, Any]:
     return bench_crud.run_crud_baseline(quick)
 
 
-def _postgres_url() -> str | None:
-    """CIVIC_TEST_POSTGRES_URL, else the local test database if it answers."""
-    import load
-
-    url = os.environ.get("CIVIC_TEST_POSTGRES_URL") or load.DEFAULT_PG
-    try:
-        from ledger.db import make_engine
-
-        engine = make_engine(url, connect_args={"connect_timeout": 3})
-        with engine.connect():
-            pass
-        engine.dispose()
-    except Exception as exc:
-        print(f"    (no PostgreSQL at {url}: {type(exc).__name__}; load runs on SQLite only)")
-        return None
-    return url
-
-
 # Paced runs (scripts/load --rate): operations a second offered, per database, in full mode.
 PACED_RATES = {"sqlite": 500.0, "postgresql": 300.0}
 
@@ -339,7 +321,7 @@ def run_load(quick: bool) -> dict[str, Any]:
     import load
 
     duration = 15.0 if quick else 60.0
-    pg = _postgres_url()
+    pg = load.postgres_url("load runs")
     runs = []
     for database in ("sqlite", "postgresql"):
         if database == "postgresql" and pg is None:

@@ -21,7 +21,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -306,31 +305,7 @@ class Plain:
             )
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-
-
-def _postgres_url() -> str | None:
-    url = os.environ.get("CIVIC_TEST_POSTGRES_URL") or load.DEFAULT_PG
-    try:
-        from ledger.db import make_engine
-
-        engine = make_engine(url, connect_args={"connect_timeout": 3})
-        with engine.connect():
-            pass
-        engine.dispose()
-    except Exception as exc:
-        print(f"    (no PostgreSQL at {url}: {type(exc).__name__}; SQLite only)", flush=True)
-        return None
-    return url
+        load.stop_process_group(self.proc)
 
 
 def _measure(
@@ -416,7 +391,7 @@ def run_crud_baseline(quick: bool) -> dict[str, Any]:
         wrk_version(wrk) if wrk else "scripts/load.py's asyncio keep-alive client (wrk unavailable)"
     )
     print(f"    generator: {generator} ({note})", flush=True)
-    pg = _postgres_url()
+    pg = load.postgres_url("the baseline runs")
     runs: list[dict[str, Any]] = []
     for database, url in (("sqlite", None), ("postgresql", pg)):
         if database == "postgresql" and pg is None:

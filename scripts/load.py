@@ -185,16 +185,7 @@ class Service:
         return _group_cpu(self.proc.pid)
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+        stop_process_group(self.proc)
 
 
 def _role(cmdline: str) -> str:
@@ -208,6 +199,37 @@ def _role(cmdline: str) -> str:
     if "api.cli writer" in cmdline:
         return "writer"
     return "api"  # `api.cli api` and its uvicorn worker processes
+
+
+def stop_process_group(proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM to the process group a service was started in, SIGKILL after 30 s."""
+    if proc is None or proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+def postgres_url(purpose: str) -> str | None:
+    """CIVIC_TEST_POSTGRES_URL, else the local test database, if it answers; None otherwise
+    (``purpose`` says what then runs on SQLite only)."""
+    url = os.environ.get("CIVIC_TEST_POSTGRES_URL") or DEFAULT_PG
+    try:
+        from ledger.db import make_engine
+
+        engine = make_engine(url, connect_args={"connect_timeout": 3})
+        with engine.connect():
+            pass
+        engine.dispose()
+    except Exception as exc:
+        print(f"    (no PostgreSQL at {url}: {type(exc).__name__}; {purpose} on SQLite only)")
+        return None
+    return url
 
 
 def _group_cpu(pgid: int) -> dict[str, float]:
