@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import errors, portal, security
-from api.limits import BodySizeLimit, RefuseNulInUrl
+from api.limits import BodySizeLimit, JsonDepthLimit, RefuseNulInUrl, body_bytes_for
 from api.ratelimit import SlidingWindowLimiter
 from api.routes import (
     accounts,
@@ -33,6 +33,7 @@ from ledger.deployment import contract_address
 from ledger.devchain import die_with_parent
 from ledger.groupcommit import GroupCommitter
 from ledger.pii import Vault, load_or_create_pii_key
+from ledger.schemas import SuggestionIn
 from ledger.settings import Settings
 from ledger.suggestions import Policy
 
@@ -97,6 +98,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Tamper-evident records of suggestions and budget votes, anchored on chain",
         lifespan=lifespan,
     )
+    # Middleware added first runs innermost: the depth limit reads bodies the size limit
+    # already bounds, and InternalErrors answers what escapes them all, inside the headers.
+    app.add_middleware(JsonDepthLimit, raw_paths=("/api/v1/attachments",))
+    # A suggestion (the API's and the portal form's) may be as large as its longest valid
+    # text in the costliest encoding: the body limit never refuses what the schema accepts.
+    submission = max(settings.max_body_bytes, body_bytes_for(SuggestionIn))
     app.add_middleware(
         BodySizeLimit,
         limit=settings.max_body_bytes,
@@ -105,8 +112,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # the workbench's answer form carries the reply document
             "/workbench/": settings.max_attachment_bytes,
         },
+        exact={"/api/v1/suggestions": submission, "/": submission},
+        page=portal.body_too_large_page,
     )
     app.add_middleware(RefuseNulInUrl)
+    app.add_middleware(errors.InternalErrors)
     security.install(app, settings)  # outermost: its headers also go on the 413s above
     errors.install(app)
     for module in (

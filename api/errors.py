@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import secrets
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -9,9 +12,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledger.errors import CivicError
 from verifier.openapi import install_error_documentation
+
+log = logging.getLogger("civic.api")
 
 
 def _describe(error: dict[str, Any]) -> str:
@@ -117,6 +123,64 @@ async def database_unavailable(_request: Request, exc: Exception) -> JSONRespons
         status_code=503,
         headers={"Retry-After": "1"},
     )
+
+
+class InternalErrors:
+    """ASGI middleware: any exception that no handler answered becomes a JSON 500 of the one
+    error shape, ``{"error": "InternalError", "detail": ...}``, with an incident number that
+    the log line carrying the stack trace also names. Nothing of the exception reaches the
+    client.
+
+    Without it, Starlette's outermost error middleware answered a plain-text 500 outside
+    the security headers and raised the exception again, and uvicorn then closed the
+    keep-alive connection under the client's next request (issue 21). Install it inside
+    ``SecurityHeaders``: its answer gets the headers, and the connection stays usable. An
+    exception after the answer has begun cannot be answered any more: it is raised as before.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            incident = secrets.token_hex(4)
+            log.exception(
+                "incident %s: %s %s failed", incident, scope.get("method"), scope.get("path")
+            )
+            if started:
+                raise
+            payload = json.dumps(
+                {
+                    "error": "InternalError",
+                    "detail": f"the server failed on this request (incident {incident}, "
+                    "logged). A write may have been stored before the failure: look before "
+                    "sending it again",
+                }
+            ).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(payload)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": payload})
 
 
 def install(app: FastAPI) -> None:

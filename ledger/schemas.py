@@ -11,17 +11,30 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from core.codes import TRACKING_CODE_PATTERN
 from core.workflow import EvaluationLevel, ReplyCategory, SuggestionState
 
+#: Letters and symbols that draw nothing: the Hangul fillers and the blank Braille pattern.
+_BLANK_GRAPHICS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def is_visible(ch: str) -> bool:
+    """Whether ``ch`` draws something: a letter, number, punctuation mark or symbol. Spaces,
+    controls, format characters (U+200B zero width space, the bidirectional marks and
+    overrides, U+FEFF), combining marks on their own, private-use and unassigned code points
+    draw nothing a reader could tell apart."""
+    return unicodedata.category(ch)[0] in "LNPS" and ch not in _BLANK_GRAPHICS
+
 
 def _clean_text(value: str) -> str:
-    """Normalise to NFC, strip, and refuse control characters other than line breaks/tabs."""
+    """Normalise to NFC, strip, refuse control characters other than line breaks/tabs, and
+    refuse text with no visible character (empty, white space, or only invisible characters
+    such as U+200B or U+202E: issue 21)."""
     value = unicodedata.normalize("NFC", value).strip()
     for ch in value:
         if unicodedata.category(ch) == "Cc" and ch not in "\n\t\r":
             raise ValueError(f"control character U+{ord(ch):04X} is not allowed")
         if unicodedata.category(ch) == "Cs":
             raise ValueError("unpaired surrogate characters are not allowed")
-    if not value:
-        raise ValueError("must not be empty or only white space")
+    if not any(is_visible(ch) for ch in value):
+        raise ValueError("must not be empty, only white space or only invisible characters")
     return value
 
 

@@ -584,7 +584,14 @@ def list_suggestions(session: Session, f: ListFilter, now: datetime) -> dict[str
     if f.deputy:
         query = query.where(SuggestionRow.deputy_id == f.deputy)
     if f.office:
-        query = query.where(SuggestionRow.offices.contains(json.dumps(f.office)))
+        # ``offices`` is the JSON list as json.dumps wrote it, so the quoted code occurs in it
+        # exactly when it is one of the list. Not LIKE: ``_`` (allowed in office codes) and
+        # ``%`` are wildcards there, and SQLite's LIKE ignores case ("jt" matched "JT").
+        # REPLACE compares exactly on both databases.
+        element = json.dumps(f.office)
+        query = query.where(
+            func.replace(SuggestionRow.offices, element, "") != SuggestionRow.offices
+        )
     if f.overdue is not None:
         awaiting = SuggestionRow.state.in_([s.value for s in AWAITING_REPLY])
         late = awaiting & (SuggestionRow.due_at < now)

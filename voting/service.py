@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import secrets
-from datetime import UTC
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
@@ -182,9 +181,7 @@ def create(
     if data.ballot_type == "yes_no" and data.slots is not None and data.slots >= len(data.projects):
         raise InvalidInput("票决 needs more candidates than slots")
     now = clock()
-    closes_at = data.closes_at
-    if closes_at is not None and closes_at.tzinfo is None:
-        closes_at = closes_at.replace(tzinfo=UTC)  # a time without a zone is taken as UTC
+    closes_at = data.closes_at  # aware and in UTC: the schema refuses a time without a zone
     if closes_at is not None and closes_at <= now:
         raise InvalidInput("closes_at must be in the future")
     rule_set = {
@@ -213,7 +210,7 @@ def create(
         rules=json.dumps(rule_set, ensure_ascii=False),
         created_by=creator.id if creator else "import",
         created_at=now,
-        closes_at=data.closes_at,
+        closes_at=closes_at,
     )
     session.add(row)
     session.flush()

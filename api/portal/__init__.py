@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import errors as api_errors
+from api.limits import BodyTooLarge
 from api.portal import citizen, staff
 from api.portal.errors import PageError
 from api.portal.render import render
@@ -48,10 +49,31 @@ def _wants_a_page(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "")
 
 
+def body_too_large_page(request: Request, limit: int) -> Response | None:
+    """A form too large to read (413), as a page for browsers; None for everyone else, who
+    get the API's JSON. The limits of the submission form fit every text the form accepts
+    (docs/SECURITY.md, "Limits"), so this is seen only after a form was tampered with or
+    when another form's text is far too long."""
+    if not _wants_a_page(request):
+        return None
+    return render(
+        request,
+        "error.html",
+        status_code=413,
+        title_key="error.too_large.title",
+        detail_key="error.too_large.detail",
+        detail_fmt={"kib": limit // 1024},
+    )
+
+
 async def not_found(request: Request, exc: Exception) -> Response:
-    """Unknown URLs: an HTML page in the visitor's language for browsers, the API's JSON
-    error for everyone else (and for every other status)."""
+    """Unknown URLs and forms too large to read: an HTML page in the visitor's language for
+    browsers, the API's JSON error for everyone else (and for every other status)."""
     assert isinstance(exc, StarletteHTTPException)
+    if isinstance(exc, BodyTooLarge):
+        page = body_too_large_page(request, exc.limit)
+        if page is not None:
+            return page
     if exc.status_code == 404 and _wants_a_page(request):
         return render(
             request,

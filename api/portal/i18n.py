@@ -19,6 +19,7 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import Response
+from markupsafe import Markup, escape
 
 MESSAGES_DIR = Path(__file__).parent / "messages"
 LANGUAGES = ("zh", "en")
@@ -62,11 +63,16 @@ def messages() -> Mapping[str, Mapping[str, str]]:
 
 
 def translate(lang: str, key: str, **fmt: Any) -> str:
-    """The message ``key`` in ``lang``; an unknown key shows as itself (and a test finds it)."""
+    """The message ``key`` in ``lang``; an unknown key shows as itself (and a test finds it).
+
+    When an argument is markup (people's text isolated with the ``bdi`` filter), the message
+    is escaped and returned as markup around it; the other arguments are escaped."""
     entry = messages().get(key)
     if entry is None:
         return key
     text = entry.get(lang) or entry[DEFAULT_LANGUAGE]
+    if any(isinstance(value, Markup) for value in fmt.values()):
+        return escape(text).format(**fmt)
     return text.format(**fmt) if fmt else text
 
 

@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 
 from api.portal import i18n
 from api.portal.csrf import FIELD as CSRF_FIELD
@@ -80,7 +81,25 @@ def local_time(value: str | datetime | None, with_seconds: bool = False) -> str:
     return shown.strftime("%Y-%m-%d %H:%M:%S" if with_seconds else "%Y-%m-%d %H:%M") + " (UTC+8)"
 
 
+# Text people typed (titles, names, districts, reasons) may hold right-to-left characters or
+# bidirectional overrides (U+202E): shown as it comes, an override reverses what follows it
+# on the line, such as a project's cost beside its name. Templates isolate every such text
+# (issue 21): ``dir="auto"`` on an element holding only that text, ``|bdi`` where it shares a
+# line, ``|isolate`` where no markup is possible (the page title, an SVG tooltip or label).
+def bdi(value: object) -> Markup:
+    """``value`` escaped, in a ``<bdi>`` element: isolated from the text around it."""
+    return Markup("<bdi>{}</bdi>").format(value)
+
+
+def isolate(value: object) -> str:
+    """``value`` between FIRST STRONG ISOLATE and POP DIRECTIONAL ISOLATE (U+2068, U+2069):
+    plain text's own isolation, for places that take no markup."""
+    return f"\u2068{value}\u2069"
+
+
 environment.filters["local_time"] = local_time
+environment.filters["bdi"] = bdi
+environment.filters["isolate"] = isolate
 
 
 def _switch_url(request: Request, lang: str) -> str:

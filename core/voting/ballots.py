@@ -66,7 +66,8 @@ def verify_ballot_signature(
     """True when ``signature_hex`` is the voter's signature of exactly this ballot.
 
     Never raises: a malformed key or signature (not lowercase hex of the right length, not a
-    valid curve point) or a ballot that cannot be canonicalised gives False.
+    valid curve point) or a ballot that cannot be canonicalised (a float, an integer beyond
+    ±(2^53 − 1), ``choices`` nested too deep to walk) gives False.
     """
     if not isinstance(public_key_hex, str) or not _PUBLIC_KEY_HEX.fullmatch(public_key_hex):
         return False
@@ -76,7 +77,7 @@ def verify_ballot_signature(
         message = ballot_message(simulation, voter, choices, nonce)
         public = Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_key_hex))
         public.verify(bytes.fromhex(signature_hex), message)
-    except (InvalidSignature, CanonicalizationError, TypeError, ValueError):
+    except (InvalidSignature, CanonicalizationError, TypeError, ValueError, RecursionError):
         return False
     return True
 

@@ -10,6 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.limits import body_bytes_for
+from ledger.schemas import SuggestionIn
 from tests.api.conftest import People, make_settings
 from tests.fixtures.db import Database
 
@@ -102,7 +104,10 @@ def test_every_write_route_refuses_a_body_over_the_limit(client: TestClient) -> 
             .replace("{simulation_id}", "SIM-00000000")
             .replace("{deputy_id}", "deputy-00000000")
         )
-        big = 11 * 1024 * 1024 if path == "/api/v1/attachments" else 65 * 1024
+        big = {
+            "/api/v1/attachments": 11 * 1024 * 1024,
+            "/api/v1/suggestions": body_bytes_for(SuggestionIn) + 1,
+        }.get(path, 65 * 1024)
         response = client.request(
             method, url, content=b"x" * big, headers={"content-type": "application/json"}
         )
@@ -112,7 +117,7 @@ def test_every_write_route_refuses_a_body_over_the_limit(client: TestClient) -> 
 
 def test_the_body_limit_counts_bytes_sent_without_a_content_length(client: TestClient) -> None:
     def chunks() -> Any:
-        for _ in range(80):
+        for _ in range(300):
             yield b"x" * 1024
 
     response = client.post(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +135,31 @@ def test_uncanonicalisable_ballot_gives_false() -> None:
     assert not verify_ballot_signature(
         public_key_hex(key), BALLOT["simulation"], BALLOT["voter"], 0.5, BALLOT["nonce"], signature
     )
+
+
+def test_choices_nested_too_deep_to_walk_give_false() -> None:
+    """Issue 21: ``choices`` nested 400 levels made canonicalisation raise RecursionError out
+    of a function documented never to raise (a 500 for an anonymous ballot). The limit is
+    lowered so that the test does not depend on what raised it (web3 sets 100000)."""
+    choices: Any = ["p1"]
+    for _ in range(400):
+        choices = [choices]
+    key = generate_key()
+    signature = sign_ballot(key, **BALLOT)
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(200)
+    try:
+        verified = verify_ballot_signature(
+            public_key_hex(key),
+            BALLOT["simulation"],
+            BALLOT["voter"],
+            choices,
+            BALLOT["nonce"],
+            signature,
+        )
+    finally:
+        sys.setrecursionlimit(limit)
+    assert verified is False
 
 
 def test_key_file_round_trip_with_mode_0600(tmp_path: Path) -> None:
