@@ -120,12 +120,6 @@ def _endpoint(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}"
 
 
-def _error(status: int, exc: Exception, name: str | None = None) -> JSONResponse:
-    return JSONResponse(
-        {"error": name or type(exc).__name__, "detail": str(exc)}, status_code=status
-    )
-
-
 def _status_of(exc: VerificationError) -> int:
     if isinstance(exc, UnknownTrackingCode | UnknownBatch):
         return 404
@@ -135,10 +129,17 @@ def _status_of(exc: VerificationError) -> int:
     return 502
 
 
-def _install_errors(app: FastAPI) -> None:
+def _install_errors(app: FastAPI, api_url: str) -> None:
+    # The API's address may be an internal one (``civic-ledger run`` passes its loopback
+    # address): the public hears of "the civic-ledger API", never where it is.
+    internal = sorted({api_url, api_url.rstrip("/"), _endpoint(api_url)}, key=len, reverse=True)
+
     async def verification_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, VerificationError)
-        return _error(_status_of(exc), exc)
+        detail = str(exc)
+        for address in internal:
+            detail = detail.replace(address, "the civic-ledger API")
+        return JSONResponse({"error": type(exc).__name__, "detail": detail}, _status_of(exc))
 
     async def http_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
@@ -229,7 +230,7 @@ def create_verifier_app(
     )
     # Outermost, so that CORS preflight answers carry the headers too.
     app.add_middleware(SecurityHeaders, policy=static_policy(JSON_ONLY_CSP, hsts=production))
-    _install_errors(app)
+    _install_errors(app, api_url)
     errors: dict[int | str, dict[str, Any]] = {
         502: {**_ERROR, "description": "the chain answered with nothing a verdict can rest on"},
         503: {**_ERROR, "description": "the chain endpoint cannot be reached"},
