@@ -9,7 +9,6 @@ from fastapi import FastAPI
 
 from api import errors, portal, security
 from api.limits import BodySizeLimit, JsonDepthLimit, RefuseNulInUrl, body_bytes_for
-from api.ratelimit import SlidingWindowLimiter
 from api.routes import (
     accounts,
     anchors,
@@ -79,7 +78,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             chain_probe=ChainProbe(settings.resolved_chain_rpc, contract_address(settings)),
             vault=vault,
             policy=policy,
-            submit_limiter=SlidingWindowLimiter(settings.submit_rate),
             writer_client=writer_client,
             writer=thread,
         )

@@ -12,11 +12,12 @@ import anyio
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from api import writes
 from api.state import AppState
-from ledger import auth
+from ledger import auth, ratelimit
 from ledger.auth import Forbidden, Principal, Role, Unauthenticated
 from ledger.db import reading
-from ledger.errors import CivicError
+from ledger.ratelimit import RateLimit
 from ledger.settings import Settings
 
 P = ParamSpec("P")
@@ -182,25 +183,39 @@ class RequireRole:
         return principal
 
 
-class RateLimited(CivicError):
-    status_code = 429
+def client_address(request: Request) -> str:
+    """The client's address: the peer's, or the one a trusted proxy names
+    (CIVIC_TRUSTED_PROXIES, ``api.security``); never what an untrusted client claims."""
+    return request.client.host if request.client else "unknown"
 
-    def __init__(self, message: str, retry_after: str) -> None:
-        super().__init__(message)
-        self.headers = {"Retry-After": retry_after}
+
+async def _count_anonymous(request: Request, state: AppState, limits: list[RateLimit]) -> None:
+    if all(limit.limit <= 0 for limit in limits):
+        return
+    client = client_address(request)
+    # Counted in the shared database, through the writer: once for the whole service.
+    wait = await writes.rate_check(state, client, limits)
+    if wait:
+        raise ratelimit.refusal(client, limits, wait)
 
 
 async def anonymous_rate_limit(
     request: Request, state: StateDep, principal: OptionalPrincipal
 ) -> None:
-    """CIVIC_SUBMIT_RATE anonymous submissions a minute per client address; accounts are exempt."""
-    if principal is not None:
-        return
-    client = request.client.host if request.client else "unknown"
-    wait = state.submit_limiter.check(client)
-    if wait:
-        raise RateLimited(
-            f"too many submissions from {client}: at most {state.submit_limiter.per_minute} "
-            "a minute; try again later",
-            state.submit_limiter.retry_after_header(wait),
-        )
+    """CIVIC_SUBMIT_RATE anonymous submissions a minute per client address, for the whole
+    service; accounts are exempt."""
+    if principal is None:
+        await _count_anonymous(request, state, [ratelimit.submission_limit(state.settings)])
+
+
+async def anonymous_upload_limit(
+    request: Request, state: StateDep, principal: OptionalPrincipal
+) -> None:
+    """An anonymous upload counts as a submission (CIVIC_SUBMIT_RATE a minute) and against
+    CIVIC_UPLOAD_RATE an hour, per client address; accounts are exempt."""
+    if principal is None:
+        limits = [
+            ratelimit.submission_limit(state.settings),
+            ratelimit.upload_limit(state.settings),
+        ]
+        await _count_anonymous(request, state, limits)

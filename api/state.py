@@ -12,7 +12,6 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.ratelimit import SlidingWindowLimiter
 from api.writer import WriterClient
 from api.writes import WriteContext
 from ledger.chain import ChainClient, ChainError
@@ -84,7 +83,6 @@ class AppState:
     chain_probe: ChainProbe
     vault: Vault
     policy: Policy
-    submit_limiter: SlidingWindowLimiter
     # Where the hot writes go (api.writes): the writer process, or without one
     # (an application made in-process) a writer thread of this process.
     writer_client: WriterClient | None = None

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ledger.cli import (
     anchor_key,
@@ -53,6 +54,29 @@ def api_workers(settings: Settings) -> int:
     return settings.api_workers or max(1, min(4, os.cpu_count() or 1))
 
 
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How ``civic-ledger api`` runs uvicorn.
+
+    ``proxy_headers`` is off: uvicorn's default believes ``X-Forwarded-For`` from loopback
+    (or from ``FORWARDED_ALLOW_IPS``), so any local client, or a proxy that passes the header
+    on, could name its own address and escape the per-address limits. The app itself believes
+    it only from ``CIVIC_TRUSTED_PROXIES`` (``api.security.install``), whatever server runs it.
+    """
+    workers = api_workers(settings)
+    return {
+        # Several processes: each must die with this one (see api.app.create_worker_app).
+        "app": "api.app:create_worker_app" if workers > 1 else "api.app:create_app",
+        "factory": True,
+        "host": settings.api_host,
+        "port": settings.api_port,
+        "workers": workers,
+        "proxy_headers": False,
+        "forwarded_allow_ips": "",
+        "access_log": os.environ.get("CIVIC_ACCESS_LOG", "0") == "1",
+        "log_level": "warning",
+    }
+
+
 def cmd_api(settings: Settings) -> int:
     import uvicorn
 
@@ -62,17 +86,13 @@ def cmd_api(settings: Settings) -> int:
     # Created here, once, so that several worker processes never race to create it.
     settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
     load_or_create_pii_key(settings.resolved_pii_key_file)
-    workers = api_workers(settings)
-    uvicorn.run(
-        # Several processes: each must die with this one (see api.app.create_worker_app).
-        "api.app:create_worker_app" if workers > 1 else "api.app:create_app",
-        factory=True,
-        host=settings.api_host,
-        port=settings.api_port,
-        workers=workers,
-        access_log=os.environ.get("CIVIC_ACCESS_LOG", "0") == "1",
-        log_level="warning",
-    )
+    if os.environ.get("FORWARDED_ALLOW_IPS") and not settings.trusted_proxy_list:
+        log.warning(
+            "FORWARDED_ALLOW_IPS is ignored: name the reverse proxies in CIVIC_TRUSTED_PROXIES "
+            "(until then every client is counted at the proxy's address)"
+        )
+    options = uvicorn_options(settings)
+    uvicorn.run(options.pop("app"), **options)
     return 0
 
 

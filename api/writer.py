@@ -40,10 +40,7 @@ from typing import Any, cast
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.writes import (
-    BallotRequest,
-    FlagsRequest,
-    SubmitRequest,
-    TransitionRequest,
+    AnyRequest,
     WriteContext,
     decode_reply,
     decode_request,
@@ -103,7 +100,7 @@ class _Frames:
 # -- the writer process -----------------------------------------------------------------------
 
 
-Request = SubmitRequest | TransitionRequest | FlagsRequest | BallotRequest
+Request = AnyRequest
 
 
 class _Batch:

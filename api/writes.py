@@ -25,14 +25,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
-from ledger import suggestions
+from core.clock import Clock, utc_now
+from ledger import ratelimit, suggestions
 from ledger.auth import Principal
 from ledger.errors import CivicError, ServiceUnavailable
 from ledger.pii import Vault
@@ -53,6 +54,7 @@ class WriteContext:
 
     vault: Vault
     policy: Policy
+    clock: Clock = field(default=utc_now)
 
 
 class _Wire(BaseModel):
@@ -83,7 +85,11 @@ class BallotReply(_Wire):
     record_hash: str
 
 
-Reply = SubmitReply | TransitionReply | FlagsReply | BallotReply
+class RateCheckReply(_Wire):
+    wait: float  # 0: allowed (and counted); else seconds until it would be
+
+
+Reply = SubmitReply | TransitionReply | FlagsReply | BallotReply | RateCheckReply
 
 
 # -- requests ---------------------------------------------------------------------------------
@@ -147,9 +153,29 @@ class BallotRequest(_Wire):
         )
 
 
-WriteRequest = Annotated[
-    SubmitRequest | TransitionRequest | FlagsRequest | BallotRequest, Field(discriminator="op")
-]
+class RateLimitIn(_Wire):
+    scope: str = Field(max_length=16)
+    limit: int = Field(ge=0)
+    window: float = Field(gt=0, le=ratelimit.MAX_WINDOW.total_seconds())
+    what: str = Field(max_length=32)
+
+
+class RateCheckRequest(_Wire):
+    """Count one anonymous write of ``client`` under ``limits`` (``ledger.ratelimit``), in
+    the shared database, so that every API process counts the same hits. Never refused in
+    the group: the reply says how long to wait, and the API process answers 429."""
+
+    op: Literal["rate.check"] = "rate.check"
+    client: str = Field(max_length=64)
+    limits: list[RateLimitIn] = Field(max_length=4)
+
+    def run(self, session: Session, ctx: WriteContext) -> RateCheckReply:
+        limits = [ratelimit.RateLimit(**limit.model_dump()) for limit in self.limits]
+        return RateCheckReply(wait=ratelimit.hit(session, self.client, limits, ctx.clock()))
+
+
+AnyRequest = SubmitRequest | TransitionRequest | FlagsRequest | BallotRequest | RateCheckRequest
+WriteRequest = Annotated[AnyRequest, Field(discriminator="op")]
 
 
 # -- the encoding -----------------------------------------------------------------------------
@@ -187,9 +213,7 @@ class BadFrame(ValueError):
     """Bytes that are not a frame of this version."""
 
 
-def encode_request(
-    request_id: int, request: SubmitRequest | TransitionRequest | FlagsRequest | BallotRequest
-) -> bytes:
+def encode_request(request_id: int, request: AnyRequest) -> bytes:
     return RequestFrame(v=WIRE_VERSION, id=request_id, request=request).model_dump_json().encode()
 
 
@@ -311,11 +335,20 @@ async def cast_ballot(state: AppState, simulation_id: str, ballot: BallotIn) -> 
     )
 
 
-async def _write(
-    state: AppState,
-    request: SubmitRequest | TransitionRequest | FlagsRequest | BallotRequest,
-    reply_type: type[R],
-) -> R:
+async def rate_check(state: AppState, client: str, limits: list[ratelimit.RateLimit]) -> float:
+    """Count one anonymous write of ``client`` under ``limits``, once for the whole service:
+    0.0 when allowed, else the seconds until it would be (nothing was counted then)."""
+    request = RateCheckRequest(
+        client=client[:64],
+        limits=[
+            RateLimitIn(scope=limit.scope, limit=limit.limit, window=limit.window, what=limit.what)
+            for limit in limits
+        ],
+    )
+    return (await _write(state, request, RateCheckReply)).wait
+
+
+async def _write(state: AppState, request: AnyRequest, reply_type: type[R]) -> R:
     """Run ``request`` in the writer and return its reply once its group has committed; its
     exception, if it raised (nothing of it was written then).
 
@@ -339,9 +372,7 @@ async def _write(
     return reply
 
 
-def job(
-    ctx: WriteContext, request: SubmitRequest | TransitionRequest | FlagsRequest | BallotRequest
-) -> Callable[[Session], BaseModel]:
+def job(ctx: WriteContext, request: AnyRequest) -> Callable[[Session], BaseModel]:
     """``request.run(session, ctx)`` as a group commit job."""
 
     def run(session: Session) -> BaseModel:

@@ -2,20 +2,32 @@
 
 Records carry only the hash; the bytes live in the data directory. Storing is idempotent:
 the same bytes give the same name.
+
+An upload that no record cites is removed after a grace period (``remove_uncited``, run by
+the housekeeping thread of ``civic-ledger worker``): a record that cites files marks them
+(``require_cited``) in its own transaction, so a file is either cited or removable, never
+removed under a record that cites it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from ledger import repository as repo
 from ledger.errors import InvalidInput, NotFound
 from ledger.models import Attachment
+
+log = logging.getLogger("civic.attachments")
+_FILE_NAME = re.compile(r"^\.?([0-9a-f]{64})(\.tmp)?$")
 
 ALLOWED_TYPES = frozenset(
     {"image/jpeg", "image/png", "image/webp", "application/pdf", "text/plain"}
@@ -40,29 +52,109 @@ def store(
     if not data:
         raise InvalidInput("the attachment is empty")
     sha = hashlib.sha256(data).hexdigest()
-    existing = session.get(Attachment, sha)
-    if existing is not None:
-        return StoredAttachment(sha, existing.size, existing.content_type)
+    now = datetime.now(UTC)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / sha
-    if not path.exists():
-        tmp = directory / f".{sha}.tmp"
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+    existing = session.get(Attachment, sha)
+    if existing is not None:
+        if existing.referenced_at is None:
+            # Uploaded again before any record cites it: the grace period starts afresh.
+            existing.created_at = now
+            session.flush()
+        if path.exists():
+            os.utime(path)  # the clean-up spares files touched within the grace period
+        else:  # removed on this host meanwhile (another host's row): write it again
+            _write(directory, sha, data)
+        return StoredAttachment(sha, existing.size, existing.content_type)
+    if path.exists():
+        os.utime(path)
+    else:
+        _write(directory, sha, data)
     session.add(
         Attachment(
             sha256=sha,
             size=len(data),
             content_type=media_type,
             uploaded_by=uploaded_by,
-            created_at=datetime.now(UTC),
+            created_at=now,
         )
     )
     session.flush()
     return StoredAttachment(sha, len(data), media_type)
+
+
+def _write(directory: Path, sha: str, data: bytes) -> None:
+    tmp = directory / f".{sha}.tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, directory / sha)
+
+
+def require_cited(session: Session, hashes: Sequence[str], now: datetime) -> None:
+    """The attachments a record being written cites: each must have been uploaded (else
+    InvalidInput); each is marked as cited, in the record's transaction, so it is never
+    removed as uncited."""
+    wanted = list(dict.fromkeys(hashes))
+    found = repo.mark_attachments_cited(session, wanted, now)
+    for sha in wanted:
+        if sha not in found:
+            raise InvalidInput(
+                f"no attachment {sha} was uploaded; POST it to /api/v1/attachments first"
+            )
+
+
+@dataclass(frozen=True)
+class Removed:
+    rows: list[str]  # attachment rows deleted (uncited, older than the grace period)
+    files: list[str]  # files deleted from this host's directory
+
+
+def remove_uncited(
+    sessions: sessionmaker[Session], directory: Path, *, grace_seconds: float, now: datetime
+) -> Removed:
+    """Remove the uploads no record cites once they are older than the grace period.
+
+    First the rows (one transaction; a record citing one of them at the same moment either
+    marked it first, and it stays, or finds it gone and is refused), then, after that commit,
+    the files of this host's directory that have no row and were not written or uploaded
+    again within the grace period (``store`` touches them), so that a file whose row another
+    host removed goes too, and a file being stored right now never does."""
+    cutoff = now.timestamp() - grace_seconds
+    with sessions.begin() as session:
+        rows = repo.delete_uncited_attachments(session, datetime.fromtimestamp(cutoff, UTC))
+    files: list[str] = []
+    if directory.is_dir():
+        candidates: dict[str, list[Path]] = {}
+        for path in directory.iterdir():
+            match = _FILE_NAME.match(path.name)
+            if match is None:
+                continue
+            try:
+                if path.stat().st_mtime >= cutoff:
+                    continue
+            except FileNotFoundError:
+                continue
+            candidates.setdefault(match[1], []).append(path)
+        if candidates:
+            with sessions() as session:
+                kept = repo.existing_attachments(session, sorted(candidates))
+            for sha, paths in sorted(candidates.items()):
+                for path in paths:
+                    # A leftover temporary file goes whatever its row says.
+                    if sha in kept and not path.name.endswith(".tmp"):
+                        continue
+                    try:
+                        if path.stat().st_mtime >= cutoff:
+                            continue  # stored again since it was listed
+                        path.unlink()
+                    except FileNotFoundError:
+                        continue
+                    files.append(path.name)
+    if rows or files:
+        log.info("removed %d uncited uploads (%d files)", len(rows), len(files))
+    return Removed(rows, files)
 
 
 def load(session: Session, directory: Path, sha: str) -> tuple[bytes, str]:

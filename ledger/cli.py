@@ -264,6 +264,7 @@ def cmd_worker(settings: Settings) -> int:
     from ledger.chain import ChainClient
     from ledger.db import make_engine, make_session_factory
     from ledger.deployment import contract_address
+    from ledger.housekeeping import Housekeeper
     from ledger.worker import AnchoringWorker, WorkerConfig
 
     contract = contract_address(settings)
@@ -278,9 +279,10 @@ def cmd_worker(settings: Settings) -> int:
         tx_type=settings.tx_type,
         gas_price_wei=settings.gas_price_wei,
     )
+    sessions = make_session_factory(engine)
     worker = AnchoringWorker(
         engine=engine,
-        session_factory=make_session_factory(engine),
+        session_factory=sessions,
         chain=chain,
         config=WorkerConfig(
             contract=contract,
@@ -289,7 +291,14 @@ def cmd_worker(settings: Settings) -> int:
             receipt_timeout=settings.receipt_timeout,
         ),
     )
-    worker.run(stop_event())
+    stop = stop_event()
+    # Uploads no record cites, idle rate windows: beside the anchoring, in a thread of its own.
+    housekeeping = Housekeeper(
+        sessions, settings.attachments_dir, settings.attachment_grace_hours * 3600
+    ).start(stop)
+    worker.run(stop)
+    stop.set()
+    housekeeping.join(10)
     engine.dispose()
     return 0
 

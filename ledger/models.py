@@ -209,15 +209,34 @@ class Account(Base):
 
 
 class Attachment(Base):
-    """A stored file (a photo of the problem, a reply document), named by its SHA-256."""
+    """A stored file (a photo of the problem, a reply document), named by its SHA-256.
+
+    ``referenced_at`` is set when the first record citing the file is written; a file no
+    record cites is removed once ``created_at`` (its last upload) is older than the grace
+    period (``ledger.attachments.remove_unreferenced``)."""
 
     __tablename__ = "attachments"
+    __table_args__ = (Index("ix_attachments_unreferenced", "referenced_at", "created_at"),)
 
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger)
     content_type: Mapped[str] = mapped_column(String(100))
     uploaded_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    referenced_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class RateWindow(Base):
+    """The accepted hits of one client address under one limit (``ledger.ratelimit``), kept
+    in the shared database so that every process of the service counts the same hits."""
+
+    __tablename__ = "rate_windows"
+
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
+    client: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # JSON list of the hits inside the window, as Unix times (ms), oldest first
+    hits: Mapped[str] = mapped_column(Text)
+    touched_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class Redaction(Base):

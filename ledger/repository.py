@@ -6,13 +6,16 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, insert, literal_column, select, update
+from sqlalchemy import bindparam, delete, func, insert, literal, literal_column, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from ledger.db import DriverReader, DriverStatement, deferred_writes
 from ledger.models import (
+    Attachment,
     BatchRow,
     LogHead,
+    RateWindow,
     RecordRow,
     Redaction,
     SuggestionPrivate,
@@ -414,3 +417,88 @@ def upsert_worker_status(
         )
     else:
         row.worker_id, row.state, row.detail, row.heartbeat_at = worker_id, state, detail, at
+
+
+# -- attachments: which a record cites, which nobody does ----------------------------------------
+
+_ATTACHMENTS = table_of(Attachment)
+
+
+def mark_attachments_cited(session: Session, hashes: Sequence[str], at: datetime) -> set[str]:
+    """Mark the attachments ``hashes`` as cited by a record (the first citation's time is
+    kept); the hashes of those that exist. The rows stay locked until the transaction ends,
+    so the clean-up cannot remove one under a record being written."""
+    if not hashes:
+        return set()
+    rows = session.execute(
+        update(_ATTACHMENTS)
+        .where(_ATTACHMENTS.c.sha256.in_(list(hashes)))
+        .values(
+            referenced_at=func.coalesce(
+                _ATTACHMENTS.c.referenced_at, literal(at, _ATTACHMENTS.c.referenced_at.type)
+            )
+        )
+        .returning(_ATTACHMENTS.c.sha256)
+    )
+    return {row[0] for row in rows}
+
+
+def delete_uncited_attachments(session: Session, uploaded_before: datetime) -> list[str]:
+    """Delete the rows of the attachments no record cites, last uploaded before
+    ``uploaded_before``; their hashes."""
+    rows = session.execute(
+        delete(_ATTACHMENTS)
+        .where(
+            _ATTACHMENTS.c.referenced_at.is_(None),
+            _ATTACHMENTS.c.created_at < uploaded_before,
+        )
+        .returning(_ATTACHMENTS.c.sha256)
+    )
+    return sorted(row[0] for row in rows)
+
+
+def existing_attachments(session: Session, hashes: Sequence[str]) -> set[str]:
+    """Which of ``hashes`` have an attachment row."""
+    found: set[str] = set()
+    for start in range(0, len(hashes), 500):  # a bounded IN list (SQLite caps parameters)
+        chunk = list(hashes[start : start + 500])
+        found.update(
+            session.scalars(select(_ATTACHMENTS.c.sha256).where(_ATTACHMENTS.c.sha256.in_(chunk)))
+        )
+    return found
+
+
+# -- rate limits ------------------------------------------------------------------------------
+
+_RATE_WINDOWS = table_of(RateWindow)
+
+
+def lock_rate_window(session: Session, scope: str, client: str, at: datetime) -> str:
+    """The hits (JSON) of ``client`` under ``scope``; its row is made when missing and stays
+    locked until the transaction ends (``INSERT … ON CONFLICT DO UPDATE`` locks the row on
+    PostgreSQL; SQLite serialises write transactions), so that two processes never both count
+    the last allowed hit."""
+    dialect = session.get_bind().dialect.name
+    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    new = insert_(_RATE_WINDOWS).values(scope=scope, client=client, hits="[]", touched_at=at)
+    upsert = new.on_conflict_do_update(
+        index_elements=[_RATE_WINDOWS.c.scope, _RATE_WINDOWS.c.client],
+        set_={"touched_at": new.excluded.touched_at},
+    ).returning(_RATE_WINDOWS.c.hits)
+    return str(session.execute(upsert).scalar_one())
+
+
+def store_rate_hits(session: Session, scope: str, client: str, hits: str, at: datetime) -> None:
+    session.execute(
+        update(_RATE_WINDOWS)
+        .where(_RATE_WINDOWS.c.scope == scope, _RATE_WINDOWS.c.client == client)
+        .values(hits=hits, touched_at=at)
+    )
+
+
+def forget_rate_windows(session: Session, touched_before: datetime) -> int:
+    """Delete the windows of clients not seen since ``touched_before``; how many."""
+    result = session.execute(
+        delete(_RATE_WINDOWS).where(_RATE_WINDOWS.c.touched_at < touched_before)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

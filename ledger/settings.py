@@ -6,9 +6,11 @@ under ``./data``. ``CIVIC_ENV=production`` refuses the development conveniences.
 
 from __future__ import annotations
 
+import ipaddress
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -16,6 +18,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from contracts.secretfile import read_secret_file
 
 MAX_BATCH = 2**32 - 1  # the contract stores a batch's size as uint32
+_WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "[::]"})  # noqa: S104 - recognised, not bound
+
+
+def _comma_list(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _url_host(host: str) -> str:
+    """A host as it goes in a URL: an IPv6 literal in brackets."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 class Settings(BaseSettings):
@@ -43,8 +55,35 @@ class Settings(BaseSettings):
     receipt_timeout: float = Field(30.0, gt=0)
     max_body_bytes: int = Field(64 * 1024, ge=1024)
     max_attachment_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    anonymous_attachment_bytes: int = Field(
+        2 * 1024 * 1024, ge=1024, description="an anonymous upload's size at most"
+    )
+    upload_rate: int = Field(
+        20, ge=0, description="anonymous uploads an hour per address (0: no own limit)"
+    )
+    attachment_grace_hours: float = Field(
+        24.0, gt=0, description="hours an upload no record cites is kept before it is removed"
+    )
     token_days: int = Field(180, ge=1, description="lifetime of account bearer tokens")
-    submit_rate: int = Field(30, ge=0, description="anonymous submissions per minute per address")
+    submit_rate: int = Field(
+        30, ge=0, description="anonymous submissions a minute per address, for the whole service"
+    )
+    trusted_proxies: str = Field(
+        "",
+        description="addresses or networks (comma-separated) of the reverse proxies whose "
+        "X-Forwarded-For and X-Forwarded-Proto are believed; none by default",
+    )
+    public_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^/?#@\s]+/?$",
+        description="the API and portal as the public reaches them (an origin); absolute URLs "
+        "are built from it, never from the Host header. Default http://<api host>:<api port>",
+    )
+    allowed_hosts: str = Field(
+        "",
+        description="production: host names (comma-separated) answered besides the public "
+        "URL's and the API's own address, e.g. a monitor's",
+    )
     reply_due_months: int = Field(3, ge=1, description="reply due after assignment")
     rehandling_due_months: int = Field(
         1, ge=1, description="reply due after an unsatisfied evaluation"
@@ -62,8 +101,21 @@ class Settings(BaseSettings):
     verifier_public_url: str | None = Field(
         None,
         pattern=r"^https?://[^?#\s]+$",
-        description="the verifier service as browsers reach it; default http://<host>:<verifier_port>",
+        description="the verifier service as browsers reach it; default: the public URL's scheme "
+        "and host on the verifier port",
     )
+
+    @model_validator(mode="after")
+    def _proxies_are_addresses(self) -> Settings:
+        for entry in _comma_list(self.trusted_proxies):
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"CIVIC_TRUSTED_PROXIES: {entry!r} is not an IP address or network (a "
+                    "wildcard would let every client name its own address)"
+                ) from None
+        return self
 
     @model_validator(mode="after")
     def _production_refuses_development_defaults(self) -> Settings:
@@ -98,9 +150,51 @@ class Settings(BaseSettings):
             problems.append(
                 "CIVIC_SUBMIT_RATE=0 (no limit on anonymous submissions) is for development"
             )
+        if self.upload_rate == 0:
+            problems.append(
+                "CIVIC_UPLOAD_RATE=0 (no limit on anonymous uploads) is for development"
+            )
+        if not self.public_url or not self.public_url.startswith("https://"):
+            problems.append(
+                "CIVIC_PUBLIC_URL must be the https:// origin the public reaches (receipt links "
+                "and the allowed Host are built from it)"
+            )
         if problems:
             raise ValueError("production settings refused: " + "; ".join(problems))
         return self
+
+    @cached_property
+    def trusted_proxy_list(self) -> list[str]:
+        """CIVIC_TRUSTED_PROXIES as a list (empty: X-Forwarded-* are never believed)."""
+        return _comma_list(self.trusted_proxies)
+
+    @cached_property
+    def resolved_public_url(self) -> str:
+        """The public origin, without a trailing slash: CIVIC_PUBLIC_URL, else
+        ``http://<api host>:<api port>`` (127.0.0.1 when the API listens on every address)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.api_host in _WILDCARD_HOSTS else self.api_host
+        return f"http://{_url_host(host)}:{self.api_port}"
+
+    @cached_property
+    def resolved_verifier_public_url(self) -> str:
+        """The verifier service as browsers reach it, without a trailing slash:
+        CIVIC_VERIFIER_PUBLIC_URL, else the public URL's scheme and host on the verifier port."""
+        if self.verifier_public_url:
+            return self.verifier_public_url.rstrip("/")
+        public = urlsplit(self.resolved_public_url)
+        return f"{public.scheme}://{_url_host(public.hostname or '127.0.0.1')}:{self.verifier_port}"
+
+    @cached_property
+    def allowed_host_names(self) -> list[str]:
+        """The Host header values (names, without the port) the API answers in production:
+        the public URL's host, the API's own listening address, and CIVIC_ALLOWED_HOSTS."""
+        names = [urlsplit(self.resolved_public_url).hostname or ""]
+        if self.api_host not in _WILDCARD_HOSTS:
+            names.append(self.api_host.strip("[]"))
+        names += [name.lower() for name in _comma_list(self.allowed_hosts)]
+        return list(dict.fromkeys(name.lower() for name in names if name))
 
     @cached_property
     def resolved_data_dir(self) -> Path:

@@ -29,11 +29,11 @@ from core.workflow import (
     allowed_next,
     evaluation_outcome,
 )
+from ledger import attachments, service
 from ledger import repository as repo
-from ledger import service
 from ledger.auth import Forbidden, Principal, Role, hash_token, known_offices, new_citizen_token
 from ledger.errors import Conflict, InvalidInput, NotFound, SuggestionNotFound
-from ledger.models import Account, Attachment, SuggestionPrivate, SuggestionRow
+from ledger.models import Account, SuggestionPrivate, SuggestionRow
 from ledger.pii import Vault, commitment, new_commitment_salt
 from ledger.schemas import FlagIn, SuggestionIn, TransitionIn
 
@@ -76,14 +76,6 @@ def end_of_day(day: date) -> datetime:
 def new_tracking_code() -> str:
     """``SG-XXXX-XXXX-XXXX``: 60 random bits in Crockford base32, easy to read out on a phone."""
     return codes.tracking_code(secrets.choice)
-
-
-def _require_attachments(session: Session, hashes: list[str]) -> None:
-    for sha in hashes:
-        if session.get(Attachment, sha) is None:
-            raise InvalidInput(
-                f"no attachment {sha} was uploaded; POST it to /api/v1/attachments first"
-            )
 
 
 def get_row(session: Session, tracking_code: str, *, for_update: bool = False) -> SuggestionRow:
@@ -185,7 +177,7 @@ def store_submission(
         deputy = session.get(Account, data.deputy)
         if deputy is None or deputy.role != Role.DEPUTY.value or deputy.disabled_at is not None:
             raise InvalidInput(f"no deputy {data.deputy!r}")
-    _require_attachments(session, data.attachments)
+    attachments.require_cited(session, data.attachments, clock())
     while repo.suggestion_exists(session, prepared.tracking_code):
         # 60 random bits: practically never. The sealed data is bound to the code: redo it.
         principal = None if prepared.citizen_token else prepared.submitter
@@ -416,7 +408,7 @@ def transition(
             raise InvalidInput(f"no suggestion {req.merged_into} to merge into")
         body["merged_into"] = req.merged_into
     if req.reply_sha256 is not None:
-        _require_attachments(session, [req.reply_sha256])
+        attachments.require_cited(session, [req.reply_sha256], now)
         body["reply_sha256"] = req.reply_sha256
     if req.category is not None:
         body["category"] = req.category.value

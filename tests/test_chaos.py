@@ -240,8 +240,8 @@ def audit(svc: Service) -> AuditReport:
 
 
 def healthz(svc: Service) -> tuple[int, dict]:
-    r = httpx.get(f"{svc.api}/healthz", timeout=10)
-    return r.status_code, r.json()
+    """/healthz/detail, as an inspector: the public /healthz says only booleans."""
+    return svc.health(timeout=10)
 
 
 def wait_for(what: str, check: Callable[[], bool], timeout: float, svc: Service) -> float:

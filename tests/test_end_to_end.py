@@ -111,9 +111,19 @@ def test_submit_anchor_verify_and_detect_alteration(service: Service, tmp_path: 
     assert batch["root"] == receipt["proof"]["root"] and batch["tx"] == receipt["anchor"]["tx"]
     assert {r.json()["record_hash"] for r in accepted} == set(batch["leaf_hashes"])
 
-    health = httpx.get(f"{service.api}/healthz", timeout=5)
-    assert health.status_code == 200, health.text
-    assert health.json()["worker"]["logs"]["suggestions"]["state"] in {"idle", "anchoring"}
+    public = httpx.get(f"{service.api}/healthz", timeout=5)
+    assert public.status_code == 200, public.text
+    assert public.json() == {
+        "status": "ok",
+        "database": True,
+        "chain": True,
+        "worker": True,
+        "writer": True,
+    }
+    status, health = service.health()
+    assert status == 200, health
+    assert health["worker"]["logs"]["suggestions"]["state"] in {"idle", "anchoring"}
+    assert health["writer"] == {"ok": True, "mode": "process"}
     assert service.stop() == 0
 
 

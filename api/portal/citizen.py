@@ -21,7 +21,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.datastructures import FormData, UploadFile
 
-from api.deps import ReadSessionDep, SessionDep, StateDep
+from api.deps import ReadSessionDep, SessionDep, StateDep, client_address
 from api.portal.csrf import verify_csrf
 from api.portal.errors import PageError
 from api.portal.i18n import language_of, messages
@@ -32,7 +32,7 @@ from api.state import made_once
 from core.records import RecordType, is_hex64
 from core.verdicts import ReceiptVerification
 from core.workflow import EvaluationLevel, SuggestionState, evaluation_outcome
-from ledger import auth, service, suggestions
+from ledger import auth, ratelimit, service, suggestions
 from ledger import repository as repo
 from ledger.auth import Forbidden, Principal, Role, Unauthenticated
 from ledger.errors import CivicError, NotFound
@@ -182,15 +182,13 @@ def submit(request: Request, form: FormDep, session: SessionDep, state: StateDep
     data, errors = _parse_submission(form)
     if data is None:
         return _submit_form(request, 422, values, errors)
-    if principal is None:  # anonymous submissions are rate limited, as in the API
-        client = request.client.host if request.client else "unknown"
-        wait = state.submit_limiter.check(client)
+    if principal is None:  # anonymous submissions are rate limited, counted with the API's
+        limit = ratelimit.submission_limit(state.settings)
+        wait = ratelimit.hit(session, client_address(request), [limit], datetime.now(UTC))
         if wait:
-            errors.general.append(
-                ("submit.error.rate", {"per_minute": state.submit_limiter.per_minute})
-            )
+            errors.general.append(("submit.error.rate", {"per_minute": limit.limit}))
             response = _submit_form(request, 429, values, errors)
-            response.headers["Retry-After"] = state.submit_limiter.retry_after_header(wait)
+            response.headers["Retry-After"] = ratelimit.retry_after(wait)
             return response
     try:
         submitted = suggestions.submit(session, data, principal=principal, vault=state.vault)
@@ -199,7 +197,9 @@ def submit(request: Request, form: FormDep, session: SessionDep, state: StateDep
         errors.general.append(("form.error.invalid", {"detail": exc.message}))
         return _submit_form(request, exc.status_code, values, errors)
     code = submitted.tracking_code
-    track_url = str(request.url_for("portal_track", tracking_code=code))
+    # Built from the configured public URL, never from the Host header (it is in the QR code).
+    track_path = request.url_for("portal_track", tracking_code=code).path
+    track_url = state.settings.resolved_public_url + track_path
     record_hash = submitted.sealed.record_hash
     return render(
         request,

@@ -53,15 +53,10 @@ NAV: tuple[NavItem, ...] = (
 
 def verifier_url(request: Request) -> str:
     """The verifier service as the visitor's browser reaches it (no trailing slash):
-    ``CIVIC_VERIFIER_PUBLIC_URL``, else this host on ``CIVIC_VERIFIER_PORT``."""
+    ``CIVIC_VERIFIER_PUBLIC_URL``, else the public URL's host on ``CIVIC_VERIFIER_PORT``
+    (never the Host header)."""
     state: AppState = request.app.state.civic
-    settings = state.settings
-    if settings.verifier_public_url:
-        return settings.verifier_public_url.rstrip("/")
-    host = request.url.hostname or settings.api_host
-    if ":" in host:  # an IPv6 literal
-        host = f"[{host}]"
-    return f"{request.url.scheme}://{host}:{settings.verifier_port}"
+    return state.settings.resolved_verifier_public_url
 
 
 def local_time(value: str | datetime | None, with_seconds: bool = False) -> str:

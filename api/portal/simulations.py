@@ -57,8 +57,10 @@ def _sim_id(simulation_id: str) -> str:
 
 
 def api_base(request: Request) -> str:
-    """The API as the visitor reaches it (what ``civic-ledger vote --api`` takes)."""
-    return str(request.base_url).rstrip("/")
+    """The API as the public reaches it (what ``civic-ledger vote --api`` takes): the
+    configured public URL, never the Host header."""
+    state: AppState = request.app.state.civic
+    return state.settings.resolved_public_url
 
 
 def example_choices(view: dict[str, Any]) -> str:

@@ -10,9 +10,10 @@ from api.deps import (
     OptionalPrincipal,
     ReadSessionDep,
     StateDep,
-    anonymous_rate_limit,
+    anonymous_upload_limit,
 )
 from ledger import attachments
+from ledger.errors import PayloadTooLarge
 
 router = APIRouter(prefix="/api/v1", tags=["attachments"])
 
@@ -21,16 +22,27 @@ router = APIRouter(prefix="/api/v1", tags=["attachments"])
     "/attachments",
     status_code=status.HTTP_201_CREATED,
     summary="Upload a file (photo, reply document); the answer names it by SHA-256",
-    dependencies=[Depends(anonymous_rate_limit)],
+    description=(
+        "Without an account: at most CIVIC_ANONYMOUS_ATTACHMENT_BYTES (2 MiB), counted as a "
+        "submission (CIVIC_SUBMIT_RATE a minute) and against CIVIC_UPLOAD_RATE an hour per "
+        "address. A file no record cites within CIVIC_ATTACHMENT_GRACE_HOURS (24) is removed."
+    ),
+    dependencies=[Depends(anonymous_upload_limit)],
     responses={
-        413: {"description": "larger than CIVIC_MAX_ATTACHMENT_BYTES"},
+        413: {
+            "description": "larger than CIVIC_MAX_ATTACHMENT_BYTES, or without an account "
+            "CIVIC_ANONYMOUS_ATTACHMENT_BYTES"
+        },
         422: {"description": "type not allowed"},
+        429: {"description": "too many anonymous uploads from this address (whole service)"},
     },
 )
 async def upload(
     request: Request, state: StateDep, principal: OptionalPrincipal
 ) -> dict[str, object]:
-    data = await request.body()
+    settings = state.settings
+    limit = settings.max_attachment_bytes if principal else settings.anonymous_attachment_bytes
+    data = await _read_at_most(request, limit, anonymous=principal is None)
     uploader = principal.id if principal else "anonymous"
     content_type = request.headers.get("content-type", "")
 
@@ -42,6 +54,23 @@ async def upload(
 
     stored = await run_in_threadpool(store)  # file and database I/O off the event loop
     return {"sha256": stored.sha256, "size": stored.size, "content_type": stored.content_type}
+
+
+async def _read_at_most(request: Request, limit: int, *, anonymous: bool) -> bytes:
+    """The body, refused with 413 as soon as it is known to be over ``limit`` bytes (the
+    body-size middleware already holds every upload to CIVIC_MAX_ATTACHMENT_BYTES)."""
+    whose = "an anonymous upload" if anonymous else "an upload"
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"{whose} is at most {limit} bytes")
+    chunks: list[bytes] = []
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise PayloadTooLarge(f"{whose} is at most {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 @router.get(

@@ -4,14 +4,16 @@ import socket
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
-from api.deps import ReadSessionDep, StateDep
+from api.deps import ReadSessionDep, RequireRole, StateDep
 from api.state import AppState
 from ledger import reanchor, service
 from ledger import repository as repo
+from ledger.auth import Role
 
 router = APIRouter(tags=["health"])
 
@@ -32,24 +34,8 @@ def _writer(state: AppState) -> dict[str, Any]:
     return {"ok": True, "mode": "process"}
 
 
-@router.get(
-    "/healthz",
-    summary="Database, chain and anchoring worker, with the anchoring lag",
-    responses={
-        200: {
-            "description": "all is well",
-            "content": {"application/json": {"schema": {"type": "object"}}},
-        },
-        503: {
-            "description": "a part is down (chain, anchoring worker or writer); the body says which",
-            "content": {"application/json": {"schema": {"type": "object"}}},
-        },
-    },
-)
-def healthz(session: ReadSessionDep, state: StateDep) -> Any:
-    """200 when all is well, 503 when a part is down (the body says which): the chain or the
-    anchoring worker (records are accepted but not anchored), or the writer process (the
-    hot writes are refused until it is back), so a monitor can page someone."""
+def _health(session: Session, state: AppState) -> tuple[bool, dict[str, Any]]:
+    """Whether all is well, and every part's detail (addresses, workers, errors)."""
     now = datetime.now(UTC)
     body: dict[str, Any] = {}
     expected: list[reanchor.ExpectedAnchor] = []
@@ -79,11 +65,74 @@ def healthz(session: ReadSessionDep, state: StateDep) -> Any:
     }
     body["anchoring"] = lag
     body["writer"] = _writer(state)
-    ok = (
+    ok = bool(
         body["database"]["ok"]
         and body["chain"].get("ok", False)
         and body["worker"]["ok"]
         and body["writer"]["ok"]
     )
     body["status"] = "ok" if ok else "degraded"
+    return ok, body
+
+
+_PLAIN = {
+    "type": "object",
+    "required": ["status", "database", "chain", "worker", "writer"],
+    "properties": {
+        "status": {"type": "string", "enum": ["ok", "degraded"]},
+        **{part: {"type": "boolean"} for part in ("database", "chain", "worker", "writer")},
+    },
+}
+
+
+@router.get(
+    "/healthz",
+    summary="Whether the database, the chain, the anchoring worker and the writer are well",
+    responses={
+        200: {
+            "description": "all is well",
+            "content": {"application/json": {"schema": _PLAIN}},
+        },
+        503: {
+            "description": "a part is down (chain, anchoring worker or writer); the body says which",
+            "content": {"application/json": {"schema": _PLAIN}},
+        },
+    },
+)
+def healthz(session: ReadSessionDep, state: StateDep) -> Any:
+    """200 when all is well, 503 when a part is down: the chain or the anchoring worker
+    (records are accepted but not anchored), or the writer process (the hot writes are refused
+    until it is back), so a monitor can page someone. Public, so it says only which part is
+    down (booleans): addresses, host names, process ids and errors are in ``/healthz/detail``,
+    for admins and inspectors."""
+    ok, body = _health(session, state)
+    plain = {"status": body["status"]} | {
+        part: bool(body[part]["ok"]) for part in ("database", "chain", "worker", "writer")
+    }
+    return JSONResponse(plain, status_code=200 if ok else 503)
+
+
+@router.get(
+    "/healthz/detail",
+    summary="The health of every part in detail, with the anchoring lag (admins, inspectors)",
+    dependencies=[Depends(RequireRole(Role.ADMIN, Role.INSPECTOR))],
+    responses={
+        200: {
+            "description": "all is well",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+        401: {"description": "no, bad or expired token"},
+        403: {"description": "not an admin or inspector"},
+        503: {
+            "description": "a part is down; the body says which and why",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+    },
+)
+def healthz_detail(session: ReadSessionDep, state: StateDep) -> Any:
+    """What ``/healthz`` says, with each part's detail: the database backend, the chain's
+    address, block and registry check (``reanchor_needed`` with the command when the chain
+    lost our anchors), each log's worker (host and process), state and heartbeat, the
+    anchoring lag per log, and the writer's mode; errors as they were raised."""
+    ok, body = _health(session, state)
     return JSONResponse(body, status_code=200 if ok else 503)

@@ -10,6 +10,7 @@ from ledger import service
 from ledger.db import DriverReader
 from ledger.repository import StoredRecord
 from ledger.service import ReceiptPending
+from ledger.settings import Settings
 from voting import service as voting_service
 
 router = APIRouter(prefix="/api/v1", tags=["records"])
@@ -21,6 +22,12 @@ RecordHash = Annotated[
         description="PROTOCOL §2 leaf hash: 64 lowercase hexadecimal characters",
     ),
 ]
+
+
+def receipt_url(settings: Settings, record_hash: str) -> str:
+    """Where a record's receipt is fetched, under the configured public URL: never built from
+    the Host header, which the client chooses."""
+    return f"{settings.resolved_public_url}/api/v1/records/{record_hash}/receipt"
 
 
 @router.get(

@@ -12,6 +12,8 @@ from api.deps import (
     SessionDep,
     StateDep,
 )
+from api.routes.records import receipt_url
+from api.state import AppState
 from voting import service
 from voting.schemas import BallotIn, PublicKeyIn, SimulationIn
 
@@ -22,9 +24,10 @@ SimId = Annotated[
 
 
 def _accepted(request: Request, record_hash: str, **extra: Any) -> dict[str, Any]:
+    state: AppState = request.app.state.civic
     return {
         "record_hash": record_hash,
-        "receipt_url": str(request.url_for("record_receipt", record_hash=record_hash)),
+        "receipt_url": receipt_url(state.settings, record_hash),
         **extra,
     }
 

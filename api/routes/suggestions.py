@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, status
+from fastapi import APIRouter, Depends, Path, Query, status
 
 from api import writes
 from api.deps import (
@@ -15,6 +15,7 @@ from api.deps import (
     anonymous_rate_limit,
     run_read,
 )
+from api.routes.records import receipt_url
 from core.codes import TRACKING_CODE_PATTERN
 from core.workflow import SuggestionState
 from ledger import suggestions
@@ -31,12 +32,6 @@ Code = Annotated[
 ]
 
 
-def _receipt_url(request: Request, record_hash: str) -> str:
-    # What request.url_for("record_receipt", …) gives, without scanning every route (the
-    # portal's too) on each write.
-    return f"{str(request.base_url).rstrip('/')}/api/v1/records/{record_hash}/receipt"
-
-
 @router.post(
     "/suggestions",
     status_code=status.HTTP_201_CREATED,
@@ -50,14 +45,13 @@ def _receipt_url(request: Request, record_hash: str) -> str:
         403: {"description": "only citizens (no token) and deputies submit"},
         413: {"description": "the body is larger than 64 KiB"},
         422: {"description": "a field is missing, of the wrong type, empty or too long"},
-        429: {"description": "too many anonymous submissions from this address"},
+        429: {"description": "too many anonymous submissions from this address (whole service)"},
     },
 )
 async def submit_suggestion(
     body: SuggestionIn,
     state: StateDep,
     principal: OptionalPrincipal,
-    request: Request,
 ) -> SuggestionAccepted:
     """Store the suggestion as the first record of its trail. The answer carries the
     tracking code, the record hash and, for a citizen, the private citizen token (shown
@@ -67,7 +61,7 @@ async def submit_suggestion(
     return SuggestionAccepted(
         tracking_code=done.tracking_code,
         record_hash=done.record_hash,
-        receipt_url=_receipt_url(request, done.record_hash),
+        receipt_url=receipt_url(state.settings, done.record_hash),
         citizen_token=done.citizen_token,
     )
 
@@ -90,13 +84,12 @@ async def transition(
     body: TransitionIn,
     state: StateDep,
     principal: CurrentPrincipal,
-    request: Request,
 ) -> RecordAccepted:
     done = await writes.transition(state, tracking_code, body, principal)
     return RecordAccepted(
         record_hash=done.record_hash,
         state=done.state,
-        receipt_url=_receipt_url(request, done.record_hash),
+        receipt_url=receipt_url(state.settings, done.record_hash),
     )
 
 

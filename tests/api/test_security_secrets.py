@@ -29,6 +29,7 @@ def production(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
         "pii_key_file": tmp_path / "pii.key",
         "portal_secret_file": tmp_path / "portal.secret",
         "verifier_public_url": "https://verify.example.org",
+        "public_url": "https://ledger.example.org",
     }
     values.update(overrides)
     return values
@@ -58,6 +59,9 @@ def test_complete_production_settings_are_accepted(tmp_path: Path) -> None:
             "CIVIC_VERIFIER_PUBLIC_URL must be https://",
         ),
         ({"submit_rate": 0}, "CIVIC_SUBMIT_RATE=0"),
+        ({"upload_rate": 0}, "CIVIC_UPLOAD_RATE=0"),
+        ({"public_url": None}, "CIVIC_PUBLIC_URL must be the https:// origin"),
+        ({"public_url": "http://ledger.example.org"}, "CIVIC_PUBLIC_URL must be the https://"),
     ],
 )
 def test_production_refuses_each_development_default(
@@ -81,6 +85,7 @@ def test_production_names_every_problem_at_once(tmp_path: Path) -> None:
         "CIVIC_KEY_FILE",
         "CIVIC_PII_KEY_FILE",
         "CIVIC_PORTAL_SECRET_FILE",
+        "CIVIC_PUBLIC_URL",
     ):
         assert name in text
 

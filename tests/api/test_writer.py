@@ -24,7 +24,7 @@ from api import writes
 from api.supervisor import writer_socket
 from api.writer import WriterClient, WriterUnavailable
 from api.writes import SubmitRequest, TransitionRequest
-from ledger import suggestions
+from ledger import auth, suggestions
 from ledger.auth import Principal, Role
 from ledger.db import make_engine, make_session_factory
 from ledger.models import RecordRow
@@ -182,15 +182,19 @@ def test_the_socket_moves_to_a_private_directory_when_its_path_is_too_long(
 
 
 def test_every_operation_has_a_route_that_uses_it() -> None:
-    """The writer takes only the requests of api.writes; each is the hot path of one route,
-    through its typed function."""
-    routes = "".join(
-        (ROOT / "api" / "routes" / name).read_text()
-        for name in os.listdir(ROOT / "api" / "routes")
-        if name.endswith(".py")
+    """The writer takes only the requests of api.writes; each is the hot path of one route
+    (or of the dependency of anonymous routes: the rate check), through its typed function."""
+    routes = (
+        "".join(
+            (ROOT / "api" / "routes" / name).read_text()
+            for name in os.listdir(ROOT / "api" / "routes")
+            if name.endswith(".py")
+        )
+        + (ROOT / "api" / "deps.py").read_text()
     )
     functions = {"SubmitRequest": "submit", "TransitionRequest": "transition"}
     functions |= {"FlagsRequest": "set_flags", "BallotRequest": "cast_ballot"}
+    functions |= {"RateCheckRequest": "rate_check"}
     operations = typing.get_args(typing.get_args(writes.WriteRequest)[0])
     assert {op.__name__ for op in operations} == set(functions)
     for operation in operations:
@@ -285,7 +289,15 @@ def test_the_api_writes_through_the_writer_process_and_healthz_says_when_it_is_d
         assert [r["record_hash"] for r in trail.json()["records"]] == [
             accepted.json()["record_hash"]
         ]
-        assert client.get("/healthz").json()["writer"] == {"ok": True, "mode": "process"}
+        assert client.get("/healthz").json()["writer"] is True
+        engine = make_engine(writer.database_url)
+        with make_session_factory(engine).begin() as session:
+            inspector = auth.add_account(session, role="inspector", name="监察 陈")
+        engine.dispose()
+        detail = client.get(
+            "/healthz/detail", headers={"Authorization": f"Bearer {inspector.token}"}
+        )
+        assert detail.json()["writer"] == {"ok": True, "mode": "process"}
         assert writer.records() == 1  # stored by the writer process, in the shared database
 
         assert writer.stop() == 0
@@ -295,5 +307,26 @@ def test_the_api_writes_through_the_writer_process_and_healthz_says_when_it_is_d
         assert refused.json()["error"] == "WriterUnavailable"
         assert "nothing was written" in refused.json()["detail"]
         health = client.get("/healthz")
-        assert health.status_code == 503 and health.json()["writer"]["ok"] is False
+        assert health.status_code == 503 and health.json()["writer"] is False
     assert writer.records() == 1
+
+
+def test_rate_checks_run_in_the_writer_process_and_count_in_the_shared_database(
+    writer: Writer,
+) -> None:
+    """The anonymous limits' checks (issue 21, item 3) go to the writer like any hot write:
+    concurrent checks of one address let exactly ``limit`` through, wherever they come from."""
+    limit = writes.RateLimitIn(scope="submit", limit=5, window=60.0, what="submissions")
+
+    async def scenario() -> list[float]:
+        client = WriterClient(writer.socket)
+        request = writes.RateCheckRequest(client="192.0.2.44", limits=[limit])
+        answers = await asyncio.gather(*(client.call(request) for _ in range(12)))
+        client.close()
+        return [writes.RateCheckReply.model_validate(answer).wait for answer in answers]
+
+    waits = asyncio.run(scenario())
+    assert waits.count(0.0) == 5
+    assert all(0 < wait <= 60 for wait in waits if wait)
+    frame = writes.encode_request(1, writes.RateCheckRequest(client="::1", limits=[limit]))
+    assert writes.decode_request(frame).request.op == "rate.check"

@@ -109,7 +109,7 @@ def test_a_submission_shows_code_token_qr_and_the_pending_receipt(
     assert code
     assert re.search(r"cit_[A-Za-z0-9_-]{40,}", html), "the citizen token is shown"
     assert re.search(r'<img class="qr" src="data:image/png;base64,[A-Za-z0-9+/=]+"', html)
-    assert f"http://testserver/track/{code.group(1)}" in html
+    assert f"http://127.0.0.1:8000/track/{code.group(1)}" in html  # CIVIC_PUBLIC_URL
     record_hash = re.search(r'<code id="record-hash">([0-9a-f]{64})</code>', html)
     assert record_hash
     assert f'href="/track/{code.group(1)}/receipt/{record_hash.group(1)}.json"' in html

@@ -539,7 +539,7 @@ def test_staff_open_close_and_tally_from_the_page(
         assert answer.status_code == 303, answer.text
     result = portal_client.get(f"/simulations/{sim}").text
     assert re.search(r'id="outcome">P1, P2<', result)
-    assert f"civic-verify tally {sim} --api http://testserver --rpc" in result
+    assert f"civic-verify tally {sim} --api http://127.0.0.1:8000 --rpc" in result
     assert 'data-project="P3"' in result and 'data-project="P1" data-selected="1"' in result
     assert "入选项目共 900，预算 1,000" in result
 

@@ -1,0 +1,205 @@
+"""Anonymous uploads have their own, smaller budget, and uploads no record cites are removed
+after the grace period (issue 21, item 4)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select, update
+
+from api.app import create_app
+from ledger.db import make_engine
+from ledger.housekeeping import Housekeeper
+from ledger.migrate import upgrade
+from ledger.models import Attachment
+from ledger.settings import Settings
+from tests.api.conftest import People, make_settings
+from tests.fixtures.db import BACKENDS, Database, backend_url
+
+MiB = 1024 * 1024
+GRACE = 24 * 3600.0
+SUGGESTION = {
+    "title": "路灯不亮",
+    "text": "幸福路口的路灯坏了三周。",
+    "category": "城乡建设",
+    "district": "鼓楼区",
+}
+
+
+def upload(client: TestClient, data: bytes, **headers: str) -> Any:
+    return client.post(
+        "/api/v1/attachments", content=data, headers={"content-type": "text/plain", **headers}
+    )
+
+
+# -- the budget ------------------------------------------------------------------------------
+
+
+def test_an_anonymous_upload_is_at_most_2_mib(client: TestClient, people: People) -> None:
+    assert upload(client, b"x" * (2 * MiB)).status_code == 201
+    refused = upload(client, b"y" * (2 * MiB + 1))
+    assert refused.status_code == 413
+    assert refused.json() == {
+        "error": "PayloadTooLarge",
+        "detail": f"an anonymous upload is at most {2 * MiB} bytes",
+    }
+    # an account keeps CIVIC_MAX_ATTACHMENT_BYTES (10 MiB)
+    staff = upload(client, b"z" * (5 * MiB), Authorization=f"Bearer {people.staff.token}")
+    assert staff.status_code == 201, staff.text
+
+
+def test_the_anonymous_budget_counts_the_bytes_sent_without_a_content_length(
+    client: TestClient,
+) -> None:
+    def chunks() -> Iterator[bytes]:
+        for _ in range(3):
+            yield b"w" * MiB
+
+    refused = client.post(
+        "/api/v1/attachments", content=chunks(), headers={"content-type": "text/plain"}
+    )
+    assert refused.status_code == 413
+    assert refused.json()["error"] == "PayloadTooLarge"
+
+
+def test_anonymous_uploads_have_their_own_rate(
+    database: Database, tmp_path: Path, people: People
+) -> None:
+    settings = make_settings(database, tmp_path, upload_rate=2)
+    with TestClient(create_app(settings)) as client:
+        assert [upload(client, f"{i}".encode()).status_code for i in range(2)] == [201, 201]
+        refused = upload(client, b"2")
+        assert refused.status_code == 429
+        assert "at most 2 anonymous uploads an hour" in refused.json()["detail"]
+        assert int(refused.headers["retry-after"]) > 3000
+        # submissions have their own count, and accounts are not counted
+        assert client.post("/api/v1/suggestions", json=SUGGESTION).status_code == 201
+        assert upload(client, b"3", Authorization=f"Bearer {people.staff.token}").status_code == 201
+
+
+# -- uploads nobody cites --------------------------------------------------------------------
+
+
+def _age(database: Database, directory: Path, sha: str, hours: float) -> None:
+    """Make the upload ``sha`` look ``hours`` old: its row and its file."""
+    then = datetime.now(UTC) - timedelta(hours=hours)
+    with database.sessions.begin() as session:
+        session.execute(update(Attachment).where(Attachment.sha256 == sha).values(created_at=then))
+    path = directory / sha
+    if path.exists():
+        os.utime(path, (then.timestamp(), then.timestamp()))
+
+
+def _old_file(path: Path, hours: float, data: bytes = b"left over") -> Path:
+    path.write_bytes(data)
+    then = time.time() - hours * 3600
+    os.utime(path, (then, then))
+    return path
+
+
+def _rows(database: Database) -> set[str]:
+    with database.sessions() as session:
+        return set(session.scalars(select(Attachment.sha256)))
+
+
+def test_uploads_no_record_cites_are_removed_after_the_grace_period(
+    client: TestClient, database: Database, tmp_path: Path
+) -> None:
+    directory = tmp_path / "attachments"
+    uncited = upload(client, b"never cited").json()["sha256"]
+    cited = upload(client, b"cited by a submission").json()["sha256"]
+    reply = upload(client, b"cited by nothing yet, but fresh").json()["sha256"]
+    submitted = client.post("/api/v1/suggestions", json={**SUGGESTION, "attachments": [cited]})
+    assert submitted.status_code == 201, submitted.text
+    for sha in (uncited, cited):
+        _age(database, directory, sha, hours=25)
+    orphan = _old_file(directory / hashlib.sha256(b"x").hexdigest(), hours=25)
+    fresh_orphan = _old_file(directory / hashlib.sha256(b"y").hexdigest(), hours=1)
+    temporary = _old_file(directory / f".{hashlib.sha256(b'z').hexdigest()}.tmp", hours=25)
+    unrelated = _old_file(directory / "README", hours=25)
+
+    swept = Housekeeper(database.sessions, directory, GRACE).sweep()
+
+    assert (swept.attachment_rows, swept.attachment_files) == (1, 3)
+    assert _rows(database) == {cited, reply}
+    assert not (directory / uncited).exists()
+    assert (directory / cited).exists() and (directory / reply).exists()
+    assert not orphan.exists() and not temporary.exists()
+    assert fresh_orphan.exists() and unrelated.exists()
+    # what was removed can no longer be cited: upload it again
+    late = client.post("/api/v1/suggestions", json={**SUGGESTION, "attachments": [uncited]})
+    assert late.status_code == 422
+    assert f"no attachment {uncited} was uploaded" in late.json()["detail"]
+    assert Housekeeper(database.sessions, directory, GRACE).sweep().attachment_rows == 0
+
+
+def test_a_cited_upload_is_kept_however_old(
+    client: TestClient, database: Database, tmp_path: Path, people: People
+) -> None:
+    """A reply document cited by a transition, uploaded long before."""
+    from tests.api.test_workflow_api import walk_to
+
+    directory = tmp_path / "attachments"
+    document = upload(client, b"%PDF reply", Authorization=f"Bearer {people.office.token}")
+    sha = document.json()["sha256"]
+    code, _ = walk_to(client, people, "IN_PROGRESS")
+    answered = client.post(
+        f"/api/v1/suggestions/{code}/transitions",
+        json={"to": "ANSWERED", "category": "A", "reply_sha256": sha},
+        headers=people.office.headers,
+    )
+    assert answered.status_code == 201, answered.text
+    _age(database, directory, sha, hours=24 * 400)
+    Housekeeper(database.sessions, directory, GRACE).sweep()
+    assert sha in _rows(database) and (directory / sha).exists()
+
+
+def test_uploading_again_starts_the_grace_period_afresh(
+    client: TestClient, database: Database, tmp_path: Path
+) -> None:
+    directory = tmp_path / "attachments"
+    sha = upload(client, b"the same photo").json()["sha256"]
+    _age(database, directory, sha, hours=25)
+    assert upload(client, b"the same photo").json()["sha256"] == sha
+    Housekeeper(database.sessions, directory, GRACE).sweep()
+    assert sha in _rows(database) and (directory / sha).exists()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_uploads_stored_before_the_migration_are_kept(backend: str, tmp_path: Path) -> None:
+    """Which records cited them was not tracked: the migration counts them all as cited."""
+    url, drop = backend_url(backend, tmp_path)
+    engine = make_engine(url)
+    try:
+        upgrade(engine, "0003")
+        then = datetime(2026, 1, 1, tzinfo=UTC)
+        with engine.begin() as conn:
+            conn.execute(
+                Attachment.__table__.insert().values(  # type: ignore[attr-defined]
+                    sha256="ab" * 32,
+                    size=1,
+                    content_type="text/plain",
+                    uploaded_by="anonymous",
+                    created_at=then,
+                )
+            )
+        upgrade(engine)
+        with engine.connect() as conn:
+            cited = conn.execute(select(Attachment.referenced_at)).scalar_one()
+        assert cited == then
+    finally:
+        engine.dispose()
+        drop()
+
+
+def test_the_grace_period_is_a_setting(tmp_path: Path) -> None:
+    assert Settings(env="test", data_dir=tmp_path).attachment_grace_hours == 24
+    assert Settings(env="test", data_dir=tmp_path).anonymous_attachment_bytes == 2 * MiB
