@@ -173,7 +173,7 @@ class DriverStatement:
 
 
 def _sqlalchemy_error(
-    exc: Exception,
+    exc: Any,  # the driver's Error
     sql: str,
     arguments: Any,
     dialect: Dialect,
@@ -185,7 +185,7 @@ def _sqlalchemy_error(
     lost = dialect.is_disconnect(exc, dbapi_connection, cursor)
     if lost:
         invalidate(exc)
-    return DBAPIError.instance(
+    error: BaseException = DBAPIError.instance(
         sql,
         arguments,
         exc,
@@ -193,6 +193,7 @@ def _sqlalchemy_error(
         connection_invalidated=lost,
         dialect=dialect,
     )
+    return error
 
 
 _DEFERRED = "civic_deferred_writes"
