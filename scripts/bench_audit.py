@@ -35,6 +35,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from core import codes  # noqa: E402  (the repository root goes on sys.path first)
+
 TRAIL = [
     ("suggestion.submitted", None, None),
     ("suggestion.transition", "SUBMITTED", "DEPUTY_ACCEPTED"),
@@ -46,7 +48,6 @@ OPEN_SUGGESTIONS = 2_000
 ACCESS_SHARE = 0.05  # one record in twenty is a pii.read in the access log
 STAFF = 50
 START = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
 def _canonical(record: dict[str, Any]) -> bytes:
@@ -63,8 +64,7 @@ def _stored_time(moment: datetime) -> str:
 
 
 def _tracking_code(rng: random.Random) -> str:
-    chars = "".join(rng.choice(_CROCKFORD) for _ in range(12))
-    return f"SG-{chars[:4]}-{chars[4:8]}-{chars[8:]}"
+    return codes.tracking_code(rng.choice)
 
 
 @dataclass
