@@ -27,6 +27,7 @@ from verifier.errors import (
     UnknownBatch,
     UnknownSimulation,
     UnknownTrackingCode,
+    VerificationError,
 )
 from verifier.receipt import receipt_from_json
 
@@ -36,6 +37,42 @@ SIMULATION_PATH = "/api/v1/simulations/{id}"
 BALLOTS_PATH = "/api/v1/simulations/{id}/ballots"
 RECEIPT_PATH = "/api/v1/records/{hash}/receipt"
 MAX_TRAIL = 1000  # records followed back from the tally to the opened record
+
+
+def _get_strict_json(
+    api: str,
+    path: str,
+    unavailable: type[VerificationError],
+    what: str,
+    *,
+    timeout: float,
+    transport: httpx.BaseTransport | None,
+    accept: tuple[int, ...] | None = None,
+) -> tuple[str, int, Any]:
+    """``GET {api}{path}``: (url, status, the answer parsed as strictly as a receipt), or
+    (url, 404, None) for the caller to name what is unknown. ``unavailable`` is raised for a
+    URL that is not http(s), no answer, another status than ``accept`` (any 2xx by default),
+    or an answer that is not strict JSON."""
+    parts = urlsplit(api)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise unavailable(f"{api!r} is not an http(s) URL of the service")
+    url = api.rstrip("/") + path
+    try:
+        with httpx.Client(transport=transport, timeout=timeout, follow_redirects=True) as client:
+            response = client.get(url, headers={"Accept": "application/json"})
+    except httpx.TimeoutException as exc:
+        raise unavailable(f"no answer from {url} within {timeout:g} s ({exc})") from exc
+    except httpx.HTTPError as exc:
+        raise unavailable(f"cannot reach {api}: {exc}") from exc
+    status = response.status_code
+    if status == 404:
+        return url, status, None
+    if not (response.is_success if accept is None else status in accept):
+        raise unavailable(f"{url} answered HTTP {status}, not {what}")
+    try:
+        return url, status, receipt_from_json(response.content)
+    except ReceiptMalformed as exc:
+        raise unavailable(f"{url} did not answer with strict JSON: {exc}") from exc
 
 
 # -- a suggestion's trail --------------------------------------------------------------------
@@ -58,25 +95,12 @@ def fetch_trail(
 
     Raises UnknownTrackingCode on 404 and TrailUnavailable when there is no trail to verify.
     """
-    parts = urlsplit(api)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise TrailUnavailable(f"{api!r} is not an http(s) URL of the service")
-    url = api.rstrip("/") + TRAIL_PATH.format(code=quote(tracking_code, safe=""))
-    try:
-        with httpx.Client(transport=transport, timeout=timeout, follow_redirects=True) as client:
-            response = client.get(url, headers={"Accept": "application/json"})
-    except httpx.TimeoutException as exc:
-        raise TrailUnavailable(f"no answer from {url} within {timeout:g} s ({exc})") from exc
-    except httpx.HTTPError as exc:
-        raise TrailUnavailable(f"cannot reach {api}: {exc}") from exc
-    if response.status_code == 404:
+    path = TRAIL_PATH.format(code=quote(tracking_code, safe=""))
+    url, status, answer = _get_strict_json(
+        api, path, TrailUnavailable, "a trail", timeout=timeout, transport=transport
+    )
+    if status == 404:
         raise UnknownTrackingCode(f"unknown tracking code {tracking_code!r} at {api} (HTTP 404)")
-    if not response.is_success:
-        raise TrailUnavailable(f"{url} answered HTTP {response.status_code}, not a trail")
-    try:
-        answer = receipt_from_json(response.content)
-    except ReceiptMalformed as exc:
-        raise TrailUnavailable(f"{url} did not answer with strict JSON: {exc}") from exc
     if not isinstance(answer, dict) or not isinstance(answer.get("records"), list):
         raise TrailUnavailable(f"{url} did not answer with a trail (no records list)")
     state = answer.get("state")
@@ -219,26 +243,19 @@ def fetch_batch_export(
     Raises UnknownBatch on 404 and BatchUnavailable when no export can be had. The answer is
     parsed as strictly as a receipt (no duplicate keys, no NaN, bounded nesting).
     """
-    parts = urlsplit(api)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise BatchUnavailable(f"{api!r} is not an http(s) URL of the service")
-    url = api.rstrip("/") + BATCH_PATH.format(log=log, batch=batch)
-    try:
-        with httpx.Client(transport=transport, timeout=timeout, follow_redirects=True) as client:
-            response = client.get(url, headers={"Accept": "application/json"})
-    except httpx.TimeoutException as exc:
-        raise BatchUnavailable(f"no answer from {url} within {timeout:g} s ({exc})") from exc
-    except httpx.HTTPError as exc:
-        raise BatchUnavailable(f"cannot reach {api}: {exc}") from exc
-    if response.status_code == 404:
+    path = BATCH_PATH.format(log=log, batch=batch)
+    url, status, answer = _get_strict_json(
+        api,
+        path,
+        BatchUnavailable,
+        "a batch",
+        timeout=timeout,
+        transport=transport,
+        accept=(200, 202),
+    )
+    if status == 404:
         raise UnknownBatch(f"the service has no batch {batch} of log {log!r} (HTTP 404)")
-    if response.status_code not in (200, 202):
-        raise BatchUnavailable(f"{url} answered HTTP {response.status_code}, not a batch")
-    try:
-        answer = receipt_from_json(response.content)
-    except ReceiptMalformed as exc:
-        raise BatchUnavailable(f"{url} did not answer with strict JSON: {exc}") from exc
-    if response.status_code == 202:
+    if status == 202:
         detail = answer.get("detail") if isinstance(answer, dict) else None
         return detail if isinstance(detail, str) and detail else "the batch is being anchored"
     if not isinstance(answer, dict):
