@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,16 +144,16 @@ class DriverStatement:
             deferred.queue(compiled, arguments)
             return []
         cursor = dbapi_connection.cursor()
+        carry = deferred if deferred is not None and deferred.pending else None
         try:
-            if deferred is not None and deferred.pending:
-                with deferred.sending(dbapi_connection, dialect):
-                    deferred.send(cursor)
-                    cursor.execute(compiled.sql, arguments)
-                    # In pipeline mode the description is not known before the fetch.
-                    rows = cursor.fetchall() if compiled.returns_rows else []
-            else:
+            # The writes queued before this statement go out with it, in one round trip.
+            with carry.sending(dbapi_connection, dialect) if carry else nullcontext():
+                if carry:
+                    carry.send(cursor)
                 cursor.execute(compiled.sql, arguments)
-                rows = cursor.fetchall() if cursor.description is not None else []
+                # From the statement, not the cursor: in pipeline mode the cursor has no
+                # description before the fetch.
+                rows = cursor.fetchall() if compiled.returns_rows else []
         except dialect.loaded_dbapi.Error as exc:
             raise _sqlalchemy_error(
                 exc, compiled.sql, arguments, dialect, dbapi_connection, cursor, invalidate
