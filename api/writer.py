@@ -269,6 +269,11 @@ class _Connection:
         finally:
             self.close()
 
+    def usable(self) -> bool:
+        """Open, as far as anyone knows: a transport closed by the event loop (the writer
+        killed) is closing before the reading task has run to notice."""
+        return not self.closed and not self.writer.is_closing()
+
     def close(self) -> None:
         if self.closed:
             return
@@ -304,23 +309,39 @@ class WriterClient:
         data = _frame(
             encode_request(request_id, request)
         )  # before connecting: sends nothing if bad
-        connection = await self._connect()
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        connection.waiting[request_id] = future
-        connection.writer.write(data)
-        return await future
+        for attempt in range(2):
+            connection = await self._connect()
+            future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+            connection.waiting[request_id] = future
+            try:
+                connection.writer.write(data)
+            except (RuntimeError, OSError) as exc:
+                # The transport closed under us (the writer was killed) before the reading
+                # task saw it: uvloop refuses the write with RuntimeError. Nothing was sent,
+                # so the request goes out once more on a new connection.
+                connection.waiting.pop(request_id, None)
+                connection.close()
+                if attempt:
+                    raise WriterUnavailable(
+                        f"the writer process does not answer ({exc}); nothing was written"
+                    ) from exc
+                continue
+            return await future
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # a new event loop: start afresh
             self._loop, self._connection, self._connecting = loop, None, asyncio.Lock()
         connection = self._connection
-        if connection is not None and not connection.closed:
+        if connection is not None and connection.usable():
             return connection
         assert self._connecting is not None
         async with self._connecting:
-            if self._connection is not None and not self._connection.closed:
+            if self._connection is not None and self._connection.usable():
                 return self._connection
+            if self._connection is not None:
+                self._connection.close()  # its waiting writes are in doubt: say so now
             deadline = time.monotonic() + self.patience
             while True:
                 try:

@@ -326,6 +326,12 @@ def _send_before_sqlalchemy(
 
 @event.listens_for(Engine, "rollback")
 def _drop_on_rollback(conn: Any) -> None:
+    if conn.invalidated:
+        # A lost connection (invalidated mid-transaction): its ``info`` cannot be reached
+        # until this very ROLLBACK completes, and asking for it here would raise
+        # PendingRollbackError in place of the error that lost it. Its queue went with it:
+        # the group commit forgets the writes (``stop_deferring``) before rolling back.
+        return
     writes: DeferredWrites | None = conn.info.get(_DEFERRED)
     if writes is not None:
         writes.restore({})

@@ -170,6 +170,32 @@ def test_a_killed_writer_fails_only_what_it_had_not_answered_and_its_successor_t
     assert acknowledged >= 20  # the successor answered the writes sent after it came up
 
 
+def test_a_connection_closed_before_its_reader_noticed_is_replaced_and_the_write_goes_through(
+    writer: Writer,
+) -> None:
+    """The writer killed: the event loop closes the transport at once, but the task reading
+    the connection runs later. A write sent in between found a connection that looked open,
+    and uvloop refused it with RuntimeError (two 500s in a kill -9 chaos run). Nothing was
+    sent, so the client connects again and the write goes through."""
+    import uvloop
+
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any]]:
+        client = WriterClient(writer.socket)
+        first = await client.call(writer.submit())
+        connection = client._connection
+        assert connection is not None
+        connection.writer.transport.abort()  # closed by the loop; the reader has not run
+        second = await client.call(writer.submit())
+        assert client._connection is not connection
+        client.close()
+        return first, second
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        first, second = runner.run(scenario())
+    assert first["tracking_code"] != second["tracking_code"]
+    assert writer.records() == 2
+
+
 def test_the_socket_moves_to_a_private_directory_when_its_path_is_too_long(
     tmp_path: Path,
 ) -> None:

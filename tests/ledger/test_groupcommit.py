@@ -12,16 +12,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import event, func, select, text
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from api.writes import wire_error
 from ledger import repository as repo
-from ledger.db import deferred_writes, writers_lock_file
+from ledger.db import deferred_writes, make_engine, make_session_factory, writers_lock_file
 from ledger.errors import InvalidInput
 from ledger.groupcommit import GroupCommitter, WriterClosed, run_group
+from ledger.migrate import upgrade
 from ledger.models import LogHead, RecordRow, TrailHead
-from tests.fixtures.db import Database, append_one
+from tests.fixtures.db import POSTGRES_URL, Database, append_one, postgres_schema_url
 
 AT = datetime(2026, 12, 1, tzinfo=UTC)
 
@@ -225,6 +227,43 @@ def test_a_write_that_cannot_commit_alone_is_reported_failed_and_leaves_nothing(
         writer.close()
     event.remove(database.engine, "commit", refuse)
     assert _stored(database) == []
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("group", [1, 3])
+def test_a_connection_lost_under_a_write_fails_it_as_a_lost_connection(group: int) -> None:
+    """PostgreSQL restarted (or the backend terminated) while a job runs: the job's caller
+    gets the OperationalError of the lost connection (the API answers 503, "try again"), not
+    PendingRollbackError, which the rollback of the deferred writes raised in its place (a
+    500 seen under a PostgreSQL restart); the group's other jobs commit."""
+    if not POSTGRES_URL:
+        pytest.skip("CIVIC_TEST_POSTGRES_URL is not set")
+    url, drop = postgres_schema_url()
+    engine = make_engine(url)
+    admin = make_engine(POSTGRES_URL)
+    try:
+        upgrade(engine)
+        sessions = make_session_factory(engine)
+
+        def lose_the_connection(session: Session) -> str:
+            pid = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            with admin.begin() as conn:
+                conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            return append_one(session, "SG-LOST")
+
+        jobs = [lose_the_connection] + [_append("SG-OK", i) for i in range(group - 1)]
+        outcomes = run_group(sessions, jobs)
+        error = outcomes[0][1]
+        assert isinstance(error, OperationalError) and error.connection_invalidated, error
+        assert wire_error(error).name == "DatabaseUnavailable"
+        assert all(e is None for _r, e in outcomes[1:]), outcomes
+        with sessions() as session:
+            subjects = session.scalars(select(RecordRow.subject)).all()
+        assert sorted(subjects) == ["SG-OK"] * (group - 1)
+    finally:
+        engine.dispose()
+        admin.dispose()
+        drop()
 
 
 def test_close_answers_every_queued_write_then_refuses_new_ones(database: Database) -> None:
