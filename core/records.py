@@ -37,6 +37,9 @@ class RecordType:
     SIMULATION_CLOSED: Final = "simulation.closed"
     SIMULATION_TALLIED: Final = "simulation.tallied"
     BALLOT_CAST: Final = "ballot.cast"
+    # A handling account read a suggestion's personal data or confidential content
+    # (the `access` log; its subject is the reader's account).
+    PII_READ: Final = "pii.read"
     # A chain reset survived: `civic-ledger reanchor` anchored every sealed batch again on a
     # new registry and recorded that as a record of this type in each log it touched, all in
     # one trail whose subject is CHAIN_SUBJECT (docs/PROTOCOL-NOTES.md, "Chain resets").

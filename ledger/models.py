@@ -190,6 +190,16 @@ class SuggestionPrivate(Base):
     text: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 
+class AccessReason(Base):
+    """Why a ``pii.read`` record's reader read, sealed with the PII key (AES-GCM, bound to
+    the record's hash); the record carries only a salted commitment to it. For inspectors."""
+
+    __tablename__ = "access_reasons"
+
+    record_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class Account(Base):
     """A staff, deputy, office, inspector or admin account. The bearer token is stored only
     as its SHA-256; the name never enters a record (records carry the account id)."""

@@ -75,7 +75,18 @@ class SuggestionIn(BaseModel):
     district: Annotated[OneLine, Field(min_length=1, max_length=64, description="e.g. 鼓楼区")]
     contact: ContactIn | None = Field(None, description="optional; encrypted, never in a record")
     confidential: bool = Field(
-        False, description="保密: the record carries a commitment to the text, not the text"
+        False,
+        description=(
+            "保密: the record carries commitments to the text, the title and the attachments "
+            "instead of them (docs/WORKFLOW.md, 'Confidential suggestions')"
+        ),
+    )
+    title_public: bool = Field(
+        False,
+        description=(
+            "with confidential: the title stays public (the citizen's choice); without "
+            "confidential it is always public"
+        ),
     )
     deputy: Annotated[str, Field(pattern=r"^deputy-[0-9a-f]{8}$")] | None = Field(
         None, description="the deputy the suggestion is addressed to"

@@ -33,7 +33,7 @@ from ledger import attachments, service
 from ledger import repository as repo
 from ledger.auth import Forbidden, Principal, Role, hash_token, known_offices, new_citizen_token
 from ledger.errors import Conflict, InvalidInput, NotFound, SuggestionNotFound
-from ledger.models import Account, SuggestionPrivate, SuggestionRow
+from ledger.models import AccessReason, Account, SuggestionPrivate, SuggestionRow
 from ledger.pii import Vault, commitment, new_commitment_salt
 from ledger.schemas import FlagIn, SuggestionIn, TransitionIn
 
@@ -128,10 +128,8 @@ def prepare_submission(
     }
     private_text = private_contact = None
     if data.confidential:
-        salt = new_commitment_salt()
-        body["content_commitment"] = commitment(data.text, salt)
         body["confidential"] = True
-        private_text = vault.seal({"text": data.text, "salt": salt.hex()}, f"text:{tracking_code}")
+        private_text = vault.seal(_hide_confidential(data, body), f"text:{tracking_code}")
     else:
         body["text"] = data.text
     if data.contact is not None:
@@ -143,7 +141,7 @@ def prepare_submission(
         )
     if data.deputy:
         body["addressed_to"] = data.deputy
-    if data.attachments:
+    if data.attachments and not data.confidential:
         body["attachments"] = list(data.attachments)
     if principal is None:
         submitter = Principal(Role.CITIZEN, "anon-" + secrets.token_hex(8))
@@ -160,6 +158,32 @@ def prepare_submission(
         submitter=submitter,
         citizen_token=citizen_token,
     )
+
+
+# What the public record says in place of a confidential suggestion's title (PROTOCOL §6 asks
+# for a ``title`` member; the real one is behind ``title_commitment``).
+HIDDEN_TITLE = "保密建议"
+
+
+def _hide_confidential(data: SuggestionIn, body: dict[str, Any]) -> dict[str, Any]:
+    """保密: put commitments in the record ``body`` in place of the text, the title (unless
+    the citizen chose to show it) and the attachments' hashes; the values and their salts,
+    to be sealed in ``suggestion_private.text``. Each commitment is ``SHA-256(salt ||
+    JCS(value))`` with a salt of its own (ledger.pii.commitment), so whoever reads one of them
+    can show that it opens without learning the others."""
+    salt = new_commitment_salt()
+    body["content_commitment"] = commitment(data.text, salt)
+    private: dict[str, Any] = {"text": data.text, "salt": salt.hex()}
+    if not data.title_public:
+        salt = new_commitment_salt()
+        body["title"] = HIDDEN_TITLE
+        body["title_commitment"] = commitment({"title": data.title}, salt)
+        private |= {"title": data.title, "title_salt": salt.hex()}
+    if data.attachments:
+        salt = new_commitment_salt()
+        body["attachments_commitment"] = commitment({"attachments": list(data.attachments)}, salt)
+        private |= {"attachments": list(data.attachments), "attachments_salt": salt.hex()}
+    return private
 
 
 def store_submission(
@@ -200,7 +224,7 @@ def store_submission(
         session,
         tracking_code=tracking_code,
         state=S.SUBMITTED.value,
-        title=data.title,
+        title=prepared.body["title"],  # a hidden title stays hidden in listings too
         category=data.category,
         district=data.district,
         channel=prepared.channel,
@@ -633,8 +657,14 @@ def read_private(
     vault: Vault,
     clock: Clock = utc_now,
 ) -> dict[str, Any]:
-    """Contact data or confidential text, for those handling the suggestion; every read is
-    a ``pii.read`` record in the access log (its subject is the reader's account)."""
+    """Contact data or a confidential suggestion's content, for those handling the
+    suggestion; every read is a ``pii.read`` record in the access log (its subject is the
+    reader's account). ``field`` "text" opens the confidential text and, where they are
+    hidden too, the title and the attachments, each with the salt of its commitment.
+
+    The reader's reason is free text that may itself tell something about the citizen: the
+    record carries ``reason_commitment`` (``SHA-256(salt || JCS({"reason": r}))``) and the
+    reason is kept sealed beside it (``access_reasons``), for inspectors (``reading_reason``)."""
     row = get_row(session, tracking_code)
     if not handles(principal, row):
         raise Forbidden(f"only those handling {tracking_code} may read its {field}")
@@ -646,13 +676,50 @@ def read_private(
     if not reason or len(reason) > 500:
         raise InvalidInput("say why you read it: reason, 1 to 500 characters")
     opened = vault.open(blob, f"{field}:{tracking_code}")
-    service.append_record(
+    salt = new_commitment_salt()
+    sealed = service.append_record(
         session,
         log="access",
-        type="pii.read",
+        type=RecordType.PII_READ,
         subject=principal.id,
         actor=principal.actor,
-        body={"suggestion": tracking_code, "field": field, "reason": reason},
+        body={
+            "suggestion": tracking_code,
+            "field": field,
+            "reason_commitment": commitment({"reason": reason}, salt),
+        },
         clock=clock,
     )
-    return {"tracking_code": tracking_code, field: opened[field], "commitment_salt": opened["salt"]}
+    repo.add(
+        session,
+        AccessReason(
+            record_hash=sealed.record_hash,
+            sealed=vault.seal(
+                {"reason": reason, "salt": salt.hex()}, f"reason:{sealed.record_hash}"
+            ),
+        ),
+    )
+    answer = {
+        "tracking_code": tracking_code,
+        field: opened[field],
+        "commitment_salt": opened["salt"],
+    }
+    for hidden in ("title", "attachments"):
+        if hidden in opened:
+            answer[hidden] = opened[hidden]
+            answer[f"{hidden}_commitment_salt"] = opened[f"{hidden}_salt"]
+    return answer
+
+
+def reading_reason(
+    session: Session, record_hash: str, *, principal: Principal, vault: Vault
+) -> dict[str, Any]:
+    """Why a ``pii.read`` record's reader read: for inspectors and admins, who oversee the
+    reads. The reason and the salt open the record's ``reason_commitment``."""
+    if principal.role not in (Role.INSPECTOR, Role.ADMIN):
+        raise Forbidden("the reasons of personal-data reads are for inspectors and admins")
+    found = session.get(AccessReason, record_hash)
+    if found is None:
+        raise NotFound(f"no personal-data read {record_hash} with a sealed reason")
+    opened = vault.open(found.sealed, f"reason:{record_hash}")
+    return {"record_hash": record_hash, "reason": opened["reason"], "salt": opened["salt"]}

@@ -132,6 +132,7 @@ def _parse_submission(form: FormData) -> tuple[SuggestionIn | None, FieldErrors]
         "category": _text(form, "category"),
         "district": _text(form, "district"),
         "confidential": _text(form, "confidential") == "1",
+        "title_public": _text(form, "title_public") == "1",
     }
     if name or phone:
         data["contact"] = {"name": name, "phone": phone}
@@ -174,7 +175,8 @@ def _qr_data_uri(url: str) -> str:
 )
 def submit(request: Request, form: FormDep, session: SessionDep, state: StateDep) -> HTMLResponse:
     values = {name: _text(form, name) for name in SUBMIT_FIELDS}
-    values["confidential"] = "1" if _text(form, "confidential") == "1" else ""
+    for box in ("confidential", "title_public"):
+        values[box] = "1" if _text(form, box) == "1" else ""
     principal = portal_principal(request, session)
     if principal is not None and principal.role is not Role.DEPUTY:
         errors = FieldErrors(general=[("submit.error.role", {"role": principal.role.value})])

@@ -412,7 +412,14 @@ async def read_private(request: Request, tracking_code: str) -> Response:
         return await run_in_threadpool(
             _refused, request, principal, tracking_code, "", exc.status_code, exc.message
         )
-    private = {"code": tracking_code, "field": which, "value": opened[which], "reason": reason}
+    private = {
+        "code": tracking_code,
+        "field": which,
+        "value": opened[which],
+        "title": opened.get("title"),  # a confidential suggestion's hidden title and files
+        "attachments": opened.get("attachments"),
+        "reason": reason,
+    }
     return await run_in_threadpool(
         lambda: render_workbench(request, principal, code=tracking_code, private=private)
     )

@@ -15,7 +15,7 @@ from api.deps import (
     anonymous_rate_limit,
     run_read,
 )
-from api.routes.records import receipt_url
+from api.routes.records import RecordHash, receipt_url
 from core.codes import TRACKING_CODE_PATTERN
 from core.workflow import SuggestionState
 from ledger import suggestions
@@ -178,3 +178,17 @@ def read_confidential_text(
     return suggestions.read_private(
         session, tracking_code, "text", principal=principal, reason=reason, vault=state.vault
     )
+
+
+@router.get(
+    "/access/{record_hash}/reason",
+    summary="Why a personal-data read happened (the reason behind a pii.read record's "
+    "commitment); inspectors and admins",
+)
+def read_access_reason(
+    record_hash: RecordHash,
+    session: SessionDep,
+    state: StateDep,
+    principal: CurrentPrincipal,
+) -> dict[str, Any]:
+    return suggestions.reading_reason(session, record_hash, principal=principal, vault=state.vault)

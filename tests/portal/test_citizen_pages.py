@@ -121,6 +121,25 @@ def test_a_submission_shows_code_token_qr_and_the_pending_receipt(
 
 
 @pytest.mark.parametrize(
+    ("boxes", "public_title"),
+    [({"confidential": "1"}, False), ({"confidential": "1", "title_public": "1"}, True)],
+)
+def test_the_form_hides_a_confidential_title_unless_the_citizen_shows_it(
+    portal_client: TestClient, database: Database, boxes: dict[str, str], public_title: bool
+) -> None:
+    assert 'name="title_public"' in portal_client.get("/").text
+    response = submit(portal_client, **boxes)
+    assert response.status_code == 201, response.text
+    with database.sessions() as session:
+        record = json.loads(session.scalars(select(RecordRow)).one().canonical)
+        row = session.scalars(select(SuggestionRow)).one()
+    assert record["body"]["confidential"] is True and "text" not in record["body"]
+    assert (record["body"]["title"] == GOOD["title"]) is public_title
+    assert ("title_commitment" in record["body"]) is not public_title
+    assert (row.title == GOOD["title"]) is public_title
+
+
+@pytest.mark.parametrize(
     ("fields", "errors"),
     [
         ({"title": ""}, {"title": "此项必填。"}),
