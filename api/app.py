@@ -14,6 +14,7 @@ from api.routes import (
     anchors,
     attachments,
     health,
+    logs,
     records,
     simulations,
     stats,
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         simulations,
         records,
         anchors,
+        logs,
         health,
         stats,
     ):

@@ -71,6 +71,23 @@ class LogHead(Base):
     log: Mapped[str] = mapped_column(String(32), primary_key=True)
     next_position: Mapped[int] = mapped_column(BigInteger, default=0)
     sealed_until: Mapped[int] = mapped_column(BigInteger, default=0)  # first unsealed position
+    # How many entries the log's tree (``tree_nodes``, PROTOCOL §8) covers: sealed_until once
+    # the sealer has caught up (a store older than the tree catches up at its next seal).
+    tree_size: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class TreeNode(Base):
+    """One complete subtree of a log's growing tree (PROTOCOL §8, ``core.tlog``): ``level``
+    >= 1, covering entries ``[index * 2**level, (index + 1) * 2**level)``; written once, when
+    the sealer seals its last entry. Level 0 (the leaf hashes) are the records' own
+    ``leaf_hash``, not repeated here."""
+
+    __tablename__ = "tree_nodes"
+
+    log: Mapped[str] = mapped_column(String(32), primary_key=True)
+    level: Mapped[int] = mapped_column(Integer, primary_key=True)
+    index: Mapped[int] = mapped_column("idx", BigInteger, primary_key=True)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
 
 
 class TrailHead(Base):
@@ -123,6 +140,9 @@ class BatchRow(Base):
     first_position: Mapped[int] = mapped_column(BigInteger)
     size: Mapped[int] = mapped_column(BigInteger)
     root: Mapped[bytes] = mapped_column(LargeBinary(32))
+    # The root of the whole log's tree of size first_position + size (PROTOCOL §8, the root a
+    # version 2 anchor carries); None for batches sealed before the tree existed.
+    log_root: Mapped[bytes | None] = mapped_column(LargeBinary(32), nullable=True)
     state: Mapped[str] = mapped_column(String(16), default="sealed")
     sealed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     chain_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

@@ -12,14 +12,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.clock import Clock, utc_now
 from core.merkle import path_from_levels, tree_levels
 from core.records import LOGS, SealedRecord, build_record, format_at, is_hex64
 from ledger import repository as repo
+from ledger import tree
 from ledger.errors import BatchNotFound, InvalidInput, RecordNotFound
-from ledger.models import BatchRow
+from ledger.models import BatchRow, LogHead, RecordRow
 from ledger.repository import ReadTarget, StoredBatch, StoredRecord
 
 
@@ -242,3 +244,67 @@ def anchoring_lag(session: Session, now: datetime | None = None) -> dict[str, An
             else 0.0,
         }
     return result
+
+
+MAX_ENTRIES = 1000
+
+
+def _anchored_end(session: Session, log: str, size: int) -> None:
+    """Refuse a tree size that is not the end of an anchored batch of ``log``."""
+    found = session.scalar(
+        select(BatchRow.number).where(
+            BatchRow.log == log,
+            BatchRow.state == "anchored",
+            BatchRow.first_position + BatchRow.size == size,
+        )
+    )
+    if found is None:
+        raise InvalidInput(
+            f"{size} is not the size of log {log} at the end of an anchored batch "
+            "(the end of batch b is its first position plus its size)"
+        )
+
+
+def consistency(session: Session, log: str, old: int, new: int) -> dict[str, Any]:
+    """RFC 9162 §2.1.4 consistency proof between two anchored sizes of the log (PROTOCOL §8)."""
+    if log not in LOGS:
+        raise BatchNotFound(f"unknown log {log!r}; logs are {', '.join(sorted(LOGS))}")
+    if not 0 < old <= new:
+        raise InvalidInput(f"from must be at least 1 and at most to; got from={old}, to={new}")
+    _anchored_end(session, log, old)
+    _anchored_end(session, log, new)
+    path = tree.consistency_proof(session, log, old, new)
+    return {"log": log, "from": old, "to": new, "path": [node.hex() for node in path]}
+
+
+def entries(session: Session, log: str, start: int, end: int) -> dict[str, Any]:
+    """Entries ``[start, end)`` of the log, for monitors: index, leaf hash and canonical
+    record (null when redacted, PROTOCOL §7). At most MAX_ENTRIES, and only sealed ones."""
+    if log not in LOGS:
+        raise BatchNotFound(f"unknown log {log!r}; logs are {', '.join(sorted(LOGS))}")
+    if not 0 <= start < end or end - start > MAX_ENTRIES:
+        raise InvalidInput(
+            f"need 0 <= start < end and at most {MAX_ENTRIES} entries; got start={start}, end={end}"
+        )
+    head = session.get(LogHead, log)
+    sealed = head.sealed_until if head else 0
+    if end > sealed:
+        raise InvalidInput(f"log {log} has {sealed} sealed entries; end={end} is beyond them")
+    rows = session.execute(
+        select(RecordRow.position, RecordRow.leaf_hash, RecordRow.canonical)
+        .where(RecordRow.log == log, RecordRow.position >= start, RecordRow.position < end)
+        .order_by(RecordRow.position)
+    )
+    return {
+        "log": log,
+        "start": start,
+        "end": end,
+        "entries": [
+            {
+                "index": position,
+                "leaf_hash": leaf.hex(),
+                "record": json.loads(canonical) if canonical else None,
+            }
+            for position, leaf, canonical in rows
+        ],
+    }

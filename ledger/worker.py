@@ -36,6 +36,7 @@ from core.clock import Clock, utc_now
 from core.merkle import merkle_root
 from core.records import LOGS
 from ledger import repository as repo
+from ledger import tree
 from ledger.chain import (
     AnchorReceipt,
     ChainClient,
@@ -279,6 +280,8 @@ class AnchoringWorker:
                 first_position=head.sealed_until,
                 size=size,
                 root=merkle_root(leaves),
+                # The whole log's tree grows with the batch (PROTOCOL §8), in this transaction.
+                log_root=tree.extend(session, head, head.sealed_until + size),
                 state="sealed",
                 sealed_at=self.clock(),
             )

@@ -80,6 +80,8 @@ def test_batches_hold_at_most_batch_max_records_in_order(database: Database, reg
         leaves = list(session.scalars(select(RecordRow.leaf_hash).order_by(RecordRow.position)))
     for b in batches:
         assert merkle_root(leaves[b.first_position : b.first_position + b.size]) == b.root
+        # The whole log's tree grew with each batch (PROTOCOL §8).
+        assert merkle_root(leaves[: b.first_position + b.size]) == b.log_root
     _release(worker)
 
 

@@ -1,0 +1,128 @@
+"""Each log's growing tree in the store (PROTOCOL §8): the node table that ``core.tlog`` reads.
+
+The tree of a log is the RFC 9162 tree over all its entries in order. What is stored is every
+complete subtree of level 1 and up (``tree_nodes``, one row each, written once); the level 0
+nodes are the records' leaf hashes, read from ``records`` by position. ``core.tlog`` names
+the O(log n) nodes any root, inclusion proof or consistency proof needs, and each is served
+with two indexed queries (one per table) whatever the size of the log.
+
+The sealer extends the tree with every batch it seals, in the batch's transaction
+(``extend``), and stores the whole log's root in the batch row (``batches.log_root``): the
+root a version 2 anchor carries (§8). A store written before the tree existed is caught up at
+its next seal, from the records (``log_heads.tree_size`` says how far the tree reaches).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import and_, insert, or_, select
+from sqlalchemy.orm import Session
+
+from core import tlog
+from core.tlog import Node
+from ledger.models import LogHead, RecordRow, TreeNode, table_of
+
+# Leaves read per step when a store older than the tree catches up.
+CATCH_UP_STEP = 50_000
+
+
+class TreeUnavailable(LookupError):
+    """The tree does not (yet) reach the size asked for."""
+
+
+def read_nodes(session: Session, log: str, nodes: Sequence[Node]) -> list[bytes]:
+    """The hashes of ``nodes`` (a ``core.tlog.HashReader`` for one log), in order."""
+    found: dict[Node, bytes] = {}
+    leaves = sorted({node.index for node in nodes if node.level == 0})
+    if leaves:
+        rows = session.execute(
+            select(RecordRow.position, RecordRow.leaf_hash).where(
+                RecordRow.log == log, RecordRow.position.in_(leaves)
+            )
+        )
+        found.update({Node(0, position): leaf for position, leaf in rows})
+    inner = sorted({node for node in nodes if node.level > 0})
+    if inner:
+        wanted = or_(*(and_(TreeNode.level == n.level, TreeNode.index == n.index) for n in inner))
+        stored = session.execute(
+            select(TreeNode.level, TreeNode.index, TreeNode.hash).where(TreeNode.log == log, wanted)
+        )
+        found.update({Node(level, index): value for level, index, value in stored})
+    missing = [node for node in nodes if node not in found]
+    if missing:
+        raise TreeUnavailable(f"log {log}: the tree has no node {missing[0]} (not sealed yet?)")
+    return [found[node] for node in nodes]
+
+
+def _reader(session: Session, log: str) -> tlog.HashReader:
+    return lambda nodes: read_nodes(session, log, nodes)
+
+
+def extend(session: Session, head: LogHead, end: int) -> bytes:
+    """Extend the log's tree to ``end`` entries (the sealed end of a batch being sealed) and
+    return the root of the tree of that size. ``head`` is the log's head row, locked by the
+    caller's transaction (the sealer's), so no one else extends the tree meanwhile. Entries
+    the tree does not cover yet are read from ``records`` (every one of them, once, for a
+    store older than the tree)."""
+    size = head.tree_size
+    if end < size:
+        raise ValueError(f"log {head.log}: the tree already covers {size} entries, not {end}")
+    reader = _reader(session, head.log)
+    root = tlog.tree_root(size, reader)
+    while size < end:
+        step = min(end - size, CATCH_UP_STEP)
+        leaves = list(
+            session.scalars(
+                select(RecordRow.leaf_hash)
+                .where(
+                    RecordRow.log == head.log,
+                    RecordRow.position >= size,
+                    RecordRow.position < size + step,
+                )
+                .order_by(RecordRow.position)
+            )
+        )
+        if len(leaves) != step:
+            raise TreeUnavailable(f"log {head.log} lacks records in {size}..{size + step - 1}")
+        appended = tlog.append_leaves(size, leaves, reader)
+        inner = [
+            {"log": head.log, "level": node.level, "idx": node.index, "hash": value}
+            for node, value in appended.nodes
+            if node.level > 0
+        ]
+        if inner:
+            session.execute(insert(table_of(TreeNode)), inner)
+        size, root = appended.size, appended.root
+        head.tree_size = size
+    return root
+
+
+def root(session: Session, log: str, size: int) -> bytes:
+    """The root of the log's tree of ``size`` entries (``size`` at most the tree's size)."""
+    _require(session, log, size)
+    return tlog.tree_root(size, _reader(session, log))
+
+
+def inclusion_proof(session: Session, log: str, index: int, size: int) -> list[bytes]:
+    """RFC 9162 §2.1.3 inclusion proof of entry ``index`` in the log's tree of ``size``."""
+    if not 0 <= index < size:
+        raise ValueError(f"entry {index} is not in a tree of {size} entries")
+    _require(session, log, size)
+    return tlog.inclusion_proof(index, size, _reader(session, log))
+
+
+def consistency_proof(session: Session, log: str, old: int, new: int) -> list[bytes]:
+    """RFC 9162 §2.1.4 consistency proof from the log's tree of ``old`` entries to ``new``."""
+    if not 0 < old <= new:
+        raise ValueError(f"no consistency proof from {old} to {new} entries (need 0 < from <= to)")
+    _require(session, log, new)
+    return tlog.consistency_proof(old, new, _reader(session, log))
+
+
+def _require(session: Session, log: str, size: int) -> None:
+    covered = session.scalar(select(LogHead.tree_size).where(LogHead.log == log))
+    if covered is None or size > covered:
+        raise TreeUnavailable(
+            f"log {log}: the tree covers {covered or 0} sealed entries, not {size}"
+        )
