@@ -4,15 +4,16 @@ pragma solidity 0.8.37;
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 
 /// @title AnchorRegistry
-/// @notice Public anchor of civic-ledger batch roots (PROTOCOL.md §3). Every log (suggestions,
-///         votes, access) is sealed into batches numbered 0, 1, 2, …; the service anchors each
-///         batch's RFC 9162 Merkle Tree Hash here, and anyone can read it back with `batchOf`
-///         to verify a receipt. Other institutions holding WITNESS_ROLE recompute a root from the
+/// @notice Public anchor of civic-ledger logs (PROTOCOL.md §3, version 2 §8). Every log
+///         (suggestions, votes, access) is sealed into batches numbered 0, 1, 2, …; with each
+///         batch the service anchors here the RFC 9162 Merkle Tree Hash of the whole log so far
+///         and its size, and anyone can read it back with `batchOf` to verify a receipt. Other institutions holding WITNESS_ROLE recompute a root from the
 ///         published records and attest to it.
 /// @dev Gas is the design constraint: an anchor must stay under 80,000 gas in steady state.
-///      Measured (solc 0.8.37 via-IR, london, ganache): 77,309 to 77,333 per anchor in steady
-///      state (calldata zero bytes vary), 94,409 for a log's first anchor (its counter goes
-///      from zero to non-zero).
+///      Measured (solc 0.8.37 via-IR, london, ganache): 77,652 per anchor in steady state,
+///      94,728 for a log's first anchor (its counter goes from zero to non-zero). The version 2
+///      rule that a log's size must grow costs about 330 gas: the last size lives in the slot
+///      of the batch counter, which the anchor reads and writes anyway.
 ///      Where it goes: 21,000 base; ~1,300 calldata; 2,100 cold role lookup; 5,000 for the
 ///      batch counter (cold read + update); 2 x 22,100 for two fresh slots; ~2,000 for the
 ///      event; ~1,500 execution. An anchor writes exactly two fresh slots (the root; size,
@@ -37,7 +38,15 @@ contract AnchorRegistry is AccessControl {
         uint32 attestations;
     }
 
-    mapping(bytes32 logId => uint64) private _nextBatch;
+    /// @dev One slot per log: the next batch number and the size anchored last. The growing
+    ///      size rule (PROTOCOL §8) reads and writes it together with the batch counter, so it
+    ///      costs no extra storage access.
+    struct LogState {
+        uint64 nextBatch;
+        uint32 lastSize;
+    }
+
+    mapping(bytes32 logId => LogState) private _logs;
     mapping(bytes32 logId => mapping(uint64 batch => Batch)) private _batches;
     mapping(bytes32 logId => mapping(uint64 batch => mapping(address witness => bool)))
         private _attested;
@@ -53,6 +62,9 @@ contract AnchorRegistry is AccessControl {
     error EmptyRoot();
     /// @notice A batch holds at least one record.
     error EmptyBatch();
+    /// @notice Version 2 (PROTOCOL §8): `size` is the whole log's size after the batch, so it
+    ///         must be greater than the size anchored with the previous batch (`previous`).
+    error SizeNotGrowing(bytes32 logId, uint32 previous, uint32 given);
     /// @notice The batch has not been anchored yet, so there is nothing to attest.
     error NotAnchored(bytes32 logId, uint64 batch);
     /// @notice The witness recomputed a different root from the one anchored.
@@ -70,21 +82,23 @@ contract AnchorRegistry is AccessControl {
         _grantRole(ANCHORER_ROLE, anchorer);
     }
 
-    /// @notice Anchors batch `batch` of log `logId`: its Merkle root and number of records.
+    /// @notice Anchors batch `batch` of log `logId`: the root of the whole log's RFC 9162 tree
+    ///         after the batch, and that tree's size (PROTOCOL §8, version 2).
     /// @dev `batch` must equal nextBatch(logId). That single rule gives consecutive numbering,
     ///      refuses gaps and repeats, and makes an anchored batch immutable, without reading the
-    ///      batch's own slots.
+    ///      batch's own slots. `size` must grow from batch to batch: a log only grows.
     function anchor(bytes32 logId, uint64 batch, bytes32 root, uint32 size)
         external
         onlyRole(ANCHORER_ROLE)
     {
         if (root == bytes32(0)) revert EmptyRoot();
         if (size == 0) revert EmptyBatch();
-        uint64 expected = _nextBatch[logId];
-        if (batch != expected) revert BatchOutOfOrder(logId, expected, batch);
+        LogState memory state = _logs[logId];
+        if (batch != state.nextBatch) revert BatchOutOfOrder(logId, state.nextBatch, batch);
+        if (size <= state.lastSize) revert SizeNotGrowing(logId, state.lastSize, size);
         unchecked {
             // 2^64 batches will not happen; skipping the overflow check saves gas on every anchor.
-            _nextBatch[logId] = expected + 1;
+            _logs[logId] = LogState({nextBatch: state.nextBatch + 1, lastSize: size});
         }
         // Assigning the whole struct writes each slot once, without reading it first.
         _batches[logId][batch] = Batch({
@@ -99,7 +113,7 @@ contract AnchorRegistry is AccessControl {
 
     /// @notice The anchored batch `batch` of `logId`. A zero root means: not anchored.
     /// @return root The batch's RFC 9162 Merkle Tree Hash.
-    /// @return size Number of records in the batch.
+    /// @return size The log's size after the batch (version 2: cumulative).
     /// @return anchoredAt Timestamp of the block that anchored it.
     /// @return blockNumber Number of the block that anchored it (for confirmation counts).
     function batchOf(bytes32 logId, uint64 batch)
@@ -113,7 +127,7 @@ contract AnchorRegistry is AccessControl {
 
     /// @notice The number the next anchored batch of `logId` must carry (= batches anchored so far).
     function nextBatch(bytes32 logId) external view returns (uint64) {
-        return _nextBatch[logId];
+        return _logs[logId].nextBatch;
     }
 
     /// @notice A witness confirms it recomputed `root` for batch `batch` of `logId`.

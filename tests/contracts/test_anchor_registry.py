@@ -105,7 +105,7 @@ def test_batch_numbers_are_consecutive_per_log_and_logs_are_independent(
 ) -> None:
     client, address = registry.client, registry.address
     for batch in range(3):
-        assert _anchor(client, address, "suggestions", batch, _root()).status == 1
+        assert _anchor(client, address, "suggestions", batch, _root(), size=batch + 1).status == 1
     assert client.next_batch(address, "suggestions") == 3
 
     with pytest.raises(BatchOutOfOrder) as gap:
@@ -155,6 +155,21 @@ def test_zero_root_and_zero_size_are_refused(
         )
     assert refused.value.error_name == error
     assert registry.client.next_batch(registry.address, "votes") == 0
+
+
+def test_a_logs_size_must_grow_from_batch_to_batch(registry: Registry) -> None:
+    """Version 2 (PROTOCOL §8): each anchor carries the whole log's size, which only grows."""
+    client, address = registry.client, registry.address
+    assert _anchor(client, address, "access", 0, _root(), size=10).status == 1
+    for size in (10, 9):
+        with pytest.raises(ContractReverted, match="SizeNotGrowing") as refused:
+            client.transact(address, "AnchorRegistry", "anchor", log_id("access"), 1, _root(), size)
+        assert refused.value.error_args["previous"] == 10
+        assert refused.value.error_args["given"] == size
+    assert client.next_batch(address, "access") == 1
+    assert _anchor(client, address, "access", 1, _root(), size=11).status == 1
+    # Each log's size is its own.
+    assert _anchor(client, address, "votes", 0, _root(), size=1).status == 1
 
 
 def test_batch_of_returns_what_was_anchored_and_zero_when_not(registry: Registry) -> None:
@@ -239,7 +254,8 @@ def test_witnesses_attest_only_the_anchored_root_once_each(
 def test_anchoring_stays_under_80k_gas_in_steady_state(registry: Registry) -> None:
     client, address = registry.client, registry.address
     gas = [
-        _anchor(client, address, "suggestions", b, _root(), size=1000).gas_used for b in range(5)
+        _anchor(client, address, "suggestions", b, _root(), size=1000 * (b + 1)).gas_used
+        for b in range(5)
     ]
     first, steady = gas[0], gas[1:]
     # The first anchor of a log also turns its batch counter from zero to non-zero (+17,100).
