@@ -1,7 +1,20 @@
-"""Verifying one receipt (PROTOCOL §4, §5, §7), in the order and with the numbers of §5.
+"""Verifying one receipt (PROTOCOL §4, §5, §7, §11), in the order and with the numbers of §5.
 
 ``verify_receipt`` never raises for a bad receipt: every way a receipt can be wrong is a
 verdict. It raises only ``VerificationError`` subclasses when the chain cannot be asked.
+
+Two versions are accepted, checked by the same steps:
+
+* ``"v": 1`` (§4), issued under a version 1 registry: ``proof.index`` is the record's leaf in its
+  batch, ``proof.size`` the batch's record count and ``proof.root`` the batch's own root.
+* ``"v": 2`` (§11): ``proof.index`` is the record's entry in the whole log, ``proof.size`` the
+  log's size after the batch that first included it (``end(b)``, §8) and ``proof.root`` the root
+  of the log's tree of that size, which is what ``batchOf`` holds for that batch. A version 2
+  receipt may carry ``"checkpoint"``, that batch's C2SP checkpoint (§9): it must be a string;
+  this verifier does not read it yet (step 4 is always done on chain) and says so.
+
+Nothing in steps 3 and 4 differs: the root recomputed from leaf, index, size and path must be
+``proof.root``, and ``batchOf`` must hold that root and size.
 
 Decisions where PROTOCOL §5 leaves room (step 1, "every member has its type"):
 
@@ -47,7 +60,8 @@ from core.verdicts import Check, ReceiptVerification, Verdict
 from verifier.chain import ChainReader, log_id
 from verifier.errors import ContractMismatch, ReceiptMalformed
 
-RECEIPT_VERSION = 1
+# Receipt versions this verifier reads (PROTOCOL §4 and §11); records stay version 1 (§1).
+RECEIPT_VERSIONS = (1, 2)
 MAX_UINT32 = 2**32 - 1
 MAX_UINT64 = 2**64 - 1
 MAX_CHAIN_ID = 2**256 - 1
@@ -88,6 +102,8 @@ class _Receipt:
     contract: str
     tx: str
     block: int
+    version: int = 1
+    checkpoint: str | None = None  # §11: the batch's C2SP checkpoint text, not read yet
     ignored: list[str] = field(default_factory=list)
 
 
@@ -148,14 +164,28 @@ def _path(items: list[Any]) -> list[bytes]:
 
 
 def _step1_parse(receipt: Any) -> _Receipt:
-    """PROTOCOL §5 step 1: the receipt parses, ``v`` is 1, and every member has its type."""
+    """PROTOCOL §5 step 1: the receipt parses, ``v`` is 1 or 2 (§11), and every member has its
+    type."""
     top = _object(receipt, "the receipt")
     _members(top, "the receipt", ("v",))
     version = _integer(top["v"], "v", 0, MAX_UINT64)
-    if version != RECEIPT_VERSION:
-        raise _Malformed(f"receipt version {version} is not supported; this verifier knows v=1")
+    if version not in RECEIPT_VERSIONS:
+        raise _Malformed(
+            f"receipt version {version} is not supported; this verifier knows v=1 and v=2"
+        )
     _members(top, "the receipt", ("record", "proof", "anchor"))
-    ignored = _unknown(top, "receipt", {"v", "record", "proof", "anchor", "leaf_hash", "redaction"})
+    known = {"v", "record", "proof", "anchor", "leaf_hash", "redaction"}
+    checkpoint: str | None = None
+    if version == 2:
+        known.add("checkpoint")
+        if "checkpoint" in top:
+            checkpoint = top["checkpoint"]
+            if not isinstance(checkpoint, str):
+                raise _Malformed(
+                    f"checkpoint must be a string (a C2SP checkpoint, PROTOCOL §11), "
+                    f"got {_json_kind(checkpoint)}"
+                )
+    ignored = _unknown(top, "receipt", known)
 
     record = top["record"]
     canonical: bytes | None = None
@@ -232,6 +262,8 @@ def _step1_parse(receipt: Any) -> _Receipt:
         contract=contract,
         tx=tx,
         block=block,
+        version=version,
+        checkpoint=checkpoint,
         ignored=ignored,
     )
 
@@ -283,16 +315,20 @@ def verify_receipt(
         raise ValueError("required confirmations and attestations cannot be negative")
     report = _Report()
 
-    # Step 1: the receipt parses, v is 1, and every member has its type.
+    # Step 1: the receipt parses, v is 1 or 2, and every member has its type.
     try:
         r = _step1_parse(receipt)
     except _Malformed as exc:
         return report.fail(Verdict.MALFORMED, 1, "receipt is well-formed", str(exc))
     redacted = r.canonical is None
+    # v1 proves a leaf of one batch's tree; v2 an entry of the whole log's tree (§8, §11).
+    place = f"leaf {r.index} of {r.size}" if r.version == 1 else f"entry {r.index} of {r.size}"
     summary = (
-        f"v1 {'redacted ' if redacted else ''}receipt: log {r.log!r}, batch {r.batch}, "
-        f"leaf {r.index} of {r.size}, chain {r.chain_id}"
+        f"v{r.version} {'redacted ' if redacted else ''}receipt: log {r.log!r}, batch {r.batch}, "
+        f"{place}, chain {r.chain_id}"
     )
+    if r.checkpoint is not None:
+        summary += "; its checkpoint is not read (step 4 is done on chain)"
     if r.ignored:
         summary += f"; ignored unknown members: {', '.join(r.ignored)}"
     report.passed(1, "receipt is well-formed", summary)
@@ -319,8 +355,7 @@ def verify_receipt(
             Verdict.ALTERED,
             3,
             "inclusion proof",
-            f"a path of {_many(len(r.path), 'hash', 'hashes')} does not fit "
-            f"leaf {r.index} of {r.size}: {exc}",
+            f"a path of {_many(len(r.path), 'hash', 'hashes')} does not fit {place}: {exc}",
         )
     if computed != r.root:
         return report.fail(
@@ -430,7 +465,13 @@ def verify_receipt(
             f"the record's content was erased ({r.redaction['reason']}); its leaf hash is in "
             f"{anchored}",
         )
-    return report.finish(Verdict.VALID, f"the record is leaf {r.index} of {anchored}")
+    if r.version == 1:
+        return report.finish(Verdict.VALID, f"the record is leaf {r.index} of {anchored}")
+    return report.finish(
+        Verdict.VALID,
+        f"the record is entry {r.index} of log {r.log!r}, in its tree of {r.size} entries "
+        f"anchored as batch {r.batch} on chain {r.chain_id} in block {anchored_block}",
+    )
 
 
 def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

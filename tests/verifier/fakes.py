@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from core import tlog
 from core.merkle import all_inclusion_paths
 from core.records import SealedRecord, build_record
 from verifier.chain import log_id
@@ -114,6 +115,88 @@ class Batch:
 
 
 @dataclass
+class SealedLog:
+    """A whole log sealed into batches as a version 2 service seals it (PROTOCOL §8): the anchor
+    of batch b carries the root of the log's tree of ``end(b)`` entries and ``size = end(b)``;
+    receipts prove an entry's index in that tree (§11); exports carry the frontier of the tree
+    before the batch and the batch's own leaves. Built with ``core.tlog`` from a node table."""
+
+    records: list[SealedRecord]
+    ends: list[int]  # end(b) for each batch b, growing
+    nodes: dict[tlog.Node, bytes]
+
+    @classmethod
+    def of(cls, records: list[SealedRecord], sizes: Sequence[int]) -> SealedLog:
+        """``records`` sealed into batches of ``sizes`` records, in order."""
+        if sum(sizes) != len(records) or not all(size > 0 for size in sizes):
+            raise ValueError("the batch sizes must be positive and cover every record")
+        appended = tlog.append_leaves(0, [r.leaf_hash for r in records], lambda nodes: [])
+        ends = [sum(sizes[: b + 1]) for b in range(len(sizes))]
+        return cls(list(records), ends, dict(appended.nodes))
+
+    @property
+    def log(self) -> str:
+        return str(self.records[0].record["log"])
+
+    def read(self, nodes: Sequence[tlog.Node]) -> list[bytes]:
+        return [self.nodes[node] for node in nodes]
+
+    def first(self, batch: int) -> int:
+        return self.ends[batch - 1] if batch else 0
+
+    def root(self, batch: int) -> bytes:
+        return tlog.tree_root(self.ends[batch], self.read)
+
+    def batch_of(self, index: int) -> int:
+        """The batch that first included entry ``index``."""
+        return next(b for b, end in enumerate(self.ends) if index < end)
+
+    def receipt(self, index: int) -> dict[str, Any]:
+        """The PROTOCOL §11 receipt of entry ``index``: proven in the tree of its batch's end."""
+        batch = self.batch_of(index)
+        size = self.ends[batch]
+        return {
+            "v": 2,
+            "record": copy.deepcopy(dict(self.records[index].record)),
+            "proof": {
+                "log": self.log,
+                "batch": batch,
+                "index": index,
+                "size": size,
+                "path": [h.hex() for h in tlog.inclusion_proof(index, size, self.read)],
+                "root": self.root(batch).hex(),
+            },
+            "anchor": {"chain_id": CHAIN_ID, "contract": CONTRACT, "tx": TX, "block": ANCHOR_BLOCK},
+        }
+
+    def redacted_receipt(self, index: int) -> dict[str, Any]:
+        """The receipt of entry ``index`` after its content was erased (PROTOCOL §7)."""
+        receipt = self.receipt(index)
+        receipt["record"] = None
+        receipt["leaf_hash"] = self.records[index].record_hash
+        receipt["redaction"] = dict(REDACTION)
+        return receipt
+
+    def export(self, batch: int) -> dict[str, Any]:
+        """``GET /api/v1/anchors/{log}/{batch}``, version 2."""
+        first, end = self.first(batch), self.ends[batch]
+        return {
+            "v": 2,
+            "log": self.log,
+            "batch": batch,
+            "root": self.root(batch).hex(),
+            "size": end,
+            "first": first,
+            "frontier": [h.hex() for h in self.read(tlog.frontier(first))],
+            "tx": TX,
+            "block": ANCHOR_BLOCK,
+            "chain_id": CHAIN_ID,
+            "contract": CONTRACT,
+            "leaf_hashes": [r.record_hash for r in self.records[first:end]],
+        }
+
+
+@dataclass
 class FakeChain:
     """An in-memory ChainReader: what a node would answer for one AnchorRegistry."""
 
@@ -130,13 +213,24 @@ class FakeChain:
     def anchor(
         self, batch: Batch, *, root: bytes | None = None, size: int | None = None
     ) -> FakeChain:
-        key = (CONTRACT.lower(), log_id(batch.log), batch.number)
-        self.batches[key] = (
+        """Batch ``batch`` anchored as version 1 did: its own root and record count."""
+        return self.anchor_root(
+            batch.log,
+            batch.number,
             batch.root if root is None else root,
             len(batch.records) if size is None else size,
-            ANCHORED_AT,
-            ANCHOR_BLOCK,
         )
+
+    def anchor_log(self, log: SealedLog, *, batches: Sequence[int] | None = None) -> FakeChain:
+        """The batches of ``log`` (all by default) anchored as version 2 does (PROTOCOL §8)."""
+        for b in range(len(log.ends)) if batches is None else batches:
+            self.anchor_root(log.log, b, log.root(b), log.ends[b])
+        return self
+
+    def anchor_root(self, log: str, number: int, root: bytes, size: int) -> FakeChain:
+        """``anchor(keccak256(log), number, root, size)`` on the registry at CONTRACT."""
+        key = (CONTRACT.lower(), log_id(log), number)
+        self.batches[key] = (root, size, ANCHORED_AT, ANCHOR_BLOCK)
         self.attested[key] = ATTESTATIONS
         return self
 

@@ -90,7 +90,7 @@ def test_altered_receipt_exits_1_and_marks_the_failed_check(
         ("none", ["--min-attestations", "3"], "unconfirmed"),
         ("batch 9", [], "not_anchored"),
         ("chain 5", [], "wrong_chain"),
-        ("v 2", [], "malformed"),
+        ("v 3", [], "malformed"),
         ("redacted", [], "redacted"),
     ],
 )
@@ -108,8 +108,8 @@ def test_every_other_verdict_exits_1(
         receipt["proof"]["batch"] = 9
     elif change == "chain 5":
         receipt["anchor"]["chain_id"] = 5
-    elif change == "v 2":
-        receipt["v"] = 2
+    elif change == "v 3":
+        receipt["v"] = 3
     assert main(["receipt", write(tmp_path, receipt), *options], reader_factory=factory) == 1
     assert capsys.readouterr().out.startswith(verdict.upper() + ": ")
 

@@ -22,6 +22,7 @@ from tests.verifier.fakes import (
     LATEST_BLOCK,
     Batch,
     FakeChain,
+    SealedLog,
     suggestion_batch,
 )
 from verifier.chain import log_id
@@ -401,7 +402,8 @@ MALFORMED: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("record missing", _delete("record"), "the receipt lacks record"),
     ("proof missing", _delete("proof"), "the receipt lacks proof"),
     ("anchor missing", _delete("anchor"), "the receipt lacks anchor"),
-    ("v is 2", _set("v", 2), "receipt version 2 is not supported"),
+    ("v is 3", _set("v", 3), "receipt version 3 is not supported; this verifier knows v=1 and v=2"),
+    ("v is 0", _set("v", 0), "receipt version 0 is not supported"),
     ("v is true", _set("v", True), "v must be an integer, got true"),
     ("v is a string", _set("v", "1"), "v must be an integer, got a string"),
     ("v is 1.0", _set("v", 1.0), "v must be an integer, got the non-integer number 1.0"),
@@ -760,3 +762,153 @@ def test_verification_does_not_change_the_receipt(
     result: ReceiptVerification = verify_receipt(receipt, chain)
     assert result.valid
     assert receipt == before
+
+
+# --- version 2 (PROTOCOL §8, §11): one growing tree per log ---------------------------------
+
+SIZES = (4, 7, 1, 5)  # batches 0–3: entries 0–3, 4–10, 11, 12–16
+V2_INDEX = 6  # seq 3 of trail A, in batch 1; proven in the tree of 11 entries
+
+
+@pytest.fixture(scope="module")
+def sealed() -> SealedLog:
+    return SealedLog.of(suggestion_batch(sum(SIZES)), SIZES)
+
+
+@pytest.fixture
+def v2_chain(sealed: SealedLog) -> FakeChain:
+    return FakeChain().anchor_log(sealed)
+
+
+@pytest.fixture
+def v2_receipt(sealed: SealedLog) -> dict[str, Any]:
+    return sealed.receipt(V2_INDEX)
+
+
+def test_an_honest_v2_receipt_is_valid(
+    v2_receipt: dict[str, Any], v2_chain: FakeChain, sealed: SealedLog
+) -> None:
+    proof = v2_receipt["proof"]
+    assert (v2_receipt["v"], proof["batch"], proof["index"], proof["size"]) == (2, 1, 6, 11)
+    result = verify_receipt(v2_receipt, v2_chain)
+    assert result.verdict is Verdict.VALID
+    assert result.record_hash == sealed.records[V2_INDEX].record_hash
+    assert [(c.step, c.ok) for c in result.checks] == [
+        (1, True), (2, True), (3, True), (4, True), (4, True), (4, True), (5, True), (5, True)
+    ]  # fmt: skip
+    assert result.checks[0].detail == (
+        "v2 receipt: log 'suggestions', batch 1, entry 6 of 11, chain 1337"
+    )
+    assert result.reason == (
+        "the record is entry 6 of log 'suggestions', in its tree of 11 entries anchored as "
+        "batch 1 on chain 1337 in block 100"
+    )
+
+
+def test_every_entry_of_a_v2_log_is_valid_and_so_is_its_redacted_receipt(
+    sealed: SealedLog, v2_chain: FakeChain
+) -> None:
+    for index in range(len(sealed.records)):
+        assert verdict_of(sealed.receipt(index), v2_chain) is Verdict.VALID, index
+        assert verdict_of(sealed.redacted_receipt(index), v2_chain) is Verdict.REDACTED, index
+
+
+@settings(max_examples=25, deadline=None)
+@given(sizes=st.lists(st.integers(1, 9), min_size=1, max_size=6), data=st.data())
+def test_every_entry_of_any_v2_log_is_valid(sizes: list[int], data: st.DataObject) -> None:
+    log = SealedLog.of(suggestion_batch(sum(sizes), log="access"), sizes)
+    index = data.draw(st.integers(0, sum(sizes) - 1), label="index")
+    assert verdict_of(log.receipt(index), FakeChain().anchor_log(log)) is Verdict.VALID
+
+
+def test_a_v2_receipt_may_carry_a_checkpoint_which_is_not_read(
+    v2_receipt: dict[str, Any], v2_chain: FakeChain
+) -> None:
+    v2_receipt["checkpoint"] = "civic-ledger.localhost/suggestions\n11\nAAAA\n\n— not read yet\n"
+    result = verify_receipt(v2_receipt, v2_chain)
+    assert result.verdict is Verdict.VALID
+    assert result.checks[0].detail.endswith(
+        "; its checkpoint is not read (step 4 is done on chain)"
+    )
+    assert "ignored" not in result.checks[0].detail
+
+
+@pytest.mark.parametrize("value", [None, 7, True, ["a"], {"note": "x"}], ids=repr)
+def test_a_v2_checkpoint_that_is_not_a_string_is_malformed(
+    value: Any, v2_receipt: dict[str, Any], v2_chain: FakeChain
+) -> None:
+    v2_receipt["checkpoint"] = value
+    result = verify_receipt(v2_receipt, v2_chain)
+    assert result.verdict is Verdict.MALFORMED
+    assert result.reason.startswith("checkpoint must be a string (a C2SP checkpoint")
+    assert v2_chain.calls == []
+
+
+def test_a_checkpoint_in_a_v1_receipt_is_an_unknown_member(
+    receipt: dict[str, Any], chain: FakeChain
+) -> None:
+    receipt["checkpoint"] = 7  # version 1 knows no checkpoint: tolerated, listed, not judged
+    result = verify_receipt(receipt, chain)
+    assert result.verdict is Verdict.VALID
+    assert result.checks[0].detail.endswith("ignored unknown members: receipt.checkpoint")
+
+
+def test_a_changed_v2_record_is_altered(v2_receipt: dict[str, Any], v2_chain: FakeChain) -> None:
+    RECORD_CHANGES["body"](v2_receipt)
+    result = verify_receipt(v2_receipt, v2_chain)
+    assert result.verdict is Verdict.ALTERED
+    assert (result.checks[-1].step, result.checks[-1].ok) == (3, False)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda r: r["proof"].update(index=V2_INDEX - 4), id="index within the batch"),
+        pytest.param(lambda r: r["proof"].update(size=7), id="size of the batch alone"),
+        pytest.param(lambda r: r["proof"]["path"].pop(), id="truncated path"),
+    ],
+)
+def test_a_changed_v2_proof_is_altered(
+    change: Callable[[dict[str, Any]], None], v2_receipt: dict[str, Any], v2_chain: FakeChain
+) -> None:
+    change(v2_receipt)
+    result = verify_receipt(v2_receipt, v2_chain)
+    assert result.verdict is Verdict.ALTERED
+    assert (result.checks[-1].step, result.checks[-1].name) == (3, "inclusion proof")
+    assert "batch_of" not in v2_chain.calls
+
+
+def test_a_v2_receipt_against_another_root_is_root_mismatch(
+    v2_receipt: dict[str, Any], sealed: SealedLog
+) -> None:
+    chain = FakeChain().anchor_root(sealed.log, 1, hashlib.sha256(b"another log").digest(), 11)
+    result = verify_receipt(v2_receipt, chain)
+    assert result.verdict is Verdict.ROOT_MISMATCH
+    assert (result.checks[-1].step, result.checks[-1].name) == (4, "anchored root and size")
+
+
+def test_a_proof_in_the_batch_alone_is_root_mismatch_under_a_v2_anchor(
+    sealed: SealedLog, v2_chain: FakeChain
+) -> None:
+    # The version 1 proof of the same record (its batch's own tree) is self-consistent, so step 3
+    # passes; the chain holds the whole log's root at the batch's end, and its size.
+    own = Batch.of(sealed.records[4:11], number=1).receipt(V2_INDEX - 4)
+    own["v"] = 2
+    result = verify_receipt(own, v2_chain)
+    assert result.checks[2].ok
+    assert result.verdict is Verdict.ROOT_MISMATCH
+    assert "size 11" in result.reason and "size 7" in result.reason
+
+
+def test_a_v2_receipt_claiming_a_later_batch_is_root_mismatch(
+    v2_receipt: dict[str, Any], v2_chain: FakeChain
+) -> None:
+    v2_receipt["proof"]["batch"] = 2  # anchored with 12 entries and another root
+    assert verdict_of(v2_receipt, v2_chain) is Verdict.ROOT_MISMATCH
+
+
+def test_a_v2_receipt_of_an_unanchored_batch_is_not_anchored(
+    v2_receipt: dict[str, Any], sealed: SealedLog
+) -> None:
+    chain = FakeChain().anchor_log(sealed, batches=[0])
+    assert verdict_of(v2_receipt, chain) is Verdict.NOT_ANCHORED
