@@ -125,6 +125,13 @@ contract AnchorRegistry is AccessControl {
         return (b.root, b.size, b.anchoredAt, b.blockNumber);
     }
 
+    /// @notice The civic-ledger protocol version of this registry's anchors (PROTOCOL §8):
+    ///         2, each anchor the whole log's root and size. A version 1 registry has no such
+    ///         function; the service refuses to anchor version 2 roots on one.
+    function protocolVersion() external pure returns (uint8) {
+        return 2;
+    }
+
     /// @notice The number the next anchored batch of `logId` must carry (= batches anchored so far).
     function nextBatch(bytes32 logId) external view returns (uint64) {
         return _logs[logId].nextBatch;

@@ -369,6 +369,16 @@ class ChainClient:
         checksum = Web3.to_checksum_address(address)
         return len(self._call(lambda: self.w3.eth.get_code(checksum))) > 0
 
+    def protocol_version(self, contract: str) -> int:
+        """The protocol version of the registry at ``contract``: 2 when it says so
+        (``protocolVersion()``), else 1 (a version 1 registry has no such function)."""
+        try:
+            return int(self._view(self._contract(contract).functions.protocolVersion()))
+        except ChainUnavailable:
+            raise
+        except ChainError:
+            return 1
+
     def next_batch(self, contract: str, log_name: str) -> int:
         """The number the log's next anchored batch must carry."""
         return int(self._view(self._contract(contract).functions.nextBatch(log_id(log_name))))

@@ -143,6 +143,9 @@ class BatchRow(Base):
     # The root of the whole log's tree of size first_position + size (PROTOCOL §8, the root a
     # version 2 anchor carries); None for batches sealed before the tree existed.
     log_root: Mapped[bytes | None] = mapped_column(LargeBinary(32), nullable=True)
+    # The hashes of core.tlog.frontier(first_position), largest first, concatenated: the tree
+    # before the batch, from which the batch's receipts and export are built.
+    frontier: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     state: Mapped[str] = mapped_column(String(16), default="sealed")
     sealed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     chain_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
@@ -155,6 +158,21 @@ class BatchRow(Base):
     gas_used: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     anchored_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    @property
+    def end(self) -> int:
+        """The log's size after this batch: what a version 2 anchor carries as ``size``."""
+        return self.first_position + self.size
+
+    @property
+    def anchored_root(self) -> bytes:
+        """What a version 2 anchor of this batch carries as ``root`` (PROTOCOL §8)."""
+        if self.log_root is None:
+            raise LookupError(
+                f"batch {self.number} of log {self.log} has no log root yet (a store older than "
+                "the log trees: `civic-ledger reanchor` computes it)"
+            )
+        return bytes(self.log_root)
 
 
 class SuggestionRow(Base):

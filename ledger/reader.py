@@ -72,6 +72,14 @@ class StoredBatch(NamedTuple):
     sealed_at: datetime
     sent_at: datetime | None
     anchored_at: datetime | None
+    # Version 2 (PROTOCOL §8): the whole log's root at the batch's end, what its anchor carries
+    # (None for a batch sealed before the log trees, not yet carried over by `reanchor`).
+    log_root: bytes | None = None
+
+    @property
+    def end(self) -> int:
+        """The log's size after this batch: a version 2 anchor's ``size``."""
+        return self.first_position + self.size
 
 
 class StoredRedaction(NamedTuple):
@@ -273,6 +281,7 @@ class StoreReader:
                     BatchRow.sealed_at,
                     BatchRow.sent_at,
                     BatchRow.anchored_at,
+                    BatchRow.log_root,
                 )
                 .where(BatchRow.log == log)
                 .order_by(BatchRow.number)
@@ -292,6 +301,7 @@ class StoreReader:
                 _aware(row.sealed_at),
                 _aware(row.sent_at),
                 _aware(row.anchored_at),
+                _blob(row.log_root) if row.log_root is not None else None,
             )
             for row in rows
         ]

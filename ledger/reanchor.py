@@ -43,10 +43,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.clock import Clock, utc_now
 from core.records import CHAIN_SUBJECT, LOGS, REANCHORED_TYPE
 from ledger import repository as repo
-from ledger import service
+from ledger import service, tree
 from ledger.chain import ANCHOR_GAS_LIMIT, ChainClient, ChainError, SignedAnchor
 from ledger.deployment import DeploymentInfo, read_deployment, write_deployment
-from ledger.models import BatchRow
+from ledger.models import BatchRow, LogHead
 from ledger.worker import LogLock
 
 log = logging.getLogger("civic.reanchor")
@@ -83,15 +83,15 @@ def expected_anchors(session: Session) -> list[ExpectedAnchor]:
     for head in repo.all_log_heads(session):
         batch = repo.last_anchored_batch(session, head.log)
         if batch is not None:
+            # Version 2: the whole log's root and size (PROTOCOL §8). A batch sealed before
+            # the log trees has none yet: what its version 1 anchor carried.
+            root, size = (
+                (bytes(batch.log_root), batch.end)
+                if batch.log_root is not None
+                else (bytes(batch.root), batch.size)
+            )
             expected.append(
-                ExpectedAnchor(
-                    batch.log,
-                    batch.number,
-                    bytes(batch.root),
-                    batch.size,
-                    batch.contract,
-                    batch.chain_id,
-                )
+                ExpectedAnchor(batch.log, batch.number, root, size, batch.contract, batch.chain_id)
             )
     return expected
 
@@ -130,6 +130,15 @@ def check_chain(
     if not client.has_code(contract):
         return ChainCheck(
             "reset", (f"no contract code at {contract} on chain {chain_id}",), contract_code=False
+        )
+    if client.protocol_version(contract) != 2:
+        return ChainCheck(
+            "reset",
+            (
+                f"{contract} is a protocol version 1 registry (each anchor one batch's root): "
+                "this service anchors version 2 roots (the whole log's tree, PROTOCOL §8), "
+                "which go on a registry of their own",
+            ),
         )
     problems: list[str] = []
     conflict = False
@@ -220,11 +229,11 @@ def _conflicts(
             continue
         for row in rows[:held]:
             on_chain = client.batch_of(contract, name, row.number)
-            if on_chain is None or (on_chain.root, on_chain.size) != (bytes(row.root), row.size):
+            if on_chain is None or (on_chain.root, on_chain.size) != (row.anchored_root, row.end):
                 shown = f"root {on_chain.root.hex()}" if on_chain else "nothing"
                 found.append(
                     f"{contract} holds {shown} for batch {row.number} of log {name}, the store "
-                    f"sealed root {bytes(row.root).hex()}"
+                    f"sealed the log's root {row.anchored_root.hex()}"
                 )
                 break
     return found
@@ -251,6 +260,14 @@ def _target_registry(
         if recorded is not None and recorded.chain_id == client.chain_id:
             candidate = recorded.address
     if candidate is not None and client.has_code(candidate):
+        if client.protocol_version(candidate) != 2:
+            if configured is not None:
+                raise ReanchorError(
+                    f"CIVIC_CONTRACT={configured} is a protocol version 1 registry; version 2 "
+                    "anchors go on a registry of their own: unset CIVIC_CONTRACT to let "
+                    "reanchor deploy one, or name a version 2 registry"
+                )
+            return _deploy(client, deployment_file, rpc), True
         conflicts = _conflicts(client, candidate, batches)
         if conflicts:
             raise ReanchorError(
@@ -263,6 +280,11 @@ def _target_registry(
             f"CIVIC_CONTRACT={configured} has no contract code on {rpc}: deploy a registry "
             "there and name it, or unset CIVIC_CONTRACT to let reanchor deploy one"
         )
+    return _deploy(client, deployment_file, rpc), True
+
+
+def _deploy(client: ChainClient, deployment_file: Path | None, rpc: str) -> str:
+    """Deploy a new registry and record it in ``deployment_file``; its address."""
     deployment = client.deploy_registry()
     if deployment_file is not None:
         write_deployment(
@@ -281,7 +303,7 @@ def _target_registry(
         deployment.chain_id,
         deployment.block_number,
     )
-    return deployment.address, True
+    return deployment.address
 
 
 def _send_in_order(
@@ -307,8 +329,8 @@ def _send_in_order(
                     contract,
                     name,
                     row.number,
-                    bytes(row.root),
-                    row.size,
+                    row.anchored_root,
+                    row.end,
                     nonce,
                     gas=ANCHOR_GAS_LIMIT,
                 )
@@ -332,6 +354,14 @@ def _send_in_order(
             )
         log.info("log %s: re-anchored batches up to %d", name, chunk[-1].number)
     return done
+
+
+def _locked_heads(session: Session, names: Iterable[str]) -> list[LogHead]:
+    return [
+        repo.lock_log_head(session, head.log)
+        for head in repo.all_log_heads(session)
+        if head.log in set(names)
+    ]
 
 
 def _read_batches(
@@ -384,6 +414,12 @@ def reanchor(
                     "(civic-ledger run) before re-anchoring"
                 )
             locks.append(lock)
+        with sessions.begin() as session:
+            # A store older than the log trees: each batch's log root, before anything is
+            # compared with or sent to a chain (this is how a version 1 store moves to 2).
+            filled = sum(tree.backfill(session, head) for head in _locked_heads(session, names))
+        if filled:
+            log.info("computed the whole log's root of %d batches sealed before", filled)
         batches = _read_batches(sessions, names)
         old_contract, old_chain_id = _previous_anchor(r for rows in batches.values() for r in rows)
         with sessions() as session:

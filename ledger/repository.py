@@ -194,6 +194,12 @@ class StoredBatch(NamedTuple):
     gas_used: int | None
     anchored_at: datetime | None
     last_error: str | None
+    log_root: bytes | None
+    frontier: bytes | None
+
+    @property
+    def end(self) -> int:
+        return self.first_position + self.size
 
 
 _BATCHES = table_of(BatchRow)

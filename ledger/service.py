@@ -15,8 +15,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core import tlog
 from core.clock import Clock, utc_now
-from core.merkle import path_from_levels, tree_levels
+from core.merkle import HASH_SIZE, node_hash
 from core.records import LOGS, SealedRecord, build_record, format_at, is_hex64
 from ledger import repository as repo
 from ledger import tree
@@ -95,27 +96,72 @@ def parse_record_hash(text: str) -> bytes:
     return bytes.fromhex(text)
 
 
-_tree_cache: dict[tuple[str, int], list[list[bytes]]] = {}
+class BatchTree:
+    """What a batch's receipts and export need of its log's tree (PROTOCOL §8): the tree
+    before the batch (its frontier, ``batches.frontier``) and the batch's own leaves. Every
+    node of an inclusion proof in the tree of the batch's end is one of the frontier's or is
+    built from it and the leaves: a left sibling wholly before the batch is a frontier node
+    (it is a maximal complete subtree there), any other node lies in or straddles the batch.
+    So a batch's receipts cost one read of its leaves, then nothing but hashing."""
+
+    def __init__(self, first: int, frontier: bytes, leaves: Sequence[bytes]) -> None:
+        self.first = first
+        self.end = first + len(leaves)
+        edge = tlog.frontier(first)
+        if len(frontier) != HASH_SIZE * len(edge):
+            raise RuntimeError(f"a frontier of {len(frontier)} bytes for a tree of {first}")
+        self.frontier = [frontier[i : i + HASH_SIZE] for i in range(0, len(frontier), HASH_SIZE)]
+        self.leaves = list(leaves)
+        nodes: dict[tlog.Node, bytes] = dict(zip(edge, self.frontier, strict=True))
+        nodes.update({tlog.Node(0, first + i): leaf for i, leaf in enumerate(leaves)})
+        level = 0
+        while True:  # every complete subtree whose two halves are known, bottom up
+            parents = {node.index >> 1 for node in nodes if node.level == level}
+            added = False
+            for index in parents:
+                left, right = tlog.Node(level, 2 * index), tlog.Node(level, 2 * index + 1)
+                if left in nodes and right in nodes and right.end <= self.end:
+                    nodes[tlog.Node(level + 1, index)] = node_hash(nodes[left], nodes[right])
+                    added = True
+            if not added and not any(node.level > level for node in nodes):
+                break
+            level += 1
+        self.nodes = nodes
+        self.root = tlog.tree_root(self.end, self.read)
+
+    def read(self, wanted: Sequence[tlog.Node]) -> list[bytes]:
+        return [self.nodes[node] for node in wanted]
+
+    def inclusion_path(self, position: int) -> list[bytes]:
+        return tlog.inclusion_proof(position, self.end, self.read)
+
+
+_tree_cache: dict[tuple[str, int], BatchTree] = {}
 _TREE_CACHE_MAX = 64
 
 
-def batch_levels(session: ReadTarget, batch: BatchRow | StoredBatch) -> list[list[bytes]]:
-    """The Merkle tree levels of a sealed batch, rebuilt from the store and checked against
-    the sealed root; cached, since a sealed batch never changes."""
+def batch_tree(session: ReadTarget, batch: BatchRow | StoredBatch) -> BatchTree:
+    """The batch's part of its log's tree, rebuilt from the store and checked against the
+    sealed log root; cached, since a sealed batch never changes."""
     key = (batch.log, batch.number)
-    levels = _tree_cache.get(key)
-    if levels is None or levels[-1][0] != batch.root:
-        leaves = repo.leaf_hashes_in_range(session, batch.log, batch.first_position, batch.size)
-        levels = tree_levels(leaves)
-        if levels[-1][0] != batch.root:
-            raise RuntimeError(
-                f"batch {batch.log}/{batch.number}: "
-                "the stored records no longer give the sealed root"
-            )
-        if len(_tree_cache) >= _TREE_CACHE_MAX:
-            _tree_cache.pop(next(iter(_tree_cache)))
-        _tree_cache[key] = levels
-    return levels
+    cached = _tree_cache.get(key)
+    if cached is not None and cached.root == batch.log_root:
+        return cached
+    if batch.log_root is None or batch.frontier is None:
+        raise RuntimeError(
+            f"batch {batch.log}/{batch.number} has no log root: a store older than the log "
+            "trees (`civic-ledger reanchor` computes them)"
+        )
+    leaves = repo.leaf_hashes_in_range(session, batch.log, batch.first_position, batch.size)
+    built = BatchTree(batch.first_position, bytes(batch.frontier), leaves)
+    if built.root != batch.log_root:
+        raise RuntimeError(
+            f"batch {batch.log}/{batch.number}: the stored records no longer give the sealed root"
+        )
+    if len(_tree_cache) >= _TREE_CACHE_MAX:
+        _tree_cache.pop(next(iter(_tree_cache)))
+    _tree_cache[key] = built
+    return built
 
 
 @dataclass(frozen=True)
@@ -172,10 +218,9 @@ def receipt_of(
         return ReceiptPending(
             record_hash, f"the record is sealed in batch {batch.number}, which is being anchored"
         )
-    index = row.position - batch.first_position
-    levels = batch_levels(session, batch)
+    batch_view = batch_tree(session, batch)
     receipt: dict[str, Any] = {
-        "v": 1,
+        "v": 2,
         "record": json.loads(row.canonical) if row.canonical else None,
     }
     if not row.canonical:  # PROTOCOL §7: content erased, leaf hash still proven
@@ -186,10 +231,10 @@ def receipt_of(
         "proof": {
             "log": batch.log,
             "batch": batch.number,
-            "index": index,
-            "size": batch.size,
-            "path": [h.hex() for h in path_from_levels(levels, index)],
-            "root": batch.root.hex(),
+            "index": row.position,  # version 2: the entry's index in the whole log
+            "size": batch_view.end,
+            "path": [h.hex() for h in batch_view.inclusion_path(row.position)],
+            "root": batch_view.root.hex(),
         },
         "anchor": {
             "chain_id": batch.chain_id,
@@ -201,7 +246,10 @@ def receipt_of(
 
 
 def anchored_batch(session: Session, log: str, number: int) -> dict[str, Any] | ReceiptPending:
-    """The public export of one batch: its root, anchor and every leaf hash in order."""
+    """The public export of one batch (version 2): the whole log's root and size after it, the
+    tree before it (``first`` and ``frontier``), its anchor and its own leaf hashes in order.
+    Anyone folds the frontier to batch b−1's anchored root, appends the leaves and must reach
+    this root (verifier/batch.py)."""
     if log not in LOGS:
         raise BatchNotFound(f"unknown log {log!r}; logs are {', '.join(sorted(LOGS))}")
     batch = repo.batch(session, log, number)
@@ -209,17 +257,20 @@ def anchored_batch(session: Session, log: str, number: int) -> dict[str, Any] | 
         raise BatchNotFound(f"log {log} has no batch {number}")
     if batch.state != "anchored":
         return ReceiptPending("", f"batch {number} of log {log} is sealed and being anchored")
-    leaves = batch_levels(session, batch)[0]
+    view = batch_tree(session, batch)
     return {
+        "v": 2,
         "log": log,
         "batch": number,
-        "root": batch.root.hex(),
-        "size": batch.size,
+        "root": view.root.hex(),
+        "size": view.end,
+        "first": view.first,
+        "frontier": [h.hex() for h in view.frontier],
         "tx": batch.tx_hash,
         "block": batch.block_number,
         "chain_id": batch.chain_id,
         "contract": batch.contract,
-        "leaf_hashes": [h.hex() for h in leaves],
+        "leaf_hashes": [h.hex() for h in view.leaves],
     }
 
 

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from core import tlog
 from core.tlog import Node
-from ledger.models import LogHead, RecordRow, TreeNode, table_of
+from ledger.models import BatchRow, LogHead, RecordRow, TreeNode, table_of
 
 # Leaves read per step when a store older than the tree catches up.
 CATCH_UP_STEP = 50_000
@@ -96,6 +96,40 @@ def extend(session: Session, head: LogHead, end: int) -> bytes:
         size, root = appended.size, appended.root
         head.tree_size = size
     return root
+
+
+def frontier_hashes(session: Session, log: str, size: int) -> bytes:
+    """The hashes of ``core.tlog.frontier(size)`` (largest first), concatenated: all of the
+    tree of ``size`` entries that a batch starting there needs (``batches.frontier``)."""
+    _require(session, log, size)
+    return b"".join(read_nodes(session, log, tlog.frontier(size)))
+
+
+def seal(session: Session, head: LogHead, first: int, size: int) -> tuple[bytes, bytes]:
+    """The tree's part in sealing entries ``[first, first + size)`` as a batch: extend the
+    tree over them and return (the whole log's root after them, the frontier before them)."""
+    log_root = extend(session, head, first + size)
+    return log_root, frontier_hashes(session, head.log, first)
+
+
+def backfill(session: Session, head: LogHead) -> int:
+    """Give every sealed batch of the log its ``log_root`` and ``frontier`` where a store older
+    than the log trees left them empty (extending the tree over every sealed entry first);
+    how many batches were filled. ``head`` is locked by the caller's transaction."""
+    empty = list(
+        session.scalars(
+            select(BatchRow)
+            .where(BatchRow.log == head.log, BatchRow.log_root.is_(None))
+            .order_by(BatchRow.number)
+        )
+    )
+    if not empty:
+        return 0
+    extend(session, head, head.sealed_until)
+    for batch in empty:
+        batch.log_root = root(session, head.log, batch.first_position + batch.size)
+        batch.frontier = frontier_hashes(session, head.log, batch.first_position)
+    return len(empty)
 
 
 def root(session: Session, log: str, size: int) -> bytes:

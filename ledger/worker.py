@@ -243,6 +243,12 @@ class AnchoringWorker:
     def _work_on(self, state: LogState) -> bool:
         with self.sessions() as session:
             outstanding = repo.oldest_unanchored_batch(session, state.name)
+        if outstanding is not None and outstanding.log_root is None:
+            # Sealed before the log trees existed: its version 2 anchor needs the log's root.
+            with self.sessions.begin() as session:
+                tree.backfill(session, repo.lock_log_head(session, state.name))
+            with self.sessions() as session:
+                outstanding = repo.oldest_unanchored_batch(session, state.name)
         if outstanding is None:
             outstanding = self.seal(state.name)
             if outstanding is None:
@@ -274,14 +280,16 @@ class AnchoringWorker:
             size = min(pending, self.config.batch_max)
             leaves = repo.leaf_hashes_in_range(session, log_name, head.sealed_until, size)
             last = repo.last_batch(session, log_name)
+            # The whole log's tree grows with the batch (PROTOCOL §8), in this transaction.
+            log_root, frontier = tree.seal(session, head, head.sealed_until, size)
             batch = BatchRow(
                 log=log_name,
                 number=last.number + 1 if last else 0,
                 first_position=head.sealed_until,
                 size=size,
                 root=merkle_root(leaves),
-                # The whole log's tree grows with the batch (PROTOCOL §8), in this transaction.
-                log_root=tree.extend(session, head, head.sealed_until + size),
+                log_root=log_root,
+                frontier=frontier,
                 state="sealed",
                 sealed_at=self.clock(),
             )
@@ -336,7 +344,9 @@ class AnchoringWorker:
                 f"the chain expects batch {expected} of log {batch.log} but the store's next "
                 f"unanchored batch is {batch.number}: the chain and the store disagree"
             )
-        signed = self.chain.sign_anchor(contract, batch.log, batch.number, batch.root, batch.size)
+        signed = self.chain.sign_anchor(
+            contract, batch.log, batch.number, batch.anchored_root, batch.end
+        )
         self._update(
             batch,
             state="sent",
@@ -355,11 +365,11 @@ class AnchoringWorker:
         on_chain = self.chain.batch_of(self.config.contract, batch.log, batch.number)
         if on_chain is None:
             return False
-        if on_chain.root != batch.root or on_chain.size != batch.size:
+        if on_chain.root != batch.anchored_root or on_chain.size != batch.end:
             raise ChainError(
                 f"batch {batch.number} of log {batch.log} is anchored on chain with root "
-                f"{on_chain.root.hex()} size {on_chain.size}, but the store sealed root "
-                f"{batch.root.hex()} size {batch.size}: refusing to continue this log"
+                f"{on_chain.root.hex()} size {on_chain.size}, but the store sealed the log's "
+                f"root {batch.anchored_root.hex()} size {batch.end}: refusing to continue this log"
             )
         found = self.chain.find_anchor(self.config.contract, batch.log, batch.number)
         if found is None:

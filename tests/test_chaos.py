@@ -689,7 +689,7 @@ def test_two_worker_processes_started_at_once_anchor_each_batch_once(
     assert client.next_batch(registry.address, "suggestions") == n
     for b in batches:
         on_chain = client.batch_of(registry.address, "suggestions", b.number)
-        assert on_chain is not None and (on_chain.root, on_chain.size) == (b.root, b.size)
+        assert on_chain is not None and (on_chain.root, on_chain.size) == (b.log_root, b.end)
     anchored_topic = "0x" + keccak(text="Anchored(bytes32,uint64,bytes32,uint32)").hex()
     events = client.w3.eth.get_logs(
         {

@@ -85,7 +85,7 @@ def test_a_different_transaction_with_a_used_nonce_is_rejected(registry: Registr
     client, address = registry.client, registry.address
     first = client.sign_anchor(address, "votes", 0, _root(), 3)
     _send(client, first)
-    stale = client.sign_anchor(address, "votes", 1, _root(), 3, nonce=first.nonce)
+    stale = client.sign_anchor(address, "votes", 1, _root(), 4, nonce=first.nonce)
     with pytest.raises(TransactionRejected):
         client.send_raw(stale.raw)
 
@@ -96,7 +96,7 @@ def test_pipelined_anchors_with_explicit_nonces(registry: Registry) -> None:
     nonce = client.w3.eth.get_transaction_count(client.address, "pending")
     first = client.sign_anchor(address, "access", 0, _root(), 1, nonce=nonce)
     second = client.sign_anchor(
-        address, "access", 1, _root(), 1, nonce=nonce + 1, gas=ANCHOR_GAS_LIMIT
+        address, "access", 1, _root(), 2, nonce=nonce + 1, gas=ANCHOR_GAS_LIMIT
     )
     assert (first.nonce, second.nonce) == (nonce, nonce + 1)
     client.send_raw(first.raw)
@@ -125,7 +125,7 @@ def test_find_anchor_names_the_transaction(registry: Registry) -> None:
     client, address = registry.client, registry.address
     signed = [client.sign_anchor(address, "suggestions", b, _root(), 1) for b in range(1)]
     _send(client, signed[0])
-    second = client.sign_anchor(address, "suggestions", 1, _root(), 1)
+    second = client.sign_anchor(address, "suggestions", 1, _root(), 2)  # a log's size grows
     _send(client, second)
     _send(client, client.sign_anchor(address, "votes", 0, _root(), 1))  # same batch, other log
 

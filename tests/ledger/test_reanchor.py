@@ -131,7 +131,7 @@ def test_every_batch_is_anchored_again_and_the_event_is_a_record(
     ]
     for b in batches:  # same numbers, same roots, on the new registry
         on_chain = client.batch_of(result.new_contract, "suggestions", b.number)
-        assert on_chain is not None and (on_chain.root, on_chain.size) == (b.root, b.size)
+        assert on_chain is not None and (on_chain.root, on_chain.size) == (b.log_root, b.end)
         assert client.find_anchor(result.new_contract, "suggestions", b.number) == (
             b.tx_hash,
             b.block_number,
@@ -192,7 +192,7 @@ def test_a_half_done_reanchor_is_finished_by_running_it_again(
     target = client.deploy_registry().address
     first_two = []
     for b in _batches(database)[:2]:  # the crashed run got this far
-        signed = client.sign_anchor(target, "suggestions", b.number, b.root, b.size)
+        signed = client.sign_anchor(target, "suggestions", b.number, b.anchored_root, b.end)
         client.send_raw(signed.raw)
         assert client.wait_for_receipt(signed.tx_hash, 10) is not None
         first_two.append(signed.tx_hash)

@@ -4,6 +4,8 @@ entries, at every size the tree covers; a store older than the tree catches up."
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -13,6 +15,7 @@ from core.merkle import inclusion_path, merkle_root, verify_inclusion
 from ledger import repository as repo
 from ledger import tree
 from ledger.models import RecordRow, TreeNode
+from ledger.service import BatchTree
 from tests.fixtures.db import Database, append_one
 
 
@@ -88,3 +91,21 @@ def test_sizes_beyond_the_tree_and_impossible_proofs_are_refused(database: Datab
             tree.consistency_proof(session, "suggestions", 3, 2)
     with database.sessions.begin() as session, pytest.raises(ValueError, match="already covers"):
         _extend(session, 3)
+
+
+@pytest.mark.parametrize("first", [0, 1, 3, 4, 7, 8, 13, 16, 31])
+@pytest.mark.parametrize("size", [1, 2, 5, 8, 17])
+def test_a_batch_builds_every_receipt_of_the_whole_log_from_its_frontier_and_leaves(
+    first: int, size: int
+) -> None:
+    """ledger.service.BatchTree: the tree before the batch (its frontier) and the batch's
+    own leaves give the whole log's root and RFC 9162 inclusion path of each of its entries."""
+    leaves = [hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(first + size)]
+    table = {tlog.Node(0, i): leaf for i, leaf in enumerate(leaves[:first])}
+    before = tlog.append_leaves(0, leaves[:first], lambda nodes: [table[n] for n in nodes])
+    table.update(dict(before.nodes))
+    frontier = b"".join(table[node] for node in tlog.frontier(first))
+    view = BatchTree(first, frontier, leaves[first:])
+    assert view.root == merkle_root(leaves) and view.end == first + size
+    for position in range(first, first + size):
+        assert view.inclusion_path(position) == inclusion_path(leaves, position)

@@ -52,7 +52,7 @@ def test_records_are_sealed_anchored_and_every_receipt_verifies(
     [batch] = _batches(database)
     assert (batch.number, batch.size, batch.state) == (0, 7, "anchored")
     on_chain = registry.client.batch_of(registry.address, "suggestions", 0)
-    assert on_chain is not None and on_chain.root == batch.root and on_chain.size == 7
+    assert on_chain is not None and on_chain.root == batch.log_root and on_chain.size == 7
     reader = Web3ChainReader(ganache.rpc_url)
     with database.sessions() as session:
         for h in hashes:
@@ -153,7 +153,9 @@ def test_a_batch_anchored_behind_the_workers_back_is_recognised(
     append_records(database, 3)
     worker = _worker(database, registry)
     batch = worker.seal("suggestions", force=True)
-    signed = registry.client.sign_anchor(registry.address, "suggestions", 0, batch.root, batch.size)
+    signed = registry.client.sign_anchor(
+        registry.address, "suggestions", 0, batch.anchored_root, batch.end
+    )
     registry.client.send_raw(signed.raw)
     registry.client.wait_for_receipt(signed.tx_hash, 10)
     assert worker.step() is True

@@ -1,6 +1,7 @@
 """Each log's growing tree (PROTOCOL §8): ``tree_nodes`` (complete subtrees of level 1 and up),
-``log_heads.tree_size`` (how many entries the tree covers) and ``batches.log_root`` (the whole
-log's root at the batch's end). Existing stores start with an empty tree: the sealer catches
+``log_heads.tree_size`` (how many entries the tree covers), ``batches.log_root`` (the whole
+log's root at the batch's end: what a version 2 anchor carries) and ``batches.frontier`` (the
+tree's right edge at the batch's start, for receipts and batch exports). Existing stores start with an empty tree: the sealer catches
 it up from the records at its next seal (``ledger.tree.extend``).
 
 Revision ID: 0006
@@ -31,10 +32,12 @@ def upgrade() -> None:
         )
     with op.batch_alter_table("batches") as batch:
         batch.add_column(sa.Column("log_root", sa.LargeBinary(32), nullable=True))
+        batch.add_column(sa.Column("frontier", sa.LargeBinary, nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("batches") as batch:
+        batch.drop_column("frontier")
         batch.drop_column("log_root")
     with op.batch_alter_table("log_heads") as batch:
         batch.drop_column("tree_size")
