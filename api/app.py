@@ -22,6 +22,8 @@ from api.routes import (
 )
 from api.state import AppState, ChainProbe
 from api.writer import WriterClient
+from ledger import checkpoints
+from ledger.checkpoints import LogKeys
 from ledger.db import (
     is_sqlite,
     make_engine,
@@ -63,6 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             evaluation_days=settings.evaluation_days,
         )
         vault = Vault(load_or_create_pii_key(settings.resolved_pii_key_file))
+        log_keys = LogKeys(settings)
+        checkpoints.install(log_keys)  # receipts carry their batch's checkpoint (§11)
         writer_client = thread = None
         if settings.writer_socket is not None:
             writer_client = WriterClient(settings.writer_socket)
@@ -80,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             vault=vault,
             policy=policy,
             writer_client=writer_client,
+            log_keys=log_keys,
             writer=thread,
         )
         try:

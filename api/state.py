@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.writer import WriterClient
 from api.writes import WriteContext
 from ledger.chain import ChainClient, ChainError
+from ledger.checkpoints import LogKeys
 from ledger.groupcommit import GroupCommitter
 from ledger.pii import Vault
 from ledger.reanchor import ExpectedAnchor, check_chain
@@ -87,6 +88,8 @@ class AppState:
     # (an application made in-process) a writer thread of this process.
     writer_client: WriterClient | None = None
     writer: GroupCommitter | None = None
+    # The logs' checkpoint keys (PROTOCOL §9; ledger.checkpoints).
+    log_keys: LogKeys | None = None
 
     @cached_property
     def write_context(self) -> WriteContext:

@@ -15,6 +15,7 @@ for the program that runs the whole service on top of the ledger.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -254,6 +255,27 @@ def cmd_reanchor(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_log_keys(settings: Settings, args: argparse.Namespace) -> int:
+    """Make the logs' missing checkpoint keys and print every log's verifier key."""
+    from core.records import LOGS
+    from ledger.checkpoints import LogKeyError, load_log_key
+
+    found = {}
+    for name in sorted(LOGS):
+        try:
+            key = load_log_key(settings.resolved_log_key_dir, settings.log_name, name, create=True)
+        except LogKeyError as exc:
+            print(f"civic-ledger log-keys: {exc}", file=sys.stderr)
+            return 1
+        found[name] = key.verifier_key
+    if args.json:
+        print(json.dumps(found, indent=2))
+    else:
+        for name, verifier_key in found.items():
+            print(f"{name}\t{verifier_key}")
+    return 0
+
+
 def cmd_deploy(settings: Settings) -> int:
     prepare_data_dir(settings)
     print(ensure_contract(settings, anchor_key(settings)))
@@ -434,6 +456,18 @@ def build_parser(
     redact.add_argument("--reason", required=True)
     redact.add_argument("--admin", required=True, help="the admin account id doing it")
 
+    log_keys = sub.add_parser(
+        "log-keys",
+        help="make the logs' checkpoint keys (those missing) and print their verifier keys",
+        description=(
+            "Each log's checkpoint key (PROTOCOL §9) in CIVIC_LOG_KEY_DIR (development: "
+            "<data dir>/log-keys), <log>.key, mode 0600, named <CIVIC_LOG_NAME>/<log>. Existing "
+            "keys are kept. Prints each log's verifier key: publish them (witnesses and "
+            "citizens check checkpoints with them)."
+        ),
+    )
+    log_keys.add_argument("--json", action="store_true")
+
     reanchor = sub.add_parser(
         "reanchor",
         help="after a chain reset: deploy a registry and anchor every sealed batch again",
@@ -467,6 +501,8 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return cmd_redact(settings, args)
     if args.command == "reanchor":
         return cmd_reanchor(settings, args)
+    if args.command == "log-keys":
+        return cmd_log_keys(settings, args)
     return SIMPLE_COMMANDS[args.command][0](settings)
 
 

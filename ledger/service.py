@@ -19,8 +19,8 @@ from core import tlog
 from core.clock import Clock, utc_now
 from core.merkle import HASH_SIZE, node_hash
 from core.records import LOGS, SealedRecord, build_record, format_at, is_hex64
+from ledger import checkpoints, tree
 from ledger import repository as repo
-from ledger import tree
 from ledger.errors import BatchNotFound, InvalidInput, RecordNotFound
 from ledger.models import BatchRow, LogHead, RecordRow
 from ledger.repository import ReadTarget, StoredBatch, StoredRecord
@@ -227,22 +227,32 @@ def receipt_of(
         at, reason = repo.redaction_of(session, row.leaf_hash) or (None, None)
         receipt["leaf_hash"] = row.leaf_hash.hex()
         receipt["redaction"] = {"at": at, "reason": reason}
-    return receipt | {
-        "proof": {
-            "log": batch.log,
-            "batch": batch.number,
-            "index": row.position,  # version 2: the entry's index in the whole log
-            "size": batch_view.end,
-            "path": [h.hex() for h in batch_view.inclusion_path(row.position)],
-            "root": batch_view.root.hex(),
-        },
-        "anchor": {
-            "chain_id": batch.chain_id,
-            "contract": batch.contract,
-            "tx": batch.tx_hash,
-            "block": batch.block_number,
-        },
-    }
+    return (
+        receipt
+        | {
+            "proof": {
+                "log": batch.log,
+                "batch": batch.number,
+                "index": row.position,  # version 2: the entry's index in the whole log
+                "size": batch_view.end,
+                "path": [h.hex() for h in batch_view.inclusion_path(row.position)],
+                "root": batch_view.root.hex(),
+            },
+            "anchor": {
+                "chain_id": batch.chain_id,
+                "contract": batch.contract,
+                "tx": batch.tx_hash,
+                "block": batch.block_number,
+            },
+        }
+        | _checkpoint_of(batch)
+    )
+
+
+def _checkpoint_of(batch: StoredBatch) -> dict[str, str]:
+    """PROTOCOL §11: a version 2 receipt may carry its batch's checkpoint (signed note)."""
+    keys = checkpoints.installed()
+    return {"checkpoint": keys.checkpoint(batch)} if keys is not None else {}
 
 
 def anchored_batch(session: Session, log: str, number: int) -> dict[str, Any] | ReceiptPending:

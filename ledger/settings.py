@@ -90,6 +90,19 @@ class Settings(BaseSettings):
     )
     evaluation_days: int = Field(30, ge=0, description="days a citizen has to evaluate a reply")
     pii_key_file: Path | None = None
+    log_name: str = Field(
+        "civic-ledger.localhost",
+        min_length=1,
+        max_length=200,
+        pattern=r"^[!-*,-~]+$",  # printable ASCII without '+' or spaces: a signed-note key name
+        description="the deployment's name: each log's checkpoint origin is <name>/<log> "
+        "(PROTOCOL §9)",
+    )
+    log_key_dir: Path | None = Field(
+        None,
+        description="the logs' checkpoint signing keys, <log>.key each (C2SP signer key text, "
+        "mode 0600); development: generated under the data directory at first use",
+    )
     writer_socket: Path | None = Field(
         None,
         description="the writer process's Unix socket; `civic-ledger run` sets it. "
@@ -137,6 +150,14 @@ class Settings(BaseSettings):
             problems.append(
                 "CIVIC_PORTAL_SECRET_FILE must name the portal's secret (mode 0600, made beforehand)"
             )
+        if not self.log_key_dir:
+            problems.append(
+                "CIVIC_LOG_KEY_DIR must name the logs' checkpoint keys (<log>.key, mode 0600, "
+                "made with `civic-ledger log-keys` and published beforehand: a key generated on "
+                "the spot would not be the one witnesses and citizens were given)"
+            )
+        if self.log_name == "civic-ledger.localhost":
+            problems.append("CIVIC_LOG_NAME must be the deployment's own name (a host name)")
         if not self.pii_key_file:
             problems.append(
                 "CIVIC_PII_KEY_FILE must name the personal-data key (mode 0600, made and backed "
@@ -213,6 +234,10 @@ class Settings(BaseSettings):
     @cached_property
     def resolved_pii_key_file(self) -> Path:
         return (self.pii_key_file or self.resolved_data_dir / "pii.key").expanduser()
+
+    @cached_property
+    def resolved_log_key_dir(self) -> Path:
+        return (self.log_key_dir or self.resolved_data_dir / "log-keys").expanduser()
 
     @cached_property
     def resolved_portal_secret_file(self) -> Path:

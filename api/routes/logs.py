@@ -6,9 +6,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
+from fastapi.responses import PlainTextResponse
 
-from api.deps import ReadSessionDep
-from ledger import service
+from api.deps import ReadSessionDep, StateDep
+from ledger import checkpoints, service
+from ledger.checkpoints import LogKeys
+from ledger.errors import BatchNotFound, ServiceUnavailable
 
 router = APIRouter(prefix="/api/v1", tags=["logs"])
 
@@ -37,3 +40,50 @@ def consistency(
 )
 def entries(log: Log, session: ReadSessionDep, start: Size, end: Size) -> dict[str, Any]:
     return service.entries(session, log, start, end)
+
+
+Batch = Annotated[int, Path(ge=0, le=2**63 - 1, description="batch number, from 0")]
+_NOTE = {"content": {"text/plain": {}}, "description": "a C2SP signed note"}
+
+
+def _keys(state: Any) -> LogKeys:
+    if state.log_keys is None:  # pragma: no cover - made at start-up
+        raise ServiceUnavailable("the logs' checkpoint keys are not loaded")
+    keys: LogKeys = state.log_keys
+    return keys
+
+
+@router.get(
+    "/logs/{log}/checkpoint",
+    summary="The log's latest checkpoint (PROTOCOL §9): a C2SP tlog-checkpoint, signed",
+    response_class=PlainTextResponse,
+    responses={200: _NOTE, 404: {"description": "unknown log, or nothing anchored yet"}},
+)
+def latest_checkpoint(log: Log, session: ReadSessionDep, state: StateDep) -> PlainTextResponse:
+    note = checkpoints.batch_checkpoint(session, _keys(state), log, None)
+    return PlainTextResponse(note, media_type="text/plain; charset=utf-8")
+
+
+@router.get(
+    "/logs/{log}/checkpoints/{batch}",
+    summary="The checkpoint of one anchored batch (PROTOCOL §9)",
+    response_class=PlainTextResponse,
+    responses={200: _NOTE, 404: {"description": "unknown log, or no such anchored batch"}},
+)
+def checkpoint_of_batch(
+    log: Log, batch: Batch, session: ReadSessionDep, state: StateDep
+) -> PlainTextResponse:
+    note = checkpoints.batch_checkpoint(session, _keys(state), log, batch)
+    return PlainTextResponse(note, media_type="text/plain; charset=utf-8")
+
+
+@router.get(
+    "/logs/{log}/keys",
+    summary="The log's verifier key (C2SP note verifier form) and its witnesses' keys",
+    responses={404: {"description": "unknown log"}},
+)
+def log_keys(log: Log, state: StateDep) -> dict[str, Any]:
+    keys = _keys(state)
+    if log not in keys.signers:
+        raise BatchNotFound(f"unknown log {log!r}; logs are {', '.join(sorted(keys.signers))}")
+    return {"log": keys.verifier_key(log), "origin": keys.signers[log].name, "witnesses": []}

@@ -3,14 +3,20 @@ sizes that verify against the anchored trees' roots, and the sealed entries for 
 
 from __future__ import annotations
 
+import base64
+import stat
+from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from core import tlog
 from core.canonical import canonical_bytes
+from core.checkpoint import open_checkpoint
 from core.merkle import leaf_hash, merkle_root
+from core.note import Ed25519Signer, NoteError, parse_verifier_key
 from ledger.models import BatchRow
 from ledger.worker import AnchoringWorker, WorkerConfig
 from tests.api.test_workflow_api import SUGGESTION
@@ -79,3 +85,51 @@ def test_consistency_proofs_between_anchored_sizes_and_the_entries_behind_them(
     for start, end in ((0, 12), (5, 5), (0, 1001)):
         r = client.get("/api/v1/logs/suggestions/entries", params={"start": start, "end": end})
         assert r.status_code == 422, (start, end, r.text)
+
+
+def test_every_anchored_batch_has_a_checkpoint_signed_by_the_logs_published_key(
+    client: TestClient, database: Database, registry: Any, tmp_path: Path
+) -> None:
+    """PROTOCOL §9: a C2SP signed note per anchored batch, body <origin>\\n<size>\\n<root>\\n,
+    signed by the log's key (named by the origin); receipts carry their batch's (§11)."""
+    assert client.get("/api/v1/logs/suggestions/checkpoint").status_code == 404  # none yet
+    hashes = []
+    for i in range(6):
+        r = client.post("/api/v1/suggestions", json={**SUGGESTION, "title": f"第 {i} 条"})
+        hashes.append(r.json()["record_hash"])
+    batches = _anchor(database, registry, batch_max=4)
+
+    keys = client.get("/api/v1/logs/suggestions/keys").json()
+    assert keys["origin"] == "civic-ledger.localhost/suggestions" and keys["witnesses"] == []
+    verifier = parse_verifier_key(keys["log"])
+    key_file = tmp_path / "log-keys" / "suggestions.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert key_file.read_text().startswith("PRIVATE+KEY+civic-ledger.localhost/suggestions+")
+
+    for batch in batches:
+        r = client.get(f"/api/v1/logs/suggestions/checkpoints/{batch.number}")
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+        opened = open_checkpoint(r.text, verifier)
+        assert (opened.checkpoint.size, opened.checkpoint.root) == (batch.end, batch.log_root)
+        assert opened.checkpoint.text == (
+            f"civic-ledger.localhost/suggestions\n{batch.end}\n"
+            f"{base64.b64encode(batch.log_root or b'').decode()}\n"
+        )
+    latest = client.get("/api/v1/logs/suggestions/checkpoint").text
+    assert latest == client.get("/api/v1/logs/suggestions/checkpoints/1").text
+
+    # A receipt carries the checkpoint of its batch, and the two agree.
+    receipt = client.get(f"/api/v1/records/{hashes[5]}/receipt").json()
+    assert receipt["v"] == 2 and receipt["proof"]["batch"] == 1
+    opened = open_checkpoint(receipt["checkpoint"], verifier)
+    assert opened.checkpoint.size == receipt["proof"]["size"] == 6
+    assert opened.checkpoint.root.hex() == receipt["proof"]["root"]
+
+    # Another key of the same name does not open it; a changed size breaks the signature.
+    other = Ed25519Signer("civic-ledger.localhost/suggestions", b"\x07" * 32).verifier
+    with pytest.raises(NoteError):
+        open_checkpoint(latest, other)
+    with pytest.raises(NoteError):
+        open_checkpoint(latest.replace("\n6\n", "\n7\n", 1), verifier)
+    assert client.get("/api/v1/logs/suggestions/checkpoints/9").status_code == 404
+    assert client.get("/api/v1/logs/nope/checkpoint").status_code == 404

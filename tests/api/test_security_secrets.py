@@ -3,6 +3,7 @@ development defaults (docs/SECURITY.md, "Secrets")."""
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
@@ -13,6 +14,7 @@ from pydantic import ValidationError
 
 from contracts.keys import KeyFileError, load_or_create_key
 from contracts.secretfile import SecretFileError, read_secret_file
+from ledger.checkpoints import LogKeyError, load_log_key
 from ledger.pii import PiiKeyError, load_or_create_pii_key
 from ledger.settings import Settings
 
@@ -30,6 +32,8 @@ def production(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
         "portal_secret_file": tmp_path / "portal.secret",
         "verifier_public_url": "https://verify.example.org",
         "public_url": "https://ledger.example.org",
+        "log_key_dir": tmp_path / "log-keys",
+        "log_name": "ledger.example.org",
     }
     values.update(overrides)
     return values
@@ -53,6 +57,8 @@ def test_complete_production_settings_are_accepted(tmp_path: Path) -> None:
         ({"key_file": None}, "the plain development key is refused"),
         ({"key_password_file": None}, "the plain development key is refused"),
         ({"pii_key_file": None}, "CIVIC_PII_KEY_FILE must name the personal-data key"),
+        ({"log_key_dir": None}, "CIVIC_LOG_KEY_DIR must name the logs' checkpoint keys"),
+        ({"log_name": "civic-ledger.localhost"}, "CIVIC_LOG_NAME must be the deployment's"),
         ({"portal_secret_file": None}, "CIVIC_PORTAL_SECRET_FILE must name the portal's secret"),
         (
             {"verifier_public_url": "http://verify.example.org"},
@@ -84,6 +90,7 @@ def test_production_names_every_problem_at_once(tmp_path: Path) -> None:
         "CIVIC_DATABASE_URL",
         "CIVIC_KEY_FILE",
         "CIVIC_PII_KEY_FILE",
+        "CIVIC_LOG_KEY_DIR",
         "CIVIC_PORTAL_SECRET_FILE",
         "CIVIC_PUBLIC_URL",
     ):
@@ -199,3 +206,39 @@ def test_api_processes_starting_together_share_one_portal_secret(tmp_path: Path)
     assert len(set(secrets_seen)) == 1
     assert bytes.fromhex(path.read_text().strip()) == secrets_seen[0]
     assert [p.name for p in tmp_path.iterdir()] == ["portal.secret"]
+
+
+# -- the logs' checkpoint keys (PROTOCOL §9) ---------------------------------------------------
+
+
+def test_a_log_key_is_generated_private_in_development_and_never_in_production(
+    tmp_path: Path,
+) -> None:
+    directory = tmp_path / "log-keys"
+    with pytest.raises(LogKeyError, match="civic-ledger log-keys"):
+        load_log_key(directory, "ledger.example.org", "votes", create=False)
+    made = load_log_key(directory, "ledger.example.org", "votes", create=True)
+    path = directory / "votes.key"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and made.name == "ledger.example.org/votes"
+    assert load_log_key(directory, "ledger.example.org", "votes", create=False) == made
+    # A key made for another deployment name is refused, and so is a loose file.
+    with pytest.raises(LogKeyError, match="not of this log's origin"):
+        load_log_key(directory, "other.example.org", "votes", create=False)
+    path.chmod(0o644)
+    with pytest.raises(LogKeyError, match="chmod 600"):
+        load_log_key(directory, "ledger.example.org", "votes", create=False)
+
+
+def test_the_log_keys_command_makes_missing_keys_and_prints_the_verifier_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ledger.cli import main
+
+    monkeypatch.setenv("CIVIC_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("CIVIC_LOG_NAME", "ledger.example.org")
+    kept = load_log_key(tmp_path / "log-keys", "ledger.example.org", "votes", create=True)
+    assert main(["log-keys", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert set(printed) == {"suggestions", "votes", "access"}
+    assert printed["votes"] == kept.verifier_key  # an existing key is kept
+    assert printed["access"].startswith("ledger.example.org/access+")
