@@ -370,8 +370,10 @@ def _add_witness_command(commands: Any) -> None:
         "witness",
         help="follow a log's batches and attest each root that checks out",
         description=(
-            "Follow batches 0, 1, 2, ... of one log from the service's public export, recompute "
-            "each root from its leaf hashes, compare it with the export and with the chain, and "
+            "Follow batches 0, 1, 2, ... of one log from the service's public export (version "
+            "2), recompute the log's root at each batch's end from the frontier of the tree "
+            "before it and the batch's leaf hashes, compare it with the export and with the "
+            "chain, check that the frontier gives the root anchored for the batch before, and "
             "call attest() for each batch that checks out, signed with the witness key (which "
             "needs WITNESS_ROLE). A mismatch is reported loudly and never attested. Exit status "
             f"with --once: 0 when all is well, {EXIT_MISMATCH} when a batch was refused, "

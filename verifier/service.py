@@ -13,8 +13,10 @@ batch exports; every answer is checked against the chain.
 * ``GET /verify/trail/{tracking_code}``: the suggestion's trail, read from the API and judged
   record by record (``verify_trail``). 404 for an unknown tracking code, 502 when the API
   cannot be reached or does not answer with a trail, 503 when the chain cannot be reached.
-* ``GET /verify/batch/{log}/{n}``: the public batch export recomputed (leaves → root) and
-  compared with ``batchOf`` on chain (``verify_batch_export``), with the attestation count.
+* ``GET /verify/batch/{log}/{n}``: the public batch export recomputed (version 2: the frontier
+  of the log's tree before the batch and the batch's leaves → the log's root at its end) and
+  compared with ``batchOf`` on chain, the frontier with the root anchored for the batch before
+  (``verify_batch_export``), with the attestation count.
 * ``GET /healthz``: whether the chain endpoint answers.
 
 Errors are ``{"error": <class name>, "detail": <message>}``, as in the API.
@@ -286,7 +288,8 @@ def create_verifier_app(
 
     @app.get(
         "/verify/batch/{log}/{n}",
-        summary="Recompute a batch root from the public export and compare it with the chain",
+        summary="Recompute a batch's anchored root from the public export and compare it with "
+        "the chain",
         responses={
             200: {"description": "the batch's verdict, roots, sizes and attestation count"},
             404: {**_ERROR, "description": "unknown log, or the API has no such batch"},

@@ -1,11 +1,14 @@
-"""A witness: another institution recomputes every batch root and co-signs it on chain.
+"""A witness: another institution recomputes every anchored root and co-signs it on chain.
 
 PROTOCOL §3: accounts holding ``WITNESS_ROLE`` may call ``attest(logId, batch, root)`` after
 recomputing the root themselves; the contract accepts only the anchored root, once per witness.
-``Witness`` follows batches 0, 1, 2, … of one log through the service's public export, checks
-each with ``verify_batch_export`` (leaves → root, export → chain), and attests only a batch
-that checks out. Anything else is reported loudly and never attested, and the witness goes on
-with the next batch.
+Under version 2 (§8) that root is the whole log's at the batch's end. ``Witness`` follows
+batches 0, 1, 2, … of one log through the service's public export (version 2 only), checks each
+with ``verify_batch_export`` (the frontier of the tree before the batch and the batch's leaves →
+the root, export → chain, the frontier → the root anchored for the batch before, so the log was
+not rewritten between the two anchors), and attests only a batch that checks out. Anything else
+(``inconsistent`` included) is reported loudly and never attested, and the witness goes on with
+the next batch.
 
 Restarts are idempotent: progress is kept in a small state file beside the key, and before
 attesting the witness asks the chain ``hasAttested`` (the contract's own record), so a lost or
@@ -72,6 +75,8 @@ from verifier.errors import (
 from verifier.fetch import fetch_batch_export
 
 WITNESS_ROLE = role_id("WITNESS_ROLE")
+# A version 1 export proves nothing about the batches before it: attest only version 2 ones.
+WITNESSED_VERSIONS = (2,)
 
 
 class WitnessError(VerificationError):
@@ -337,7 +342,12 @@ class Witness:
         if isinstance(export, str):
             return pending_batch(self.log, batch, export)
         return verify_batch_export(
-            export, self.reader, log=self.log, batch=batch, contract=self.contract
+            export,
+            self.reader,
+            log=self.log,
+            batch=batch,
+            contract=self.contract,
+            versions=WITNESSED_VERSIONS,
         )
 
     def _settle(self, result: BatchVerification, report: PassReport) -> None:
