@@ -4,20 +4,24 @@ receipts get a clear verdict, new ones verify, the event is a record the audit l
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 
+from contracts import Artifact
 from contracts.keys import generate_key
+from core.merkle import merkle_root
 from core.records import CHAIN_SUBJECT, REANCHORED_TYPE
 from core.verdicts import Verdict
+from ledger import chain as chain_module
 from ledger import repository, service
 from ledger.chain import ChainClient
 from ledger.deployment import DeploymentInfo, read_deployment, write_deployment
 from ledger.devchain import DevChain, free_port, start_ganache
-from ledger.models import BatchRow, RecordRow
+from ledger.models import BatchRow, LogHead, RecordRow, TreeNode
 from ledger.reanchor import (
     ExpectedAnchor,
     ReanchorError,
@@ -286,3 +290,87 @@ def test_reanchor_refuses_to_run_beside_an_active_worker(
     finally:
         for state in worker.logs:
             state.lock.release()
+
+
+V1_REGISTRY = Path(__file__).resolve().parents[1] / "fixtures" / "AnchorRegistry-v1.json"
+
+
+def test_a_version_1_store_moves_to_version_2_with_reanchor(
+    database: Database, ganache, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """PROTOCOL §8: "a version 1 store is migrated by anchoring its entries again, in the same
+    order", into a registry of its own. The store here was anchored by version 1 (each batch
+    its own root and size, on the version 1 registry, compiled before version 2: the fixture
+    artifact); the service refuses to go on with it, and `civic-ledger reanchor` moves it."""
+    raw = json.loads(V1_REGISTRY.read_text())
+    v1 = Artifact(
+        raw["contractName"],
+        tuple(raw["abi"]),
+        raw["bytecode"],
+        raw["deployedBytecode"],
+        raw["evmVersion"],
+        raw["compiler"],
+    )
+    real_artifact = chain_module.load_artifact
+    monkeypatch.setattr(
+        chain_module,
+        "load_artifact",
+        lambda name: v1 if name == "AnchorRegistryV1" else real_artifact(name),
+    )
+    client = ChainClient(ganache.rpc_url, ganache.keys[0])
+    old = client.deploy("AnchorRegistryV1", client.address, client.address).address
+    assert client.protocol_version(old) == 1
+
+    # What a version 1 service left: batches of 5, each anchored with its own root and size,
+    # and no log tree.
+    hashes = append_records(database, 12)
+    worker = AnchoringWorker(
+        engine=database.engine,
+        session_factory=database.sessions,
+        chain=client,
+        config=WorkerConfig(contract=old, anchor_interval=0.0, batch_max=5, receipt_timeout=10.0),
+    )
+    try:
+        while worker.seal("suggestions", force=True) is not None:
+            pass
+    finally:
+        for state in worker.logs:
+            state.lock.release()
+    with database.sessions.begin() as session:
+        session.execute(delete(TreeNode))
+        session.execute(update(LogHead).values(tree_size=0))
+        for row in session.scalars(select(BatchRow).order_by(BatchRow.number)):
+            signed = client.sign_anchor(old, "suggestions", row.number, row.root, row.size)
+            client.send_raw(signed.raw)
+            mined = client.wait_for_receipt(signed.tx_hash, 10)
+            assert mined is not None and mined.status == 1
+            row.log_root = row.frontier = None
+            row.state, row.contract, row.chain_id = "anchored", old, client.chain_id
+            row.tx_hash, row.block_number = signed.tx_hash, mined.block_number
+
+    with database.sessions() as session:
+        found = check_chain(client, old, expected_anchors(session))
+    assert found.state == "reset" and "protocol version 1 registry" in found.message
+
+    deployment = _deployment(tmp_path / "contract.json", old, ganache.chain_id)
+    result = reanchor(
+        engine=database.engine,
+        sessions=database.sessions,
+        client=client,
+        rpc=ganache.rpc_url,
+        deployment_file=deployment,
+    )
+    assert result.deployed and result.new_contract != old
+    assert client.protocol_version(result.new_contract) == 2
+    assert result.batches == {"suggestions": 3}
+    with database.sessions() as session:
+        leaves = list(session.scalars(select(RecordRow.leaf_hash).order_by(RecordRow.position)))
+        assert check_chain(client, result.new_contract, expected_anchors(session)).ok
+    for b in _batches(database):
+        on_chain = client.batch_of(result.new_contract, "suggestions", b.number)
+        assert on_chain is not None
+        assert (on_chain.root, on_chain.size) == (merkle_root(leaves[: b.end]), b.end)
+    with database.sessions() as session:
+        receipt = service.receipt(session, hashes[7])
+    assert isinstance(receipt, dict) and receipt["v"] == 2
+    assert receipt["proof"]["index"] == 7 and receipt["proof"]["size"] == 10
