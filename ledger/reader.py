@@ -75,6 +75,10 @@ class StoredBatch(NamedTuple):
     # Version 2 (PROTOCOL §8): the whole log's root at the batch's end, what its anchor carries
     # (None for a batch sealed before the log trees, not yet carried over by `reanchor`).
     log_root: bytes | None = None
+    # The hashes of core.tlog.frontier(first_position), largest first, concatenated: the log's
+    # tree before the batch (None as for log_root). The audit takes it only where it folds to
+    # the root anchored for the batch before.
+    frontier: bytes | None = None
 
     @property
     def end(self) -> int:
@@ -282,6 +286,7 @@ class StoreReader:
                     BatchRow.sent_at,
                     BatchRow.anchored_at,
                     BatchRow.log_root,
+                    BatchRow.frontier,
                 )
                 .where(BatchRow.log == log)
                 .order_by(BatchRow.number)
@@ -302,6 +307,7 @@ class StoreReader:
                 _aware(row.sent_at),
                 _aware(row.anchored_at),
                 _blob(row.log_root) if row.log_root is not None else None,
+                _blob(row.frontier) if row.frontier is not None else None,
             )
             for row in rows
         ]
