@@ -370,6 +370,30 @@ def test_a_deleted_record_is_missing_and_its_trail_has_a_gap(store: Store) -> No
     trail = store.verify_trail(B)
     assert trail.verdict is TrailVerdict.GAP and trail.first_bad == 1
     assert gone.leaf_hash.hex() not in json.dumps(report.to_dict())
+    # The log's tree after the hole is taken up again from the frontier the store keeps for
+    # batch 2, which folds to the root anchored for batch 1: batches 2 and 3 are still judged.
+    assert not_recomputed(report) == []
+
+
+def not_recomputed(report: AuditReport) -> list[str]:
+    return [note for note in report.notes if "was not recomputed" in note]
+
+
+def test_after_a_hole_a_stored_frontier_must_fold_to_the_anchored_root(store: Store) -> None:
+    attack(
+        store.db,
+        ("DELETE FROM records WHERE log = :log AND position = 5", {"log": LOG}),
+        (
+            "UPDATE batches SET frontier = :f WHERE log = :log AND number = 2",
+            {"f": hashlib.sha256(b"forged").digest() * 2, "log": LOG},
+        ),
+    )
+    report = store.audit()
+    assert kinds(report) == [("gap", LOG, 9), ("missing", LOG, 5)]
+    assert not_recomputed(report) == [
+        "suggestions: batch 2 was not recomputed: the log's tree before it could not be "
+        "rebuilt from the records, nor taken from the store as anchored"
+    ]  # batch 3 is judged again, from the frontier the store keeps for it
 
 
 def test_a_forged_record_at_a_new_position_is_inserted(store: Store) -> None:
@@ -526,6 +550,7 @@ def test_a_truncated_trail_is_seen_by_the_audit_not_by_the_trail_verifier(store:
         2,
         last.leaf_hash.hex(),
     )
+    assert not_recomputed(report) == []  # batch 3 judged from its stored frontier
 
 
 def test_an_anchored_batch_the_store_lacks_is_a_missing_batch(store: Store) -> None:
@@ -563,7 +588,7 @@ def test_a_stored_root_that_differs_from_the_chain_is_a_root_mismatch(store: Sto
     attack(
         store.db,
         (
-            "UPDATE batches SET root = :r WHERE log = :log AND number = 2",
+            "UPDATE batches SET log_root = :r WHERE log = :log AND number = 2",
             {"r": hashlib.sha256(b"forged").digest(), "log": LOG},
         ),
     )
@@ -571,6 +596,20 @@ def test_a_stored_root_that_differs_from_the_chain_is_a_root_mismatch(store: Sto
     assert [(f.kind, f.batch, f.position) for f in report.findings] == [
         (FindingKind.ROOT_MISMATCH, 2, None)
     ]
+    assert "for the log's first 15 entries" in report.findings[0].detail
+
+
+def test_the_batch_only_root_is_not_judged(store: Store) -> None:
+    # Version 2 anchors the whole log's root (batches.log_root); the batch's own root is kept
+    # for diagnosis, and nothing anchors it any more.
+    attack(
+        store.db,
+        (
+            "UPDATE batches SET root = :r WHERE log = :log AND number = 2",
+            {"r": hashlib.sha256(b"forged").digest(), "log": LOG},
+        ),
+    )
+    assert store.audit().clean
 
 
 def test_a_batch_rewritten_with_its_records_differs_from_the_chain(store: Store) -> None:
@@ -584,17 +623,17 @@ def test_a_batch_rewritten_with_its_records_differs_from_the_chain(store: Store)
         leaves = list(
             session.scalars(
                 select(RecordRow.leaf_hash)
-                .where(RecordRow.log == LOG, RecordRow.position.between(10, 14))
+                .where(RecordRow.log == LOG, RecordRow.position.between(0, 14))
                 .order_by(RecordRow.position)
             )
         )
-    leaves[0] = leaf_hash(forged)
+    leaves[10] = leaf_hash(forged)
     set_canonical(store.db, target.position, forged, leaf_hash(forged))
     attack(
         store.db,
         (
-            "UPDATE batches SET root = :r WHERE log = :log AND number = 2",
-            {"r": merkle_root(leaves), "log": LOG},
+            "UPDATE batches SET root = :r, log_root = :l WHERE log = :log AND number = 2",
+            {"r": merkle_root(leaves[10:]), "l": merkle_root(leaves), "log": LOG},
         ),
     )
     report = store.audit()

@@ -11,16 +11,24 @@ every log through the one read-only reader of the store (``ledger.reader``) and 
    log, subject, seq and type are those of its row (else ``altered``). A record with empty
    content and a redaction row is erased under §7 and listed as ``redacted``, which is not a
    finding; empty content without a redaction row is ``altered``.
-3. **Batches.** Each batch's root is recomputed from the leaf hashes at its positions and must
-   equal the stored root and the chain's ``batchOf(logId, n)`` root and size (``root_mismatch``
-   when the stored batch and the chain disagree; ``not_anchored`` when the store says anchored
-   and the chain holds nothing). When the records do not give the anchored root, the audit
+3. **Batches.** Version 2 (PROTOCOL §8) anchors, for batch n, the root of the whole log's tree
+   of ``end(n)`` entries and ``size = end(n)``. The store's log root and end of each batch must
+   equal the chain's ``batchOf(logId, n)`` (``root_mismatch`` when they disagree;
+   ``not_anchored`` when the store says anchored and the chain holds nothing). The log's tree is
+   recomputed once over the records in position order, keeping only its right edge, and its
+   root compared with the anchored root as each batch's end is passed (``verifier.audit.tree``);
+   that also checks that the anchored trees extend one another. From the first batch whose root
+   the records do not give, each batch is judged from the anchored tree before it: the audit
    looks for the one change that explains it and names the record: a record slipped in with the
    later ones moved up (``inserted``), records out of acceptance order (``reordered``), a
    record whose leaf hash was rewritten where its trail remembers the old one (``altered``), a
    record taken out with the later ones moved down (``missing``); else the batch is ``altered``.
+   Where the tree before a batch cannot be rebuilt from the records (positions missing, a
+   batch nothing explains), the frontier the store keeps for the batch is taken when it folds
+   to the root anchored for the batch before, else the batch is noted as not recomputed.
    Batches the chain holds and the store lacks are ``missing_batch``; batches (and records)
-   still unanchored past the deadline are ``unanchored``.
+   still unanchored past the deadline are ``unanchored``. The store's batch-only ``root``
+   (version 1's anchor, kept for diagnosis) is not judged: nothing anchors it any more.
 4. **Trails.** Records grouped by (log, subject), walked in position order with the checks of
    ``verifier.trail`` (PROTOCOL §5): seq 0, 1, … (``gap`` when a seq is nowhere, ``broken_link``
    when it comes later or twice), every ``prev`` the leaf hash of the record before
@@ -36,8 +44,8 @@ The audit never writes: the reader's connection is read-only at the database lev
 
 Where each part lives: ``reading`` (the store and the chain, the one module that imports the
 store), ``log`` (the audit of one log, in the order above), the checks ``positions`` (1),
-``records`` (2), ``batches`` and ``diagnosis`` (3), ``trails`` (4), ``findings`` (the report's
-contents) and ``report`` (the report for people).
+``records`` (2), ``batches``, ``tree`` and ``diagnosis`` (3), ``trails`` (4), ``findings`` (the
+report's contents) and ``report`` (the report for people).
 """
 
 from __future__ import annotations

@@ -1,15 +1,16 @@
-"""The audit's checks of a log's batches against the chain (PROTOCOL §3).
+"""The audit's checks of a log's batches against the chain (PROTOCOL §3, §8).
 
 * **Numbering** (``check_numbering``): batches 0, 1, 2 … covering consecutive positions; a batch
   the chain holds and the store lacks is ``missing_batch`` (unless the worker, still running,
   sealed and anchored it after the store was read).
-* **Leaves** (``BatchLeaves``): each batch's root recomputed from the leaf hashes at its
-  positions, collected as the records go by.
 * **Anchors** (``check_anchor``): the stored batch against ``batchOf(logId, n)``: the chain and
   contract it names (``wrong_chain``), anchored as the store says (``not_anchored``), the same
-  root and size (``root_mismatch``), not left unanchored past the deadline (``unanchored``).
+  root and size as the store keeps for it, the whole log's root at the batch's end and that end
+  (``root_mismatch``), not left unanchored past the deadline (``unanchored``).
+* **Targets** (``anchored_targets``): the root and size each batch's records must give, the
+  chain's when it holds the batch, else the store's.
 
-Whether the recomputed root is the anchored one, and if not what explains it, is
+Whether the records give those roots is ``verifier.audit.tree``, and if not what explains it,
 ``verifier.audit.diagnosis``.
 """
 
@@ -20,9 +21,10 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
-from core.merkle import ZERO_ROOT, merkle_root
+from core.merkle import ZERO_ROOT
 from verifier.audit.findings import Finding, FindingKind, duration
 from verifier.audit.reading import ChainBatch, StoredBatch
+from verifier.audit.tree import Target
 
 # A batch the chain holds beyond the store's sealed positions, anchored this recently, was
 # most likely sealed after the audit's snapshot was taken.
@@ -102,18 +104,20 @@ def check_numbering(
                         "(the worker is running); not judged"
                     )
                     continue
+                # Version 2: the anchored size is the log's size after the batch (§8).
+                end = max(cursor, answer[1])
                 findings.append(
                     Finding(
                         FindingKind.MISSING_BATCH,
                         log,
-                        f"batch {number} is anchored on chain (root {answer[0].hex()}, "
-                        f"{answer[1]} records, block {answer[3]}), but the store has no such "
-                        f"batch",
+                        f"batch {number} is anchored on chain (root {answer[0].hex()}, the "
+                        f"log's first {answer[1]} entries, {end - cursor} of them in the batch, "
+                        f"block {answer[3]}), but the store has no such batch",
                         batch=number,
                     )
                 )
-                ranges.append((cursor, cursor + answer[1], number))
-                cursor += answer[1]
+                ranges.append((cursor, end, number))
+                cursor = end
             else:
                 findings.append(
                     Finding(
@@ -137,50 +141,6 @@ def check_numbering(
         ranges.append((batch.first_position, batch.first_position + batch.size, number))
         cursor = batch.first_position + batch.size
     return BatchLayout(ranges, cursor if batches else 0), findings, notes
-
-
-class BatchLeaves:
-    """The leaf hashes at each stored batch's positions, taken in position order, and the root
-    recomputed from them (RFC 9162 §2.1.1) for each batch whose every leaf is there."""
-
-    def __init__(self, batches: Sequence[StoredBatch]) -> None:
-        self.batches = sorted(batches, key=lambda b: b.first_position)
-        self.recomputed: dict[int, bytes] = {}
-        self._next = 0
-        self._current: StoredBatch | None = None
-        self._end = -1
-        self._leaves: list[bytes] = []
-        self._advance()
-
-    def _advance(self) -> None:
-        self._current = self.batches[self._next] if self._next < len(self.batches) else None
-        self._end = self._current.first_position + self._current.size if self._current else -1
-        self._next += 1
-
-    def _close(self, batch: StoredBatch) -> None:
-        """All positions of ``batch`` read: recompute its root when every leaf is there."""
-        leaves = self._leaves
-        if len(leaves) == batch.size and all(leaves):
-            self.recomputed[batch.number] = merkle_root(leaves)
-        self._leaves = []
-
-    def spoil(self) -> None:
-        """A second record at a position: the current batch's leaf count is wrong, no root."""
-        self._leaves.append(b"")
-
-    def take(self, position: int, leaf: bytes) -> None:
-        """The leaf hash of the record at ``position`` (positions ascending)."""
-        while self._current is not None and position >= self._end:
-            self._close(self._current)
-            self._advance()
-        if self._current is not None and position >= self._current.first_position:
-            self._leaves.append(leaf)
-
-    def finish(self) -> None:
-        """Every record taken: close the batches still open."""
-        while self._current is not None:
-            self._close(self._current)
-            self._advance()
 
 
 def check_anchor(
@@ -234,18 +194,34 @@ def check_anchor(
                 f"batch {number} ({batch.size} records) has been {batch.state} for "
                 f"{duration(waited)}, longer than the {duration(deadline)} allowed",
             )
-    if answer is not None and on_chain and (answer[0], answer[1]) != (batch.root, batch.size):
+    if answer is not None and on_chain and (answer[0], answer[1]) != (batch.log_root, batch.end):
+        kept = (
+            f"log root {batch.log_root.hex()}"
+            if batch.log_root is not None
+            else "no log root (a batch sealed under version 1, never carried over)"
+        )
         find(
             FindingKind.ROOT_MISMATCH,
-            f"the store sealed batch {number} with root {batch.root.hex()} ({batch.size} "
-            f"records); the chain holds root {answer[0].hex()} ({answer[1]} records)",
+            f"the store sealed batch {number} (positions {batch.first_position} to "
+            f"{batch.end - 1}) with {kept} for the log's first {batch.end} entries; the chain "
+            f"holds root {answer[0].hex()} for the log's first {answer[1]} entries",
         )
     return findings
 
 
-def anchored_root(batch: StoredBatch, answer: ChainBatch | None) -> tuple[bytes, int]:
-    """The root and size the batch's records must give: the chain's when it holds the batch,
-    else the store's."""
-    if answer is not None and answer[0] != ZERO_ROOT:
-        return answer[0], answer[1]
-    return batch.root, batch.size
+def anchored_targets(
+    batches: Sequence[StoredBatch], chain_batches: Mapping[int, ChainBatch]
+) -> dict[int, Target]:
+    """The root and size the records must give at each batch's end (PROTOCOL §8: the whole
+    log's root and size): the chain's for every batch it holds (the store's batches and those
+    it lacks), else, for a stored batch not yet anchored, the store's log root and end. A
+    stored batch with neither has no target."""
+    targets: dict[int, Target] = {
+        number: (answer[0], answer[1])
+        for number, answer in chain_batches.items()
+        if answer[0] != ZERO_ROOT
+    }
+    for batch in batches:
+        if batch.number not in targets and batch.log_root is not None:
+            targets[batch.number] = (batch.log_root, batch.end)
+    return targets

@@ -2,10 +2,12 @@
 
 The log's batches are read from the store and, when a registry is known, from the chain; then
 its records are read once, in position order and in chunks (a million records never sit in
-memory at once), and each goes through the checks of its position, its batch's leaves, its own
-content and its trail. What needs the whole log comes after: the trail heads, each batch's
-root against the chain (diagnosed when it differs), the missing positions, the records past
-the head or waiting too long.
+memory at once), and each goes through the checks of its position, the log's tree (its root
+compared with each batch's anchored root as the scan passes the batch's end, PROTOCOL §8), its
+own content and its trail. What needs the whole log comes after: the trail heads, each batch
+against the chain, the batches from the first whose root the records do not give (diagnosed,
+from the anchored tree before each), the missing positions, the records past the head or
+waiting too long.
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from core.merkle import empty_root
 from core.records import REANCHORED_TYPE
 from verifier.audit.batches import (
     BatchLayout,
-    BatchLeaves,
-    anchored_root,
+    anchored_targets,
     check_anchor,
     check_numbering,
 )
@@ -43,6 +45,7 @@ from verifier.audit.reading import (
 )
 from verifier.audit.records import check_record, reanchor_event, redacted_record
 from verifier.audit.trails import TrailChecks
+from verifier.audit.tree import Frontier, Target, TreeScan
 from verifier.chain import ChainReader
 
 
@@ -87,12 +90,13 @@ class LogAudit:
         layout = self.check_numbering(chain_batches)
         found = LogFindings(log, audit.findings, layout.batch_at)
         trails = TrailChecks(log, found)
-        leaves = BatchLeaves(self.batches)
+        targets = anchored_targets(self.batches, chain_batches)
+        tree = TreeScan(targets, self.batches)
         positions = PositionChecks(self.head, layout.sealed_end)
-        self.scan(found, positions, leaves, trails)
+        self.scan(found, positions, tree, trails)
         self.summary.pending_records = max(0, self.head - layout.sealed_end)
         trails.close(audit.reader.trail_heads(log))
-        shift = self.judge_batches(chain_batches, leaves, trails)
+        shift = self.judge_batches(chain_batches, targets, tree, trails)
         positions.report_holes(found, layout, shift)
         positions.report_late(found, shift, now=audit.now, deadline=audit.deadline)
         self.summary.findings = audit.findings.count(log)
@@ -133,10 +137,10 @@ class LogAudit:
         self,
         found: LogFindings,
         positions: PositionChecks,
-        leaves: BatchLeaves,
+        tree: TreeScan,
         trails: TrailChecks,
     ) -> None:
-        """Every record in position order: its position, its batch's leaves, its content, its
+        """Every record in position order: its position, the log's tree, its content, its
         trail."""
         audit, log = self.audit, self.log
         redactions = audit.redactions
@@ -146,8 +150,8 @@ class LogAudit:
                 repeated = positions.see(record)
                 if repeated is not None:
                     found.find_record(FindingKind.INSERTED, record, repeated)
-                    leaves.spoil()
-                leaves.take(record.position, record.leaf_hash)
+                    tree.spoil()
+                tree.take(record.position, record.leaf_hash)
                 checked = check_record(log, record, redactions)
                 if checked.altered is not None:
                     found.find_record(FindingKind.ALTERED, record, checked.altered)
@@ -160,19 +164,25 @@ class LogAudit:
                 trails.step(record, checked.content)
             count += len(chunk)
             audit.advance(len(chunk))
-        leaves.finish()
+        tree.finish()
         positions.finish()
         self.summary.records = count
         self.summary.trails = len(trails.trails)
 
     def judge_batches(
-        self, chain_batches: Mapping[int, ChainBatch], leaves: BatchLeaves, trails: TrailChecks
+        self,
+        chain_batches: Mapping[int, ChainBatch],
+        targets: Mapping[int, Target],
+        tree: TreeScan,
+        trails: TrailChecks,
     ) -> int:
-        """Each batch against the chain, and its recomputed root against the anchored one,
-        diagnosed when they differ. Returns how far the diagnoses found the records at the end
-        of the log moved."""
+        """Each batch against the chain; and, from the first batch whose anchored root the
+        records do not give, each batch's records appended to the anchored tree before it,
+        diagnosed when they do not give its root. Returns how far the diagnoses found the
+        records at the end of the log moved."""
         audit = self.audit
         shift = 0
+        after: Frontier | None = None  # the anchored tree at the end of the batch just judged
         for batch in self.batches:
             answer = chain_batches.get(batch.number)
             for finding in check_anchor(
@@ -186,17 +196,39 @@ class LogAudit:
                 deadline=audit.deadline,
             ):
                 audit.findings.add(finding)
-            target, size = anchored_root(batch, answer)
-            recomputed = leaves.recomputed.get(batch.number)
-            if recomputed is None:
-                continue  # positions are missing: already found
-            if shift == 0 and size == batch.size and recomputed == target:
+            target = targets.get(batch.number)
+            if batch.number in tree.verified and shift == 0:
+                after = None  # the scan holds the tree here, should the next batch need it
                 continue
-            start, stop = diagnosis_window(batch, size, shift)
+            if target is None:
+                after = None
+                audit.notes.append(
+                    f"{self.log}: batch {batch.number} was not recomputed: the store keeps no "
+                    "log root for it and the chain holds none"
+                )
+                continue
+            if batch.number not in tree.complete:
+                after = None  # positions are missing or repeated: already found
+                continue
+            before = self.tree_before(batch, targets, tree, after)
+            root, size = target
+            if before is None or size <= before.size:
+                after = None
+                audit.notes.append(
+                    f"{self.log}: batch {batch.number} was not recomputed: the log's tree "
+                    "before it could not be rebuilt from the records, nor taken from the store "
+                    "as anchored"
+                    if before is None
+                    else f"{self.log}: batch {batch.number} was not recomputed: its anchored "
+                    f"size {size} does not grow from the {before.size} entries before it"
+                )
+                continue
+            start, stop = diagnosis_window(before.size, size - before.size, shift)
             diagnosis = diagnose_batch(
                 self.log,
                 batch,
-                target,
+                before,
+                root,
                 size,
                 shift,
                 read_window(audit.reader, self.log, start, stop),
@@ -205,7 +237,33 @@ class LogAudit:
             )
             if diagnosis.gone is not None:
                 trails.gone.discard(diagnosis.gone)
-            shift = diagnosis.shift
+            shift, after = diagnosis.shift, diagnosis.after
             for finding in diagnosis.findings:
                 audit.findings.add(finding)
         return shift
+
+    def tree_before(
+        self,
+        batch: StoredBatch,
+        targets: Mapping[int, Target],
+        tree: TreeScan,
+        after: Frontier | None,
+    ) -> Frontier | None:
+        """The log's tree before ``batch`` as anchored: the diagnosis's of the batch before,
+        the scan's where it stopped, or the frontier the store keeps for the batch when it
+        folds to the root anchored for the batch before (a root commits to its subtrees); None
+        when none of them is known to be the anchored tree."""
+        number = batch.number
+        previous = targets.get(number - 1) if number else (empty_root(), 0)
+        if previous is None:
+            return None
+        root, size = previous
+        for known in (after, tree.last_good):
+            if known is not None and known.size == size:
+                return known
+        if batch.frontier is None:
+            return None
+        stored = Frontier.stored(size, batch.frontier)
+        if stored is None or stored.root() != root:
+            return None
+        return stored
