@@ -497,7 +497,8 @@ def _add_audit_command(commands: Any) -> None:
         help="audit a whole store against the chain (inspectors)",
         description=(
             "Read every record, batch and trail of a civic-ledger store through a read-only "
-            "connection, recompute every batch root and compare it with the chain, and report "
+            "connection, recompute each log's tree from its records and compare its root at "
+            "every batch's end with the root anchored on chain, and report "
             "altered, missing, inserted and reordered records, broken trails, anchored batches "
             "the store lacks and batches left unanchored. Exit status: 0 only when the store is "
             f"clean, {EXIT_NOT_VALID} when there are findings, {EXIT_NO_VERDICT} when it could "

@@ -1,8 +1,10 @@
 """Batches anchored on a real chain for the verifier's service and witness tests.
 
-Records are built with the real core (``tests.verifier.fakes``), anchored through the real
-AnchorRegistry with the admin client of the ``registry`` fixture, and turned into the §4
-receipts and the public batch export exactly as the service writes them.
+Records are built with the real core (``tests.verifier.fakes``), sealed into one log as a
+version 2 service seals them (``SealedLog``: each batch anchors the whole log's root at its end,
+and that end as its size, PROTOCOL §8), anchored through the real AnchorRegistry with the admin
+client of the ``registry`` fixture, and turned into the §11 receipts and the public batch export
+exactly as the service writes them.
 """
 
 from __future__ import annotations
@@ -14,43 +16,59 @@ from typing import Any
 
 import httpx
 
+from core.records import SealedRecord
 from ledger.chain import ChainClient
-from tests.verifier.fakes import Batch, suggestion_batch
+from tests.verifier.fakes import SealedLog, suggestion_batch
 
 
 @dataclass
 class Anchored:
-    """One batch anchored on chain: its receipts and its public export."""
+    """Batch ``number`` of ``log`` anchored on chain: its receipts and its public export."""
 
-    batch: Batch
+    log: SealedLog
+    number: int
     anchor: dict[str, Any]
 
-    def receipt(self, index: int) -> dict[str, Any]:
-        receipt = self.batch.receipt(index)
+    @property
+    def records(self) -> list[SealedRecord]:
+        """The batch's own records."""
+        return self.log.records[self.log.first(self.number) : self.log.ends[self.number]]
+
+    @property
+    def root(self) -> bytes:
+        """The anchored root: the whole log's at the batch's end."""
+        return self.log.root(self.number)
+
+    @property
+    def size(self) -> int:
+        """The anchored size: the log's size after the batch."""
+        return self.log.ends[self.number]
+
+    def receipt(self, offset: int) -> dict[str, Any]:
+        """The receipt of the batch's record ``offset`` (entry ``first + offset`` of the log)."""
+        receipt = self.log.receipt(self.log.first(self.number) + offset)
         receipt["anchor"] = dict(self.anchor)
         return receipt
 
     def receipts(self) -> list[dict[str, Any]]:
-        return [self.receipt(i) for i in range(len(self.batch.records))]
+        return [self.receipt(i) for i in range(len(self.records))]
 
     def export(self) -> dict[str, Any]:
         """What ``GET /api/v1/anchors/{log}/{batch}`` answers for this batch."""
-        return {
-            "log": self.batch.log,
-            "batch": self.batch.number,
-            "root": self.batch.root.hex(),
-            "size": len(self.batch.records),
-            "tx": self.anchor["tx"],
-            "block": self.anchor["block"],
-            "chain_id": self.anchor["chain_id"],
-            "contract": self.anchor["contract"],
-            "leaf_hashes": [r.record_hash for r in self.batch.records],
-        }
+        export = self.log.export(self.number)
+        export.update(
+            tx=self.anchor["tx"],
+            block=self.anchor["block"],
+            chain_id=self.anchor["chain_id"],
+            contract=self.anchor["contract"],
+        )
+        return export
 
 
-def anchor_batch(client: ChainClient, contract: str, batch: Batch) -> Anchored:
-    """Anchor ``batch`` (its number must be the log's next) and wait until it is mined."""
-    signed = client.sign_anchor(contract, batch.log, batch.number, batch.root, len(batch.records))
+def anchor_batch(client: ChainClient, contract: str, log: SealedLog, number: int) -> Anchored:
+    """Anchor batch ``number`` of ``log`` (it must be the log's next) and wait until it is
+    mined."""
+    signed = client.sign_anchor(contract, log.log, number, log.root(number), log.ends[number])
     client.send_raw(signed.raw)
     mined = client.wait_for_receipt(signed.tx_hash, 30)
     assert mined is not None and mined.status == 1
@@ -60,15 +78,16 @@ def anchor_batch(client: ChainClient, contract: str, batch: Batch) -> Anchored:
         "tx": signed.tx_hash,
         "block": mined.block_number,
     }
-    return Anchored(batch, anchor)
+    return Anchored(log, number, anchor)
 
 
-def records_batch(number: int, size: int = 5, salt_from: int = 0) -> Batch:
-    """A batch of ``size`` fresh suggestion records (distinct for each ``salt_from``)."""
-    records = (
-        suggestion_batch(size + salt_from)[salt_from:] if salt_from else suggestion_batch(size)
-    )
-    return Batch.of(records, number)
+def records_log(*sizes: int, salt_from: int = 0) -> SealedLog:
+    """Fresh suggestion records (distinct for each ``salt_from``) sealed into batches of
+    ``sizes`` records. The same sizes and ``salt_from`` give the same records, so a log with one
+    more batch extends the one without it."""
+    total = sum(sizes)
+    records = suggestion_batch(total + salt_from)[salt_from:]
+    return SealedLog.of(records, sizes)
 
 
 class ExportService:
@@ -90,7 +109,7 @@ class ExportService:
         export = copy.deepcopy(anchored.export())
         if change is not None:
             change(export)
-        self.exports[(anchored.batch.log, anchored.batch.number)] = export
+        self.exports[(anchored.log.log, anchored.number)] = export
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self._handle)

@@ -20,7 +20,7 @@ from ledger.devchain import free_port
 from ledger.settings import Settings
 from ledger.worker import AnchoringWorker, WorkerConfig
 from tests.fixtures.db import Database
-from tests.verifier.anchoring import Anchored, ExportService, anchor_batch, records_batch
+from tests.verifier.anchoring import Anchored, ExportService, anchor_batch, records_log
 from tests.verifier.fakes import Batch, FakeChain, suggestion_batch
 from verifier.chain import CachingChainReader, ChainReader, Web3ChainReader, log_id
 from verifier.service import MAX_RECEIPT_BYTES, create_verifier_app
@@ -70,7 +70,7 @@ def closed_rpc() -> str:
 
 @pytest.fixture
 def anchored(registry) -> Anchored:  # type: ignore[no-untyped-def]
-    return anchor_batch(registry.client, registry.address, records_batch(0, size=5))
+    return anchor_batch(registry.client, registry.address, records_log(5), 0)
 
 
 @pytest.fixture
@@ -100,7 +100,7 @@ pytestmark = [pytest.mark.chain, pytest.mark.every_node]
 
 
 def test_valid_receipts_are_valid(client: TestClient, anchored: Anchored) -> None:
-    for receipt, sealed in zip(anchored.receipts(), anchored.batch.records, strict=True):
+    for receipt, sealed in zip(anchored.receipts(), anchored.records, strict=True):
         answer = post(client, receipt)
         assert answer.status_code == 200, answer.text
         result = answer.json()
@@ -185,7 +185,7 @@ def test_required_attestations_and_confirmations(registry, ganache, anchored: An
 
     registry.client.grant_role(registry.address, "WITNESS_ROLE", ganache.address(1))
     witness = ChainClient(ganache.rpc_url, ganache.keys[1])
-    witness.attest(registry.address, "suggestions", 0, anchored.batch.root)
+    witness.attest(registry.address, "suggestions", 0, anchored.root)
     with verifier(ganache.rpc_url) as client:
         assert post(client, receipt, min_attestations=1).json()["verdict"] == "valid"
         assert post(client, receipt, min_attestations=2).json()["verdict"] == "unconfirmed"
@@ -271,13 +271,13 @@ def test_repeated_receipts_skip_batch_of_and_not_anchored_is_never_cached(
         assert counting.calls["batch_of"] == 1
         assert counting.calls["chain_id"] == 1
 
-        later = records_batch(1, size=3, salt_from=50)
-        early = Anchored(later, anchored.anchor).receipt(2)  # batch 1, not anchored yet
+        later = records_log(5, 3)  # the log with a batch 1 of 3 records, not anchored yet
+        early = Anchored(later, 1, anchored.anchor).receipt(2)
         for _ in range(2):
             assert post(client, early).json()["verdict"] == "not_anchored"
         assert counting.calls["batch_of"] == 3  # asked every time
 
-        anchor_batch(registry.client, registry.address, later)
+        anchor_batch(registry.client, registry.address, later, 1)
         assert post(client, early).json()["verdict"] == "valid"
         assert post(client, early).json()["verdict"] == "valid"
         assert counting.calls["batch_of"] == 4
@@ -353,8 +353,9 @@ def test_an_honest_batch_export_is_valid(
     exports.publish(anchored)
     result = client.get("/verify/batch/suggestions/0").json()
     assert result["verdict"] == "valid", result["reason"]
-    assert result["root"] == result["chain_root"] == anchored.batch.root.hex()
+    assert result["root"] == result["chain_root"] == anchored.root.hex()
     assert result["size"] == result["chain_size"] == 5
+    assert (result["version"], result["first"]) == (2, 0)
     assert result["attestations"] == 0 and result["confirmations"] >= 1
     assert result["tx"] == anchored.anchor["tx"]
 
@@ -375,22 +376,22 @@ def test_a_tampered_leaf_is_altered(
     exports.publish(anchored, lambda e: e["leaf_hashes"].pop())
     result = client.get("/verify/batch/suggestions/0").json()
     assert result["verdict"] == "altered"
-    assert "4 leaf hashes for a batch of size 5" in result["reason"]
+    assert "4 leaf hashes for entries 0 to 4 (5 entries)" in result["reason"]
 
 
 def test_an_export_whose_root_is_not_the_chains_is_root_mismatch(
     client: TestClient, exports: ExportService, anchored: Anchored
 ) -> None:
-    other = records_batch(0, size=5, salt_from=20)  # consistent in itself, not what was anchored
-    exports.publish(Anchored(other, anchored.anchor))
+    other = records_log(5, salt_from=20)  # consistent in itself, not what was anchored
+    exports.publish(Anchored(other, 0, anchored.anchor))
     result = client.get("/verify/batch/suggestions/0").json()
     assert result["verdict"] == "root_mismatch"
-    assert result["chain_root"] == anchored.batch.root.hex() != result["root"]
+    assert result["chain_root"] == anchored.root.hex() != result["root"]
 
     def smaller(export: dict[str, Any]) -> None:  # a size the chain does not have
-        four = records_batch(0, size=4)
+        four = records_log(4)
         export.update(
-            size=4, root=four.root.hex(), leaf_hashes=[r.record_hash for r in four.records]
+            size=4, root=four.root(0).hex(), leaf_hashes=[r.record_hash for r in four.records]
         )
 
     exports.publish(anchored, smaller)
@@ -400,7 +401,7 @@ def test_an_export_whose_root_is_not_the_chains_is_root_mismatch(
 def test_other_batch_verdicts_and_errors(
     client: TestClient, exports: ExportService, anchored: Anchored
 ) -> None:
-    exports.publish(Anchored(records_batch(1, size=2, salt_from=30), anchored.anchor))
+    exports.publish(Anchored(records_log(5, 2), 1, anchored.anchor))
     assert client.get("/verify/batch/suggestions/1").json()["verdict"] == "not_anchored"
 
     exports.publish(anchored, lambda e: e.update(chain_id=5))
@@ -519,7 +520,7 @@ def test_trail_route_when_the_api_or_the_chain_is_down(ganache, anchored: Anchor
         "state": "SUBMITTED",
         "records": [
             {
-                "record_hash": anchored.batch.records[0].record_hash,
+                "record_hash": anchored.records[0].record_hash,
                 "status": "anchored",
                 "receipt": receipt,
                 "record": record,

@@ -18,7 +18,7 @@ from contracts.keys import address_of, generate_key
 from core.verdicts import Verdict
 from ledger.chain import ChainClient
 from ledger.devchain import free_port, start_ganache
-from tests.verifier.anchoring import Anchored, ExportService, anchor_batch, records_batch
+from tests.verifier.anchoring import Anchored, ExportService, anchor_batch, records_log
 from verifier.chain import Web3ChainReader, log_id
 from verifier.cli import main
 from verifier.receipt import verify_receipt
@@ -53,10 +53,8 @@ def exports() -> ExportService:
 
 @pytest.fixture
 def two_batches(registry, exports: ExportService) -> list[Anchored]:  # type: ignore[no-untyped-def]
-    batches = [
-        anchor_batch(registry.client, registry.address, records_batch(0, size=5)),
-        anchor_batch(registry.client, registry.address, records_batch(1, size=3, salt_from=10)),
-    ]
+    log = records_log(5, 3)
+    batches = [anchor_batch(registry.client, registry.address, log, n) for n in (0, 1)]
     for anchored in batches:
         exports.publish(anchored)
     return batches
@@ -113,7 +111,7 @@ def test_attests_each_anchored_batch_once_across_restarts(
     assert [attestations(registry, n) for n in (0, 1)] == [1, 1]
 
     # New batches are followed from where it stopped.
-    third = anchor_batch(registry.client, registry.address, records_batch(2, size=2, salt_from=40))
+    third = anchor_batch(registry.client, registry.address, records_log(5, 3, 2), 2)
     exports.publish(third)
     code, out, _ = run(key_file, exports, ganache.rpc_url, capsys=capsys)
     assert code == 0 and "1 attested, 0 already attested" in out
@@ -123,8 +121,8 @@ def test_attests_each_anchored_batch_once_across_restarts(
 def test_an_export_whose_root_is_not_the_chains_is_refused_loudly(
     registry, ganache, exports, two_batches, witness_role, key_file, capsys
 ) -> None:  # type: ignore[no-untyped-def]
-    liar = records_batch(0, size=5, salt_from=20)  # consistent leaves and root, not anchored
-    exports.publish(Anchored(liar, two_batches[0].anchor))
+    liar = records_log(5, salt_from=20)  # consistent leaves and root, not anchored
+    exports.publish(Anchored(liar, 0, two_batches[0].anchor))
     code, out, err = run(key_file, exports, ganache.rpc_url, capsys=capsys)
     assert code == 3
     assert "MISMATCH in batch 0" in err and "ROOT_MISMATCH" in err and "NOT attested" in err
@@ -157,6 +155,40 @@ def test_leaves_that_do_not_give_the_root_are_refused(
     assert [attestations(registry, n) for n in (0, 1)] == [1, 0]
 
 
+def test_a_log_rewritten_between_two_anchors_is_inconsistent_and_refused(
+    registry, ganache, exports, witness_role, key_file, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    # The registry only checks that sizes grow: an operator who rewrote entries 0–4 can still
+    # anchor batch 1 over the new history. Its export is honest about that tree (leaves and
+    # frontier give the anchored root), but the frontier does not give batch 0's anchored root.
+    first = anchor_batch(registry.client, registry.address, records_log(5, 3), 0)
+    rewritten = anchor_batch(registry.client, registry.address, records_log(5, 3, salt_from=20), 1)
+    exports.publish(first)
+    exports.publish(rewritten)
+    code, out, err = run(key_file, exports, ganache.rpc_url, capsys=capsys)
+    assert code == 3
+    assert "MISMATCH in batch 1 of log 'suggestions': INCONSISTENT" in err
+    assert "the log was rewritten between the two anchors" in err
+    assert "attested batch 0" in out
+    assert [attestations(registry, n) for n in (0, 1)] == [1, 0]
+
+
+def test_a_version_1_export_is_not_attested(
+    registry, ganache, exports, two_batches, witness_role, key_file, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    def version_1(export: dict[str, Any]) -> None:  # batch 0 alone is the same tree in v1 and v2
+        for member in ("v", "first", "frontier"):
+            del export[member]
+
+    exports.publish(two_batches[0], version_1)
+    code, out, err = run(key_file, exports, ganache.rpc_url, capsys=capsys)
+    assert code == 3
+    assert "MISMATCH in batch 0 of log 'suggestions': MALFORMED" in err
+    assert "a version 1 export is not accepted here (only v=2)" in err
+    assert "attested batch 1" in out
+    assert [attestations(registry, n) for n in (0, 1)] == [0, 1]
+
+
 def test_an_export_naming_another_contract_than_the_pinned_one_is_refused(
     registry, ganache, exports, two_batches, witness_role, key_file, capsys
 ) -> None:  # type: ignore[no-untyped-def]
@@ -182,15 +214,15 @@ def test_a_key_without_witness_role_gets_a_clear_error(
 def test_the_contract_refusal_is_named_too(registry, ganache, two_batches) -> None:  # type: ignore[no-untyped-def]
     signer = AttestSigner(ganache.rpc_url, ganache.keys[2])
     with pytest.raises(Exception, match="does not hold WITNESS_ROLE"):
-        signer.attest(registry.address, "suggestions", 0, two_batches[0].batch.root)
+        signer.attest(registry.address, "suggestions", 0, two_batches[0].root)
     registry.client.grant_role(registry.address, "WITNESS_ROLE", ganache.address(2))
-    with pytest.raises(Exception, match="it anchors " + two_batches[0].batch.root.hex()):
+    with pytest.raises(Exception, match="it anchors " + two_batches[0].root.hex()):
         signer.attest(registry.address, "suggestions", 0, bytes(32 * [7]))
     with pytest.raises(Exception, match="is not anchored"):
         signer.attest(registry.address, "suggestions", 5, bytes(32 * [7]))
-    signer.attest(registry.address, "suggestions", 0, two_batches[0].batch.root)
+    signer.attest(registry.address, "suggestions", 0, two_batches[0].root)
     with pytest.raises(Exception, match="has already attested"):
-        signer.attest(registry.address, "suggestions", 0, two_batches[0].batch.root)
+        signer.attest(registry.address, "suggestions", 0, two_batches[0].root)
 
 
 def test_unsafe_or_unusable_key_files_are_refused(tmp_path: Path, ganache, exports, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -271,7 +303,7 @@ def test_a_zero_gas_legacy_chain(zero_gas_chain, tmp_path: Path, capsys) -> None
     rpc, keys = zero_gas_chain
     admin = ChainClient(rpc, keys[0], gas_price_wei=0)
     contract = admin.deploy_registry().address
-    anchored = anchor_batch(admin, contract, records_batch(0, size=4))
+    anchored = anchor_batch(admin, contract, records_log(4), 0)
     admin.grant_role(contract, "WITNESS_ROLE", address_of(keys[1]))
     exports = ExportService()
     exports.publish(anchored)

@@ -44,8 +44,8 @@ def format_audit(report: AuditReport, *, store: str | None = None) -> str:
         lines.append(f"  note: {note}")
     if report.clean:
         lines.append(
-            "CLEAN: every record hashes to its record hash, every batch root is recomputed and "
-            "matches the chain, every trail is whole"
+            "CLEAN: every record hashes to its record hash, the log's tree recomputed from the "
+            "records gives every batch's anchored root, every trail is whole"
         )
     else:
         lines.append(f"NOT CLEAN: {len(report.findings)} finding(s)")
