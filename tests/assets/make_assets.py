@@ -13,10 +13,16 @@ cannot drift silently from the protocol code.
 
 The output is deterministic: fixed salts, a fixed clock, fixed tracking codes, account ids and
 anchor values. Only the pure core is used (``core.records.build_record``, ``core.canonical``,
-``core.merkle``), so the files hold what the protocol makes, not what a store happens to hold.
+``core.merkle``, ``core.tlog``), so the files hold what the protocol makes, not what a store
+happens to hold.
+
+The receipts and exports are version 2 (PROTOCOL §8, §11): batch b anchors the root of the whole
+log's tree of ``end(b)`` entries with ``size = end(b)``; a receipt proves the entry's index in
+the log in the tree of its batch's end; an export carries the frontier of the tree before the
+batch (``first``, ``frontier``) and the batch's own leaf hashes.
 
 The story: one deployment's ``suggestions`` log, 21 records sealed into batches 0, 1 and 2
-(8, 8 and 5 records). It holds the honest trail of SG-7K3M-9QXD-P2WT (submitted, accepted,
+(8, 8 and 5 records: the log's sizes 8, 16 and 21). It holds the honest trail of SG-7K3M-9QXD-P2WT (submitted, accepted,
 assigned, flagged, handled, answered, closed, followed up, answered again, closed) and three
 trails written by a faulty service that broke the trail rules but anchored honestly: a prev
 that skips a record (SG-4F8N-2QRS-6HVA), a step the state machine forbids
@@ -31,13 +37,14 @@ import copy
 import hashlib
 import json
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from core import tlog
 from core.canonical import canonical_bytes
-from core.merkle import all_inclusion_paths, leaf_hash
+from core.merkle import leaf_hash
 from core.records import RecordType, SealedRecord, build_record, parse_at
 
 ASSETS = Path(__file__).resolve().parent
@@ -278,25 +285,42 @@ def as_stored(sealed: SealedRecord) -> dict[str, Any]:
     return parsed
 
 
-class Batch:
-    """A sealed batch: its number, records, root and every inclusion path."""
+class Tree:
+    """The log's tree over ``records`` (PROTOCOL §8): every complete subtree, by ``core.tlog``."""
 
-    def __init__(self, number: int, records: list[SealedRecord]) -> None:
+    def __init__(self, records: list[SealedRecord]) -> None:
+        appended = tlog.append_leaves(0, [r.leaf_hash for r in records], lambda nodes: [])
+        self.nodes = dict(appended.nodes)
+
+    def read(self, nodes: Sequence[tlog.Node]) -> list[bytes]:
+        return [self.nodes[node] for node in nodes]
+
+
+class Batch:
+    """A sealed batch of the log: its number, the log's entries ``[first, end)`` it holds, and
+    the log's tree it is anchored in (the root of the first ``end`` entries)."""
+
+    def __init__(self, number: int, records: list[SealedRecord], first: int, tree: Tree) -> None:
         self.number = number
         self.records = records
-        self.root, self.paths = all_inclusion_paths([r.leaf_hash for r in records])
+        self.first = first
+        self.end = first + len(records)
+        self.tree = tree
+        self.root = tlog.tree_root(self.end, tree.read)
 
     def receipt(self, index: int) -> dict[str, Any]:
-        """The PROTOCOL §4 receipt of record ``index``, members in the service's order."""
+        """The PROTOCOL §11 receipt of the batch's record ``index`` (entry ``first + index`` of
+        the log), members in the service's order."""
+        entry = self.first + index
         return {
-            "v": 1,
+            "v": 2,
             "record": as_stored(self.records[index]),
             "proof": {
                 "log": LOG,
                 "batch": self.number,
-                "index": index,
-                "size": len(self.records),
-                "path": [h.hex() for h in self.paths[index]],
+                "index": entry,
+                "size": self.end,
+                "path": [h.hex() for h in tlog.inclusion_proof(entry, self.end, self.tree.read)],
                 "root": self.root.hex(),
             },
             "anchor": anchor_of(self.number),
@@ -306,10 +330,13 @@ class Batch:
         """``GET /api/v1/anchors/{log}/{batch}``, as ledger.service.anchored_batch answers."""
         anchor = anchor_of(self.number)
         return {
+            "v": 2,
             "log": LOG,
             "batch": self.number,
             "root": self.root.hex(),
-            "size": len(self.records),
+            "size": self.end,
+            "first": self.first,
+            "frontier": [h.hex() for h in self.tree.read(tlog.frontier(self.first))],
             "tx": anchor["tx"],
             "block": anchor["block"],
             "chain_id": anchor["chain_id"],
@@ -318,10 +345,11 @@ class Batch:
         }
 
 
-def seal(log: Log) -> list[Batch]:
+def seal(records: list[SealedRecord]) -> list[Batch]:
+    tree = Tree(records)
     return [
-        Batch(n, log.records[start : start + BATCH_SIZE])
-        for n, start in enumerate(range(0, len(log.records), BATCH_SIZE))
+        Batch(n, records[start : start + BATCH_SIZE], start, tree)
+        for n, start in enumerate(range(0, len(records), BATCH_SIZE))
     ]
 
 
@@ -346,7 +374,7 @@ def trail_listing(subject: str, log: Log, batches: list[Batch]) -> dict[str, Any
 def make_assets() -> dict[str, Any]:
     """Every asset file's name and JSON content."""
     log = write_log()
-    batches = seal(log)
+    batches = seal(log.records)
     first = batches[0]
     honest_index = first.records.index(log.trails[HONEST][0])
     receipt = first.receipt(honest_index)  # the honest submission's, as its citizen downloads it
@@ -379,11 +407,12 @@ def make_assets() -> dict[str, Any]:
         salt=lambda n: _digest("inserted salt")[:n],
     )
     records = first.records
-    rebuilt = Batch(0, [*records[: honest_index + 1], inserted, *records[honest_index + 1 :]])
+    forged = [*records[: honest_index + 1], inserted, *records[honest_index + 1 :]]
+    rebuilt = Batch(0, forged, 0, Tree(forged))
 
     # §7: the record's content erased, its leaf hash kept (members in the service's order).
     redacted = {
-        "v": 1,
+        "v": 2,
         "record": None,
         "leaf_hash": records[honest_index].record_hash,
         "redaction": dict(REDACTION),
