@@ -110,9 +110,9 @@ def check_numbering(
                     Finding(
                         FindingKind.MISSING_BATCH,
                         log,
-                        f"batch {number} is anchored on chain (root {answer[0].hex()}, the "
-                        f"log's first {answer[1]} entries, {end - cursor} of them in the batch, "
-                        f"block {answer[3]}), but the store has no such batch",
+                        f"batch {number} is anchored on chain (root {answer[0].hex()}, "
+                        f"{end - cursor} records: the log's first {answer[1]} entries, block "
+                        f"{answer[3]}), but the store has no such batch",
                         batch=number,
                     )
                 )
