@@ -1,7 +1,9 @@
 """Attachments (a photo of the problem, a reply document), stored by SHA-256.
 
 Records carry only the hash; the bytes live in the data directory. Storing is idempotent:
-the same bytes give the same name.
+the same bytes give the same name. An upload must be what its declared type says
+(``ledger.filetypes``: 415 ``ContentMismatch`` otherwise, nothing stored), and a stored file
+is served as the type its bytes are checked to be again at each download (``load``).
 
 An upload that no record cites is removed after a grace period (``remove_uncited``, run by
 the housekeeping thread of ``civic-ledger worker``): a record that cites files marks them
@@ -22,8 +24,9 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from ledger import filetypes
 from ledger import repository as repo
-from ledger.errors import InvalidInput, NotFound
+from ledger.errors import CivicError, InvalidInput, NotFound
 from ledger.models import Attachment
 
 log = logging.getLogger("civic.attachments")
@@ -32,6 +35,16 @@ _FILE_NAME = re.compile(r"^\.?([0-9a-f]{64})(\.tmp)?$")
 ALLOWED_TYPES = frozenset(
     {"image/jpeg", "image/png", "image/webp", "application/pdf", "text/plain"}
 )
+#: Every type a download may be served as: the allowed ones, and bytes for a stored file
+#: whose content is not the type it was stored as.
+SERVED_TYPES = ALLOWED_TYPES | {filetypes.OPAQUE}
+
+
+class ContentMismatch(CivicError):
+    """The bytes of an upload are not of the type it was declared as (an SVG as
+    ``image/png``, HTML as ``text/plain``)."""
+
+    status_code = 415
 
 
 @dataclass(frozen=True)
@@ -51,6 +64,9 @@ def store(
         )
     if not data:
         raise InvalidInput("the attachment is empty")
+    problem = filetypes.mismatch(media_type, data)
+    if problem is not None:  # before anything is written: nothing is stored
+        raise ContentMismatch(f"the file is not {media_type}: {problem}")
     sha = hashlib.sha256(data).hexdigest()
     now = datetime.now(UTC)
     directory.mkdir(parents=True, exist_ok=True)
@@ -157,12 +173,36 @@ def remove_uncited(
     return Removed(rows, files)
 
 
-def load(session: Session, directory: Path, sha: str) -> tuple[bytes, str]:
-    row = session.get(Attachment, sha)
-    path = directory / sha
-    if row is None or not path.exists():
-        raise NotFound(f"no attachment {sha}")
-    data = path.read_bytes()
-    if hashlib.sha256(data).hexdigest() != sha:
-        raise RuntimeError(f"attachment {sha} on disk no longer matches its hash")
-    return data, row.content_type
+@dataclass(frozen=True)
+class Served:
+    """A file as it is to be served: its bytes, the type they were checked to be, whether a
+    browser may show it (``inline``: verified images only) or must save it, and the name
+    to save it under (``<sha256>.<extension>``, nothing of the uploader's)."""
+
+    data: bytes
+    media_type: str
+    inline: bool
+    filename: str
+
+
+def load(directory: Path, row: Attachment) -> Served:
+    """The file of ``row`` (whoever asks may read it), served as the type
+    it was stored as only when its bytes are checked to be that type again: a row stored
+    before uploads were checked (or whose file was replaced) is served as bytes to save
+    (``application/octet-stream``, never ``inline``), whatever type it claims."""
+    try:
+        data = (directory / row.sha256).read_bytes()
+    except FileNotFoundError:
+        raise NotFound(f"no attachment {row.sha256}") from None
+    if hashlib.sha256(data).hexdigest() != row.sha256:
+        raise RuntimeError(f"attachment {row.sha256} on disk no longer matches its hash")
+    verified = (
+        row.content_type in ALLOWED_TYPES and filetypes.mismatch(row.content_type, data) is None
+    )
+    media_type = row.content_type if verified else filetypes.OPAQUE
+    return Served(
+        data=data,
+        media_type=media_type,
+        inline=media_type in filetypes.IMAGE_TYPES,
+        filename=f"{row.sha256}.{filetypes.EXTENSIONS[media_type]}",
+    )

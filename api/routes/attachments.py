@@ -1,3 +1,11 @@
+"""Attachments over HTTP: upload a file, download one.
+
+An upload is checked against its declared type (``ledger.filetypes``); a download is served
+so that no browser runs it: the type its bytes were checked to be, a download
+(``Content-Disposition: attachment``) but for verified images, ``nosniff``, and a
+Content-Security-Policy under which nothing loads or runs (docs/SECURITY.md, "Attachments").
+"""
+
 from __future__ import annotations
 
 from typing import Annotated
@@ -13,9 +21,15 @@ from api.deps import (
     anonymous_upload_limit,
 )
 from ledger import attachments
-from ledger.errors import PayloadTooLarge
+from ledger.errors import NotFound, PayloadTooLarge
+from ledger.models import Attachment
 
 router = APIRouter(prefix="/api/v1", tags=["attachments"])
+
+#: An attachment's own policy (the security headers' middleware keeps a route's): nothing
+#: may load, and ``sandbox`` gives a document that a browser shows anyway a unique origin
+#: with scripts, forms and plugins off.
+ATTACHMENT_CSP = "default-src 'none'; sandbox"
 
 
 @router.post(
@@ -23,6 +37,10 @@ router = APIRouter(prefix="/api/v1", tags=["attachments"])
     status_code=status.HTTP_201_CREATED,
     summary="Upload a file (photo, reply document); the answer names it by SHA-256",
     description=(
+        "The body is the file; Content-Type is its type, one of "
+        f"{', '.join(sorted(attachments.ALLOWED_TYPES))}, and must be what the bytes are: "
+        "the image and PDF signatures, and for text/plain UTF-8 without NUL that does not "
+        "start with '<' (markup). "
         "Without an account: at most CIVIC_ANONYMOUS_ATTACHMENT_BYTES (2 MiB), counted as a "
         "submission (CIVIC_SUBMIT_RATE a minute) and against CIVIC_UPLOAD_RATE an hour per "
         "address. A file no record cites within CIVIC_ATTACHMENT_GRACE_HOURS (24) is removed."
@@ -33,7 +51,11 @@ router = APIRouter(prefix="/api/v1", tags=["attachments"])
             "description": "larger than CIVIC_MAX_ATTACHMENT_BYTES, or without an account "
             "CIVIC_ANONYMOUS_ATTACHMENT_BYTES"
         },
-        422: {"description": "type not allowed"},
+        415: {
+            "description": "the bytes are not of the declared type (ContentMismatch: e.g. an "
+            "SVG as image/png, HTML as text/plain); nothing is stored"
+        },
+        422: {"description": "type not allowed, or an empty file"},
         429: {"description": "too many anonymous uploads from this address (whole service)"},
     },
 )
@@ -76,14 +98,20 @@ async def _read_at_most(request: Request, limit: int, *, anonymous: bool) -> byt
 @router.get(
     "/attachments/{sha256}",
     summary="Download a file; accounts only (it may show people)",
+    description=(
+        "Served as the type the bytes are checked to be (application/octet-stream when they "
+        "are not the stored type), as a download (Content-Disposition: attachment) except "
+        "verified images (inline), with X-Content-Type-Options: nosniff and "
+        "Content-Security-Policy: default-src 'none'; sandbox."
+    ),
     responses={
         200: {
-            "description": "the file, with the type it was uploaded as",
+            "description": "the file, as the type its bytes are",
             "content": {
                 media_type: {"schema": {"type": "string", "format": "binary"}}
-                for media_type in sorted(attachments.ALLOWED_TYPES)
+                for media_type in sorted(attachments.SERVED_TYPES)
             },
-        }
+        },
     },
 )
 def download(
@@ -93,5 +121,21 @@ def download(
     principal: CurrentPrincipal,
 ) -> Response:
     del principal  # any account may read; anonymous callers may not
-    data, content_type = attachments.load(session, state.settings.attachments_dir, sha256)
-    return Response(data, media_type=content_type, headers={"X-Content-Type-Options": "nosniff"})
+    row = session.get(Attachment, sha256)
+    if row is None:
+        raise NotFound(f"no attachment {sha256}")
+    return attachment_response(attachments.load(state.settings.attachments_dir, row))
+
+
+def attachment_response(served: attachments.Served) -> Response:
+    """The answer that carries a file (the API's download and the portal's)."""
+    disposition = "inline" if served.inline else "attachment"
+    return Response(
+        served.data,
+        media_type=served.media_type,
+        headers={
+            "Content-Disposition": f'{disposition}; filename="{served.filename}"',
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": ATTACHMENT_CSP,
+        },
+    )
