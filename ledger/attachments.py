@@ -5,6 +5,11 @@ the same bytes give the same name. An upload must be what its declared type says
 (``ledger.filetypes``: 415 ``ContentMismatch`` otherwise, nothing stored), and a stored file
 is served as the type its bytes are checked to be again at each download (``load``).
 
+A file belongs to the first suggestion whose record cites it (``attachments.suggestion``,
+set by ``require_cited``); a record of another suggestion citing it is refused (409
+``AttachmentOfAnotherSuggestion``), since who may read a file follows from the suggestion it
+belongs to (``ledger.suggestions.may_read_attachment``, docs/SECURITY.md "Attachments").
+
 An upload that no record cites is removed after a grace period (``remove_uncited``, run by
 the housekeeping thread of ``civic-ledger worker``): a record that cites files marks them
 (``require_cited``) in its own transaction, so a file is either cited or removable, never
@@ -26,7 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ledger import filetypes
 from ledger import repository as repo
-from ledger.errors import CivicError, InvalidInput, NotFound
+from ledger.errors import CivicError, Conflict, InvalidInput, NotFound
 from ledger.models import Attachment
 
 log = logging.getLogger("civic.attachments")
@@ -45,6 +50,10 @@ class ContentMismatch(CivicError):
     ``image/png``, HTML as ``text/plain``)."""
 
     status_code = 415
+
+
+class AttachmentOfAnotherSuggestion(Conflict):
+    """A record cites a file that belongs to another suggestion."""
 
 
 @dataclass(frozen=True)
@@ -108,16 +117,28 @@ def _write(directory: Path, sha: str, data: bytes) -> None:
     os.replace(tmp, directory / sha)
 
 
-def require_cited(session: Session, hashes: Sequence[str], now: datetime) -> None:
-    """The attachments a record being written cites: each must have been uploaded (else
-    InvalidInput); each is marked as cited, in the record's transaction, so it is never
-    removed as uncited."""
+def require_cited(
+    session: Session, hashes: Sequence[str], now: datetime, *, suggestion: str
+) -> None:
+    """The attachments a record of ``suggestion`` being written cites: each must have been
+    uploaded (else InvalidInput) and must not belong to another suggestion (else
+    AttachmentOfAnotherSuggestion); each is marked as cited, in the record's transaction, so
+    it is never removed as uncited, and one cited for the first time becomes
+    ``suggestion``'s. A refusal leaves nothing: the caller's transaction is rolled back.
+
+    A file cited before migration 0007 whose suggestion the migration could not tell (its
+    record redacted, or hiding it behind a commitment) belongs to no suggestion and can be
+    cited by none: its first citer is unknown, and it could be another suggestion's."""
     wanted = list(dict.fromkeys(hashes))
-    found = repo.mark_attachments_cited(session, wanted, now)
+    owners = repo.mark_attachments_cited(session, wanted, now, suggestion)
     for sha in wanted:
-        if sha not in found:
+        if sha not in owners:
             raise InvalidInput(
                 f"no attachment {sha} was uploaded; POST it to /api/v1/attachments first"
+            )
+        if owners[sha] != suggestion:
+            raise AttachmentOfAnotherSuggestion(
+                f"attachment {sha} belongs to another suggestion; cite a file uploaded for this one"
             )
 
 
@@ -186,7 +207,7 @@ class Served:
 
 
 def load(directory: Path, row: Attachment) -> Served:
-    """The file of ``row`` (whoever asks may read it), served as the type
+    """The file of ``row`` (whoever asks was already allowed to read it), served as the type
     it was stored as only when its bytes are checked to be that type again: a row stored
     before uploads were checked (or whose file was replaced) is served as bytes to save
     (``application/octet-stream``, never ``inline``), whatever type it claims."""

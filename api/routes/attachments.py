@@ -1,7 +1,8 @@
 """Attachments over HTTP: upload a file, download one.
 
-An upload is checked against its declared type (``ledger.filetypes``); a download is served
-so that no browser runs it: the type its bytes were checked to be, a download
+An upload is checked against its declared type (``ledger.filetypes``); a download is for those
+the suggestion the file belongs to allows (``ledger.suggestions.may_read_attachment``), and is
+served so that no browser runs it: the type its bytes were checked to be, a download
 (``Content-Disposition: attachment``) but for verified images, ``nosniff``, and a
 Content-Security-Policy under which nothing loads or runs (docs/SECURITY.md, "Attachments").
 """
@@ -14,15 +15,13 @@ from fastapi import APIRouter, Depends, Path, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import (
-    CurrentPrincipal,
     OptionalPrincipal,
     ReadSessionDep,
     StateDep,
     anonymous_upload_limit,
 )
-from ledger import attachments
-from ledger.errors import NotFound, PayloadTooLarge
-from ledger.models import Attachment
+from ledger import attachments, suggestions
+from ledger.errors import PayloadTooLarge
 
 router = APIRouter(prefix="/api/v1", tags=["attachments"])
 
@@ -43,7 +42,8 @@ ATTACHMENT_CSP = "default-src 'none'; sandbox"
         "start with '<' (markup). "
         "Without an account: at most CIVIC_ANONYMOUS_ATTACHMENT_BYTES (2 MiB), counted as a "
         "submission (CIVIC_SUBMIT_RATE a minute) and against CIVIC_UPLOAD_RATE an hour per "
-        "address. A file no record cites within CIVIC_ATTACHMENT_GRACE_HOURS (24) is removed."
+        "address. A file no record cites within CIVIC_ATTACHMENT_GRACE_HOURS (24) is removed; "
+        "the first suggestion whose record cites it owns it, and no other may cite it (409)."
     ),
     dependencies=[Depends(anonymous_upload_limit)],
     responses={
@@ -97,12 +97,17 @@ async def _read_at_most(request: Request, limit: int, *, anonymous: bool) -> byt
 
 @router.get(
     "/attachments/{sha256}",
-    summary="Download a file; accounts only (it may show people)",
+    summary="Download a file: for those the suggestion it belongs to allows",
     description=(
-        "Served as the type the bytes are checked to be (application/octet-stream when they "
-        "are not the stored type), as a download (Content-Disposition: attachment) except "
-        "verified images (inline), with X-Content-Type-Options: nosniff and "
-        "Content-Security-Policy: default-src 'none'; sandbox."
+        "Readable by: anyone when the file is marked public; before a record cites it, the "
+        "account or citizen token that uploaded it; once a suggestion cites it, congress "
+        "staff, inspectors, the deputies and offices handling that suggestion (as for its "
+        "contact data) and that suggestion's citizen token. Anyone else gets the 404 of a "
+        "hash nobody uploaded. Served as the type the bytes are checked to be "
+        "(application/octet-stream when they are not the stored type), as a download "
+        "(Content-Disposition: attachment) except verified images (inline), with "
+        "X-Content-Type-Options: nosniff and Content-Security-Policy: default-src 'none'; "
+        "sandbox."
     ),
     responses={
         200: {
@@ -112,19 +117,19 @@ async def _read_at_most(request: Request, limit: int, *, anonymous: bool) -> byt
                 for media_type in sorted(attachments.SERVED_TYPES)
             },
         },
+        404: {"description": "no such file, or not one this caller may read (the same answer)"},
     },
 )
 def download(
     sha256: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")],
     session: ReadSessionDep,
     state: StateDep,
-    principal: CurrentPrincipal,
+    principal: OptionalPrincipal,
 ) -> Response:
-    del principal  # any account may read; anonymous callers may not
-    row = session.get(Attachment, sha256)
-    if row is None:
-        raise NotFound(f"no attachment {sha256}")
-    return attachment_response(attachments.load(state.settings.attachments_dir, row))
+    served = suggestions.read_attachment(
+        session, state.settings.attachments_dir, sha256, principal=principal
+    )
+    return attachment_response(served)
 
 
 def attachment_response(served: attachments.Served) -> Response:

@@ -1,6 +1,8 @@
 """Uploads: anonymous ones have their own, smaller budget, and uploads no record cites are
 removed after the grace period (issue 21, item 4); a file must be what its declared type says
-and is served so that no browser runs it (issue 21, item 11)."""
+and is served so that no browser runs it (issue 21, item 11); it belongs to the first
+suggestion that cites it, and only those that suggestion allows may read it (issue 19,
+item 6). Every role on every kind of attachment: ``tests/api/test_role_matrix.py``."""
 
 from __future__ import annotations
 
@@ -14,16 +16,18 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select, update
+from sqlalchemy import Boolean, DateTime, Integer, String, column, select, table, update
+from sqlalchemy.sql.expression import TableClause
 
 from api.app import create_app
-from ledger.db import make_engine
+from ledger.db import make_engine, make_session_factory
 from ledger.housekeeping import Housekeeper
 from ledger.migrate import upgrade
 from ledger.models import Attachment
+from ledger.service import append_record
 from ledger.settings import Settings
 from tests.api.conftest import People, make_settings
-from tests.api.test_workflow_api import walk_to
+from tests.api.test_workflow_api import citizen, records, step, walk_to
 from tests.fixtures.db import BACKENDS, Database, backend_url
 
 MiB = 1024 * 1024
@@ -173,6 +177,21 @@ def test_uploading_again_starts_the_grace_period_afresh(
     assert sha in _rows(database) and (directory / sha).exists()
 
 
+def _attachments_before(*, referenced_at: bool) -> TableClause:
+    """The attachments table as an older revision had it, without ``referenced_at`` (before
+    0004) or with it (before 0007): the model's table has columns they lacked."""
+    columns = [
+        column("sha256", String),
+        column("size", Integer),
+        column("content_type", String),
+        column("uploaded_by", String),
+        column("created_at", DateTime(timezone=True)),
+    ]
+    if referenced_at:
+        columns.append(column("referenced_at", DateTime(timezone=True)))
+    return table("attachments", *columns)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_uploads_stored_before_the_migration_are_kept(backend: str, tmp_path: Path) -> None:
     """Which records cited them was not tracked: the migration counts them all as cited."""
@@ -183,7 +202,9 @@ def test_uploads_stored_before_the_migration_are_kept(backend: str, tmp_path: Pa
         then = datetime(2026, 1, 1, tzinfo=UTC)
         with engine.begin() as conn:
             conn.execute(
-                Attachment.__table__.insert().values(  # type: ignore[attr-defined]
+                _attachments_before(referenced_at=False)
+                .insert()
+                .values(
                     sha256="ab" * 32,
                     size=1,
                     content_type="text/plain",
@@ -361,3 +382,183 @@ def test_a_stored_file_whose_bytes_are_not_its_type_is_served_as_plain_bytes(
     assert got.headers["content-type"] == "application/octet-stream"
     assert got.headers["content-disposition"] == f'attachment; filename="{sha}.bin"'
     assert got.headers["content-security-policy"] == "default-src 'none'; sandbox"
+
+
+# -- one suggestion per file -----------------------------------------------------------------
+
+
+def _photo(client: TestClient, data: bytes = PNG) -> str:
+    stored = upload(client, data, **{"content-type": "image/png"})
+    assert stored.status_code == 201, stored.text
+    return str(stored.json()["sha256"])
+
+
+def _submit(client: TestClient, **extra: Any) -> dict[str, Any]:
+    submitted = client.post("/api/v1/suggestions", json={**SUGGESTION, **extra})
+    assert submitted.status_code == 201, submitted.text
+    return dict(submitted.json())
+
+
+def test_a_reply_citing_another_suggestions_attachment_is_refused(
+    client: TestClient, people: People, database: Database
+) -> None:
+    photo = _photo(client)
+    _submit(client, attachments=[photo])  # suggestion X's photo
+    answered, _ = walk_to(client, people, "ANSWERED")  # X's reply document
+    trail = client.get(f"/api/v1/suggestions/{answered}/trail").json()
+    reply = trail["records"][-1]["record"]["body"]["reply_sha256"]
+    code, _ = walk_to(client, people, "IN_PROGRESS")  # suggestion Y
+    before = records(database)
+    for sha in (photo, reply):
+        refused = step(
+            client,
+            code,
+            people.office.headers,
+            expect=409,
+            to="ANSWERED",
+            category="A",
+            reply_sha256=sha,
+        )
+        assert refused == {
+            "error": "AttachmentOfAnotherSuggestion",
+            "detail": f"attachment {sha} belongs to another suggestion; "
+            "cite a file uploaded for this one",
+        }
+    assert records(database) == before
+    assert client.get(f"/api/v1/suggestions/{code}").json()["state"] == "IN_PROGRESS"
+
+
+def test_a_submission_citing_another_suggestions_attachment_is_refused(
+    client: TestClient, database: Database
+) -> None:
+    photo = _photo(client)
+    _submit(client, attachments=[photo])
+    before = records(database)
+    refused = client.post("/api/v1/suggestions", json={**SUGGESTION, "attachments": [photo]})
+    assert refused.status_code == 409
+    assert refused.json()["error"] == "AttachmentOfAnotherSuggestion"
+    assert records(database) == before
+
+
+def test_a_suggestion_cites_its_own_file_again(client: TestClient, people: People) -> None:
+    """A second reply of the same suggestion may cite the same document: it is its own."""
+    code, token = walk_to(client, people, "ANSWERED")
+    reply = client.get(f"/api/v1/suggestions/{code}/trail").json()["records"][-1]["record"]
+    step(client, code, citizen(token), to="REHANDLING", level="unsatisfied")
+    again = step(
+        client,
+        code,
+        people.office.headers,
+        to="ANSWERED",
+        category="B",
+        reply_sha256=reply["body"]["reply_sha256"],
+    )
+    assert again["state"] == "ANSWERED"
+
+
+# -- who reads (issue 19, item 6) ------------------------------------------------------------
+
+
+def test_a_citizen_token_reads_the_files_of_its_own_suggestion_only(client: TestClient) -> None:
+    mine, theirs = _photo(client), _photo(client, PNG + b"another photo")
+    token = _submit(client, attachments=[mine])["citizen_token"]
+    _submit(client, attachments=[theirs])
+    as_citizen = {"Authorization": f"Bearer {token}"}
+    assert client.get(f"/api/v1/attachments/{mine}", headers=as_citizen).content == PNG
+    missing = "ab" * 32
+    # the same answer for another suggestion's file and for a hash nobody uploaded
+    for sha in (theirs, missing):
+        got = client.get(f"/api/v1/attachments/{sha}", headers=as_citizen)
+        assert got.status_code == 404
+        assert got.json() == {"error": "NotFound", "detail": f"no attachment {sha}"}
+        anonymous = client.get(f"/api/v1/attachments/{sha}")
+        assert (anonymous.status_code, anonymous.json()) == (got.status_code, got.json())
+
+
+def test_the_uploader_reads_an_upload_until_a_suggestion_cites_it(
+    client: TestClient, people: People
+) -> None:
+    sha = upload(client, PDF, **{"content-type": "application/pdf"}, **people.office.headers)
+    sha = sha.json()["sha256"]
+    assert client.get(f"/api/v1/attachments/{sha}", headers=people.office.headers).content == PDF
+    for other in (people.other_office, people.staff, people.deputy):
+        assert client.get(f"/api/v1/attachments/{sha}", headers=other.headers).status_code == 404
+
+
+def test_a_file_marked_public_is_for_everyone(
+    client: TestClient, database: Database, people: People
+) -> None:
+    photo = _photo(client)
+    _submit(client, attachments=[photo])
+    assert client.get(f"/api/v1/attachments/{photo}").status_code == 404
+    # No route marks a file public yet (docs/SECURITY.md, "Attachments"): an operator does.
+    with database.sessions.begin() as session:
+        session.execute(update(Attachment).where(Attachment.sha256 == photo).values(public=True))
+    assert client.get(f"/api/v1/attachments/{photo}").content == PNG
+    assert client.get(f"/api/v1/attachments/{photo}", headers=people.admin.headers).content == PNG
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_files_cited_before_the_migration_belong_to_the_first_suggestion_citing_them(
+    backend: str, tmp_path: Path
+) -> None:
+    """Migration 0007 reads the suggestions log: each file cited by a record belongs to the
+    first suggestion whose record cites it; a file nobody cites stays free."""
+    url, drop = backend_url(backend, tmp_path)
+    engine = make_engine(url)
+    photo, reply, free = "aa" * 32, "bb" * 32, "cc" * 32
+    first, second = "SG-AAAA-AAAA-AAAA", "SG-BBBB-BBBB-BBBB"
+    try:
+        upgrade(engine, "0006")
+        citizen = {"role": "citizen", "id": "anon-0000000000000000"}
+        with make_session_factory(engine).begin() as session:
+            for code in (first, second):  # before 0007 two suggestions could cite one file
+                append_record(
+                    session,
+                    log="suggestions",
+                    type="suggestion.submitted",
+                    subject=code,
+                    actor=citizen,
+                    body={**SUGGESTION, "channel": "web", "attachments": [photo]},
+                )
+            append_record(
+                session,
+                log="suggestions",
+                type="suggestion.transition",
+                subject=second,
+                actor={"role": "office", "id": "office-00000000"},
+                body={
+                    "from": "IN_PROGRESS",
+                    "to": "ANSWERED",
+                    "category": "A",
+                    "reply_sha256": reply,
+                },
+            )
+        then = datetime(2026, 1, 1, tzinfo=UTC)
+        with engine.begin() as conn:
+            for sha, cited in ((photo, then), (reply, then), (free, None)):
+                conn.execute(
+                    _attachments_before(referenced_at=True)
+                    .insert()
+                    .values(
+                        sha256=sha,
+                        size=1,
+                        content_type="image/png",
+                        uploaded_by="anonymous",
+                        created_at=then,
+                        referenced_at=cited,
+                    )
+                )
+        upgrade(engine)
+        bound = table(
+            "attachments",
+            column("sha256", String),
+            column("suggestion", String),
+            column("public", Boolean),
+        )
+        with engine.connect() as conn:
+            rows = {sha: (owner, public) for sha, owner, public in conn.execute(bound.select())}
+        assert rows == {photo: (first, False), reply: (second, False), free: (None, False)}
+    finally:
+        engine.dispose()
+        drop()
