@@ -10,10 +10,17 @@ latest block carries a base fee and legacy otherwise; ``"legacy"`` always legacy
 the price (0 on zero-gas permissioned chains): both EIP-1559 fee fields, or ``gasPrice``.
 Without it a type-2 transaction offers twice the base fee plus the node's suggested tip (none
 when the base fee is 0 or the node does not know one), and a legacy one the node's gas price.
+
+Gas is estimated (``eth_estimateGas``), which also runs the contract's checks: a refusal
+arrives before anything is signed. When the node cannot estimate at all (a JSON-RPC error that
+is not a revert: Besu 25.6.0 to 25.7.x answer "Internal error" on QBFT networks, fixed in
+25.8.0), the call is run with ``eth_call`` instead, so refusals still arrive, and sent with the
+fixed :data:`FALLBACK_GAS_LIMIT` (a deployment with :data:`FALLBACK_DEPLOY_GAS_LIMIT`).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
@@ -30,6 +37,8 @@ from web3.exceptions import ContractLogicError, Web3RPCError
 from web3.types import TxParams
 
 __all__ = [
+    "FALLBACK_DEPLOY_GAS_LIMIT",
+    "FALLBACK_GAS_LIMIT",
     "GAS_HEADROOM",
     "TX_TYPES",
     "FeePolicy",
@@ -40,11 +49,23 @@ __all__ = [
     "TransactionSigner",
     "custom_errors",
     "decode_revert",
+    "estimate_unavailable",
     "revert_data",
 ]
 
+log = logging.getLogger("civic.chain")
+
 #: Estimates are multiplied by this: state can change between the estimate and the block.
 GAS_HEADROOM = 1.25
+#: The gas limit of a contract call when the node cannot estimate it (see the module doc).
+#: The heaviest call sent this way is a log's first anchor, about 95,000 gas (77,000 after;
+#: an attestation or a role grant takes less), so this leaves twice the room. Unused gas is
+#: not paid for, and the Besu network charges nothing anyway.
+FALLBACK_GAS_LIMIT = 200_000
+#: The same for deploying a contract: AnchorRegistry takes about 962,000 gas, the benchmark's
+#: naive registry about 530,000 (docs/BENCHMARKS.md). A constructor cannot be run with
+#: eth_call first; one that fails shows in its receipt.
+FALLBACK_DEPLOY_GAS_LIMIT = 3_000_000
 TX_TYPES = ("auto", "legacy", "eip1559")
 
 #: A contract function call or constructor, ready to estimate and build.
@@ -115,6 +136,7 @@ class TransactionSigner:
         self.policy = policy or FeePolicy()
         self._account = Account.from_key(key)
         self.address: ChecksumAddress = self._account.address
+        self._estimate_failed = False  # warned once that the node cannot estimate
 
     @cached_property
     def chain_id(self) -> int:
@@ -127,8 +149,30 @@ class TransactionSigner:
 
     def estimate(self, call: Transactable) -> int:
         """The gas ``call`` needs from this account, with :data:`GAS_HEADROOM`. The estimate
-        runs the contract's checks: a refusal raises web3's ContractLogicError/Web3RPCError."""
-        return int(call.estimate_gas({"from": self.address}) * GAS_HEADROOM)
+        runs the contract's checks: a refusal raises web3's ContractLogicError/Web3RPCError.
+
+        When the node cannot estimate (:func:`estimate_unavailable`), a contract call is run
+        with eth_call (a refusal raises as above) and given :data:`FALLBACK_GAS_LIMIT`, a
+        deployment :data:`FALLBACK_DEPLOY_GAS_LIMIT`.
+        """
+        sender = cast(TxParams, {"from": self.address})
+        try:
+            return int(call.estimate_gas(sender) * GAS_HEADROOM)
+        except Web3RPCError as exc:
+            if not estimate_unavailable(exc):
+                raise
+            reason = exc
+        if not self._estimate_failed:
+            self._estimate_failed = True
+            log.warning(
+                "the node cannot estimate gas (%s): running calls with eth_call and sending "
+                "them with a fixed gas limit; on Besu, run a release outside 25.6.0-25.7.x",
+                reason,
+            )
+        if isinstance(call, ContractConstructor):
+            return FALLBACK_DEPLOY_GAS_LIMIT
+        call.call(sender)
+        return FALLBACK_GAS_LIMIT
 
     def pending_nonce(self) -> int:
         """The account's next nonce, counting its transactions still in the pool."""
@@ -193,6 +237,21 @@ def revert_data(exc: Exception) -> bytes | None:
             except ValueError:
                 continue
     return None
+
+
+def estimate_unavailable(exc: Exception) -> bool:
+    """Whether a failed ``eth_estimateGas`` says the node could not estimate, rather than that
+    the call reverts: a JSON-RPC error with no revert data and no "revert" in its message (and
+    not a time-out: a node too slow to answer is not one that cannot estimate)."""
+    if not isinstance(exc, Web3RPCError) or revert_data(exc) is not None:
+        return False
+    said = [str(exc)]
+    if isinstance(exc.rpc_response, Mapping):
+        error = exc.rpc_response.get("error")
+        if isinstance(error, Mapping):
+            said.append(str(error.get("message", "")))
+    text = " ".join(said).lower()
+    return "revert" not in text and "timed out" not in text
 
 
 def decode_revert(data: bytes | None, errors: RevertTable) -> tuple[str | None, dict[str, Any]]:

@@ -1,7 +1,14 @@
 """Attachments (a photo of the problem, a reply document), stored by SHA-256.
 
 Records carry only the hash; the bytes live in the data directory. Storing is idempotent:
-the same bytes give the same name.
+the same bytes give the same name. An upload must be what its declared type says
+(``ledger.filetypes``: 415 ``ContentMismatch`` otherwise, nothing stored), and a stored file
+is served as the type its bytes are checked to be again at each download (``load``).
+
+A file belongs to the first suggestion whose record cites it (``attachments.suggestion``,
+set by ``require_cited``); a record of another suggestion citing it is refused (409
+``AttachmentOfAnotherSuggestion``), since who may read a file follows from the suggestion it
+belongs to (``ledger.suggestions.may_read_attachment``, docs/SECURITY.md "Attachments").
 
 An upload that no record cites is removed after a grace period (``remove_uncited``, run by
 the housekeeping thread of ``civic-ledger worker``): a record that cites files marks them
@@ -22,8 +29,9 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from ledger import filetypes
 from ledger import repository as repo
-from ledger.errors import InvalidInput, NotFound
+from ledger.errors import CivicError, Conflict, InvalidInput, NotFound
 from ledger.models import Attachment
 
 log = logging.getLogger("civic.attachments")
@@ -32,6 +40,20 @@ _FILE_NAME = re.compile(r"^\.?([0-9a-f]{64})(\.tmp)?$")
 ALLOWED_TYPES = frozenset(
     {"image/jpeg", "image/png", "image/webp", "application/pdf", "text/plain"}
 )
+#: Every type a download may be served as: the allowed ones, and bytes for a stored file
+#: whose content is not the type it was stored as.
+SERVED_TYPES = ALLOWED_TYPES | {filetypes.OPAQUE}
+
+
+class ContentMismatch(CivicError):
+    """The bytes of an upload are not of the type it was declared as (an SVG as
+    ``image/png``, HTML as ``text/plain``)."""
+
+    status_code = 415
+
+
+class AttachmentOfAnotherSuggestion(Conflict):
+    """A record cites a file that belongs to another suggestion."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +73,9 @@ def store(
         )
     if not data:
         raise InvalidInput("the attachment is empty")
+    problem = filetypes.mismatch(media_type, data)
+    if problem is not None:  # before anything is written: nothing is stored
+        raise ContentMismatch(f"the file is not {media_type}: {problem}")
     sha = hashlib.sha256(data).hexdigest()
     now = datetime.now(UTC)
     directory.mkdir(parents=True, exist_ok=True)
@@ -92,16 +117,28 @@ def _write(directory: Path, sha: str, data: bytes) -> None:
     os.replace(tmp, directory / sha)
 
 
-def require_cited(session: Session, hashes: Sequence[str], now: datetime) -> None:
-    """The attachments a record being written cites: each must have been uploaded (else
-    InvalidInput); each is marked as cited, in the record's transaction, so it is never
-    removed as uncited."""
+def require_cited(
+    session: Session, hashes: Sequence[str], now: datetime, *, suggestion: str
+) -> None:
+    """The attachments a record of ``suggestion`` being written cites: each must have been
+    uploaded (else InvalidInput) and must not belong to another suggestion (else
+    AttachmentOfAnotherSuggestion); each is marked as cited, in the record's transaction, so
+    it is never removed as uncited, and one cited for the first time becomes
+    ``suggestion``'s. A refusal leaves nothing: the caller's transaction is rolled back.
+
+    A file cited before migration 0007 whose suggestion the migration could not tell (its
+    record redacted, or hiding it behind a commitment) belongs to no suggestion and can be
+    cited by none: its first citer is unknown, and it could be another suggestion's."""
     wanted = list(dict.fromkeys(hashes))
-    found = repo.mark_attachments_cited(session, wanted, now)
+    owners = repo.mark_attachments_cited(session, wanted, now, suggestion)
     for sha in wanted:
-        if sha not in found:
+        if sha not in owners:
             raise InvalidInput(
                 f"no attachment {sha} was uploaded; POST it to /api/v1/attachments first"
+            )
+        if owners[sha] != suggestion:
+            raise AttachmentOfAnotherSuggestion(
+                f"attachment {sha} belongs to another suggestion; cite a file uploaded for this one"
             )
 
 
@@ -157,12 +194,36 @@ def remove_uncited(
     return Removed(rows, files)
 
 
-def load(session: Session, directory: Path, sha: str) -> tuple[bytes, str]:
-    row = session.get(Attachment, sha)
-    path = directory / sha
-    if row is None or not path.exists():
-        raise NotFound(f"no attachment {sha}")
-    data = path.read_bytes()
-    if hashlib.sha256(data).hexdigest() != sha:
-        raise RuntimeError(f"attachment {sha} on disk no longer matches its hash")
-    return data, row.content_type
+@dataclass(frozen=True)
+class Served:
+    """A file as it is to be served: its bytes, the type they were checked to be, whether a
+    browser may show it (``inline``: verified images only) or must save it, and the name
+    to save it under (``<sha256>.<extension>``, nothing of the uploader's)."""
+
+    data: bytes
+    media_type: str
+    inline: bool
+    filename: str
+
+
+def load(directory: Path, row: Attachment) -> Served:
+    """The file of ``row`` (whoever asks was already allowed to read it), served as the type
+    it was stored as only when its bytes are checked to be that type again: a row stored
+    before uploads were checked (or whose file was replaced) is served as bytes to save
+    (``application/octet-stream``, never ``inline``), whatever type it claims."""
+    try:
+        data = (directory / row.sha256).read_bytes()
+    except FileNotFoundError:
+        raise NotFound(f"no attachment {row.sha256}") from None
+    if hashlib.sha256(data).hexdigest() != row.sha256:
+        raise RuntimeError(f"attachment {row.sha256} on disk no longer matches its hash")
+    verified = (
+        row.content_type in ALLOWED_TYPES and filetypes.mismatch(row.content_type, data) is None
+    )
+    media_type = row.content_type if verified else filetypes.OPAQUE
+    return Served(
+        data=data,
+        media_type=media_type,
+        inline=media_type in filetypes.IMAGE_TYPES,
+        filename=f"{row.sha256}.{filetypes.EXTENSIONS[media_type]}",
+    )

@@ -261,7 +261,10 @@ class Attachment(Base):
 
     ``referenced_at`` is set when the first record citing the file is written; a file no
     record cites is removed once ``created_at`` (its last upload) is older than the grace
-    period (``ledger.attachments.remove_unreferenced``)."""
+    period (``ledger.attachments.remove_uncited``). ``suggestion`` is the suggestion whose
+    record cited it first: it belongs to that one alone, and who may read it follows from it
+    (``ledger.suggestions.may_read_attachment``). ``public``: anyone may read it (no route
+    sets it yet; docs/SECURITY.md, "Attachments")."""
 
     __tablename__ = "attachments"
     __table_args__ = (Index("ix_attachments_unreferenced", "referenced_at", "created_at"),)
@@ -272,6 +275,8 @@ class Attachment(Base):
     uploaded_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     referenced_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    suggestion: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    public: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class RateWindow(Base):

@@ -6,7 +6,17 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, delete, func, insert, literal, literal_column, select, update
+from sqlalchemy import (
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -430,23 +440,34 @@ def upsert_worker_status(
 _ATTACHMENTS = table_of(Attachment)
 
 
-def mark_attachments_cited(session: Session, hashes: Sequence[str], at: datetime) -> set[str]:
-    """Mark the attachments ``hashes`` as cited by a record (the first citation's time is
-    kept); the hashes of those that exist. The rows stay locked until the transaction ends,
-    so the clean-up cannot remove one under a record being written."""
+def mark_attachments_cited(
+    session: Session, hashes: Sequence[str], at: datetime, suggestion: str
+) -> dict[str, str | None]:
+    """Mark the attachments ``hashes`` as cited by a record of ``suggestion``: the first
+    citation's time is kept, and a file cited for the first time becomes ``suggestion``'s.
+    Answers, for each of them that exists, the suggestion it belongs to (None: cited before
+    that was recorded, by a suggestion migration 0007 could not tell). The rows stay locked
+    until the transaction ends, so the clean-up cannot remove one under a record being
+    written, and two records cannot both be the first to cite one."""
     if not hashes:
-        return set()
+        return {}
+    first_citation = _ATTACHMENTS.c.referenced_at.is_(None)
     rows = session.execute(
         update(_ATTACHMENTS)
         .where(_ATTACHMENTS.c.sha256.in_(list(hashes)))
         .values(
             referenced_at=func.coalesce(
                 _ATTACHMENTS.c.referenced_at, literal(at, _ATTACHMENTS.c.referenced_at.type)
-            )
+            ),
+            # SET sees the row as it was: only a first citation binds the file
+            suggestion=case(
+                (first_citation, literal(suggestion, _ATTACHMENTS.c.suggestion.type)),
+                else_=_ATTACHMENTS.c.suggestion,
+            ),
         )
-        .returning(_ATTACHMENTS.c.sha256)
+        .returning(_ATTACHMENTS.c.sha256, _ATTACHMENTS.c.suggestion)
     )
-    return {row[0] for row in rows}
+    return {sha: owner for sha, owner in rows}
 
 
 def delete_uncited_attachments(session: Session, uploaded_before: datetime) -> list[str]:

@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Select, func, select
@@ -33,7 +34,7 @@ from ledger import attachments, service
 from ledger import repository as repo
 from ledger.auth import Forbidden, Principal, Role, hash_token, known_offices, new_citizen_token
 from ledger.errors import Conflict, InvalidInput, NotFound, SuggestionNotFound
-from ledger.models import AccessReason, Account, SuggestionPrivate, SuggestionRow
+from ledger.models import AccessReason, Account, Attachment, SuggestionPrivate, SuggestionRow
 from ledger.pii import Vault, commitment, new_commitment_salt
 from ledger.schemas import FlagIn, SuggestionIn, TransitionIn
 
@@ -201,7 +202,6 @@ def store_submission(
         deputy = session.get(Account, data.deputy)
         if deputy is None or deputy.role != Role.DEPUTY.value or deputy.disabled_at is not None:
             raise InvalidInput(f"no deputy {data.deputy!r}")
-    attachments.require_cited(session, data.attachments, clock())
     while repo.suggestion_exists(session, prepared.tracking_code):
         # 60 random bits: practically never. The sealed data is bound to the code: redo it.
         principal = None if prepared.citizen_token else prepared.submitter
@@ -209,6 +209,8 @@ def store_submission(
             data, principal=principal, vault=vault, channel=prepared.channel
         )
     tracking_code, submitter = prepared.tracking_code, prepared.submitter
+    # once the tracking code is final: the files become this suggestion's
+    attachments.require_cited(session, data.attachments, clock(), suggestion=tracking_code)
     sealed = service.append_record(
         session,
         log=LOG,
@@ -432,7 +434,7 @@ def transition(
             raise InvalidInput(f"no suggestion {req.merged_into} to merge into")
         body["merged_into"] = req.merged_into
     if req.reply_sha256 is not None:
-        attachments.require_cited(session, [req.reply_sha256], now)
+        attachments.require_cited(session, [req.reply_sha256], now, suggestion=tracking_code)
         body["reply_sha256"] = req.reply_sha256
     if req.category is not None:
         body["category"] = req.category.value
@@ -723,3 +725,49 @@ def reading_reason(
         raise NotFound(f"no personal-data read {record_hash} with a sealed reason")
     opened = vault.open(found.sealed, f"reason:{record_hash}")
     return {"record_hash": record_hash, "reason": opened["reason"], "salt": opened["salt"]}
+
+
+# -- attachments --------------------------------------------------------------------------
+
+
+def may_read_attachment(
+    principal: Principal | None, row: Attachment, owner: SuggestionRow | None
+) -> bool:
+    """Who may download an attachment (issue 19, item 6; docs/SECURITY.md, "Attachments"):
+
+    1. anyone, when it is marked public;
+    2. before any record cites it, the account or citizen token that uploaded it (an
+       anonymous upload has no uploader to ask again);
+    3. once cited, staff and inspectors;
+    4. once cited, and it belongs to ``owner`` (the suggestion that cited it first): those
+       handling that suggestion, as for its contact data (``handles``: deputies of its
+       district or the one it is addressed to, the offices it is assigned to), and the
+       citizen token of that suggestion;
+    5. nobody else (admins included: they manage accounts, not suggestions)."""
+    if row.public:
+        return True
+    if principal is None:
+        return False
+    if row.referenced_at is None:
+        return row.uploaded_by == principal.id
+    if principal.role in (Role.STAFF, Role.INSPECTOR):
+        return True
+    if owner is None:
+        return False
+    if principal.role is Role.CITIZEN:
+        return principal.tracking_code == owner.tracking_code
+    return handles(principal, owner)
+
+
+def read_attachment(
+    session: Session, directory: Path, sha256: str, *, principal: Principal | None
+) -> attachments.Served:
+    """An attachment for one who may read it (``may_read_attachment``), served as the type
+    its bytes are (``ledger.attachments.load``). Everyone else gets the very refusal a hash
+    nobody uploaded gets (404 ``no attachment <sha256>``), so the answer does not tell
+    whether the file exists; the file itself is not touched before the decision."""
+    row = session.get(Attachment, sha256)
+    owner = repo.suggestion(session, row.suggestion) if row and row.suggestion else None
+    if row is None or not may_read_attachment(principal, row, owner):
+        raise NotFound(f"no attachment {sha256}")
+    return attachments.load(directory, row)

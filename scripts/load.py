@@ -52,13 +52,15 @@ DEFAULT_MIX = "submit=45,transition=30,trail=15,verify=10"
 WRITE_KINDS = ("submit", "transition")
 KINDS = ("submit", "transition", "trail", "receipt", "verify")
 OFFICE = "LOADJT"
+# Each answer cites a reply document of its own suggestion (a file belongs to the first
+# suggestion citing it): this, with the tracking code after it, uploaded just before.
 REPLY_PDF = b"%PDF-1.4\n% civic-ledger load test reply\n"
 # The steps a client walks each of its suggestions through, with who makes them.
 STEPS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "SUBMITTED": ("deputy", "DEPUTY_ACCEPTED", {}),
     "DEPUTY_ACCEPTED": ("staff", "ASSIGNED", {"offices": [OFFICE]}),
     "ASSIGNED": ("office", "IN_PROGRESS", {}),
-    "IN_PROGRESS": ("office", "ANSWERED", {"category": "A"}),  # + reply_sha256
+    "IN_PROGRESS": ("office", "ANSWERED", {"category": "A"}),  # + its own reply_sha256
     "ANSWERED": ("citizen", "CLOSED", {"level": "satisfied"}),
 }
 SUGGESTION = {
@@ -285,15 +287,23 @@ class Connection:
         body: bytes | None = None,
         headers: dict[str, str] | None = None,
         timeout: float = 30.0,
+        content_type: str = "application/json",
     ) -> tuple[int, bytes]:
         try:
-            return await asyncio.wait_for(self._request(method, path, body, headers), timeout)
+            return await asyncio.wait_for(
+                self._request(method, path, body, headers, content_type), timeout
+            )
         except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
             self.close()
             raise HTTPError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
 
     async def _request(
-        self, method: str, path: str, body: bytes | None, headers: dict[str, str] | None
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        headers: dict[str, str] | None,
+        content_type: str,
     ) -> tuple[int, bytes]:
         if self.writer is not None and time.monotonic() - self.used > self.IDLE:
             self.close()
@@ -302,7 +312,7 @@ class Connection:
         assert self.reader is not None
         head = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}"]
         if body is not None:
-            head += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+            head += [f"Content-Type: {content_type}", f"Content-Length: {len(body)}"]
         for name, value in (headers or {}).items():
             head.append(f"{name}: {value}")
         self.writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + (body or b""))
@@ -374,7 +384,6 @@ class Shared:
     staff: str
     office: str
     deputy: str
-    reply_sha: str
     latencies: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in KINDS})
     acknowledged: list[tuple[float, str]] = field(default_factory=list)  # (monotonic, hash)
     codes: list[str] = field(default_factory=list)
@@ -459,7 +468,10 @@ class Client:
         }[who]
         body = {"to": to, **extra}
         if to == "ANSWERED":
-            body["reply_sha256"] = self.shared.reply_sha
+            reply = await self.upload_reply(suggestion.code)
+            if reply is None:
+                return True
+            body["reply_sha256"] = reply
         answer = await self.timed(
             "transition",
             self.api,
@@ -476,6 +488,25 @@ class Client:
                 self.shared.closed += 1
                 self.mine.remove(suggestion)
         return True
+
+    async def upload_reply(self, code: str) -> str | None:
+        """The office uploads the suggestion's own reply document (not timed: the step is)."""
+        try:
+            status, payload = await self.api.request(
+                "POST",
+                "/api/v1/attachments",
+                REPLY_PDF + code.encode(),
+                {"Authorization": f"Bearer {self.shared.office}"},
+                content_type="application/pdf",
+            )
+        except HTTPError as exc:
+            self.shared.error(f"upload: {exc}")
+            return None
+        if status != 201:
+            self.shared.error(f"upload: {status} {payload[:300].decode(errors='replace')}")
+            return None
+        sha: str = json.loads(payload)["sha256"]
+        return sha
 
     async def trail(self) -> None:
         if not self.shared.codes:
@@ -582,21 +613,12 @@ def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
 
 
 def _setup(service: Service) -> Shared:
-    import httpx
-
     staff, office, deputy = service.add_accounts(
         {"role": "staff", "name": "负载测试 人大工作人员"},
         {"role": "office", "name": "负载测试 交通局", "office": OFFICE},
         {"role": "deputy", "name": "负载测试 代表", "district": SUGGESTION["district"]},
     )
-    r = httpx.post(
-        f"http://127.0.0.1:{service.api_port}/api/v1/attachments",
-        content=REPLY_PDF,
-        headers={"Authorization": f"Bearer {office}", "content-type": "application/pdf"},
-        timeout=30,
-    )
-    r.raise_for_status()
-    return Shared(staff=staff, office=office, deputy=deputy, reply_sha=r.json()["sha256"])
+    return Shared(staff=staff, office=office, deputy=deputy)
 
 
 def check_store(database_url: str, hashes: list[str], timeout: float) -> dict[str, Any]:

@@ -207,12 +207,12 @@ def test_the_whole_loop_over_http_is_a_verified_trail_and_contact_stays_private(
             ("office", {"to": "IN_PROGRESS"}),
             (
                 "office",
-                {"to": "ANSWERED", "category": "B", "reply_sha256": upload(b"%PDF reply 1")},
+                {"to": "ANSWERED", "category": "B", "reply_sha256": upload(b"%PDF-1.4 reply 1")},
             ),
             ("citizen", {"to": "REHANDLING", "level": "unsatisfied", "reason": "积水依旧"}),
             (
                 "office",
-                {"to": "ANSWERED", "category": "A", "reply_sha256": upload(b"%PDF reply 2")},
+                {"to": "ANSWERED", "category": "A", "reply_sha256": upload(b"%PDF-1.4 reply 2")},
             ),
             ("citizen", {"to": "CLOSED", "level": "satisfied"}),
         ]

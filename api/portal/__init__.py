@@ -1,7 +1,8 @@
 """The web portal: server-rendered pages (Jinja2), Chinese by default, English on request.
 
-``router`` holds every page: the citizens' (``citizen.py``: submit, track, verify) and the
-staff's (``staff.py``: dashboard, workbench, simulations, inspector, login). ``install(app,
+``router`` holds every page: the citizens' (``citizen.py``: submit, track, verify), the
+staff's (``staff.py``: dashboard, workbench, simulations, inspector, login) and the files the
+workbench links to (``attachments.py``). ``install(app,
 settings)`` adds the pages, ``/static`` and the HTML error page to the API app. See
 docs/PORTAL.md.
 """
@@ -17,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import errors as api_errors
 from api.limits import BodyTooLarge
-from api.portal import citizen, staff
+from api.portal import attachments, citizen, staff
 from api.portal.errors import PageError
 from api.portal.render import render
 from ledger.settings import Settings
@@ -27,6 +28,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 router = APIRouter(include_in_schema=False)
 router.include_router(citizen.router)
 router.include_router(staff.router)
+router.include_router(attachments.router)
 
 
 async def page_error(request: Request, exc: Exception) -> HTMLResponse:

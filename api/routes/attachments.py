@@ -1,3 +1,12 @@
+"""Attachments over HTTP: upload a file, download one.
+
+An upload is checked against its declared type (``ledger.filetypes``); a download is for those
+the suggestion the file belongs to allows (``ledger.suggestions.may_read_attachment``), and is
+served so that no browser runs it: the type its bytes were checked to be, a download
+(``Content-Disposition: attachment``) but for verified images, ``nosniff``, and a
+Content-Security-Policy under which nothing loads or runs (docs/SECURITY.md, "Attachments").
+"""
+
 from __future__ import annotations
 
 from typing import Annotated
@@ -6,16 +15,20 @@ from fastapi import APIRouter, Depends, Path, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import (
-    CurrentPrincipal,
     OptionalPrincipal,
     ReadSessionDep,
     StateDep,
     anonymous_upload_limit,
 )
-from ledger import attachments
+from ledger import attachments, suggestions
 from ledger.errors import PayloadTooLarge
 
 router = APIRouter(prefix="/api/v1", tags=["attachments"])
+
+#: An attachment's own policy (the security headers' middleware keeps a route's): nothing
+#: may load, and ``sandbox`` gives a document that a browser shows anyway a unique origin
+#: with scripts, forms and plugins off.
+ATTACHMENT_CSP = "default-src 'none'; sandbox"
 
 
 @router.post(
@@ -23,9 +36,14 @@ router = APIRouter(prefix="/api/v1", tags=["attachments"])
     status_code=status.HTTP_201_CREATED,
     summary="Upload a file (photo, reply document); the answer names it by SHA-256",
     description=(
+        "The body is the file; Content-Type is its type, one of "
+        f"{', '.join(sorted(attachments.ALLOWED_TYPES))}, and must be what the bytes are: "
+        "the image and PDF signatures, and for text/plain UTF-8 without NUL that does not "
+        "start with '<' (markup). "
         "Without an account: at most CIVIC_ANONYMOUS_ATTACHMENT_BYTES (2 MiB), counted as a "
         "submission (CIVIC_SUBMIT_RATE a minute) and against CIVIC_UPLOAD_RATE an hour per "
-        "address. A file no record cites within CIVIC_ATTACHMENT_GRACE_HOURS (24) is removed."
+        "address. A file no record cites within CIVIC_ATTACHMENT_GRACE_HOURS (24) is removed; "
+        "the first suggestion whose record cites it owns it, and no other may cite it (409)."
     ),
     dependencies=[Depends(anonymous_upload_limit)],
     responses={
@@ -33,7 +51,11 @@ router = APIRouter(prefix="/api/v1", tags=["attachments"])
             "description": "larger than CIVIC_MAX_ATTACHMENT_BYTES, or without an account "
             "CIVIC_ANONYMOUS_ATTACHMENT_BYTES"
         },
-        422: {"description": "type not allowed"},
+        415: {
+            "description": "the bytes are not of the declared type (ContentMismatch: e.g. an "
+            "SVG as image/png, HTML as text/plain); nothing is stored"
+        },
+        422: {"description": "type not allowed, or an empty file"},
         429: {"description": "too many anonymous uploads from this address (whole service)"},
     },
 )
@@ -75,23 +97,50 @@ async def _read_at_most(request: Request, limit: int, *, anonymous: bool) -> byt
 
 @router.get(
     "/attachments/{sha256}",
-    summary="Download a file; accounts only (it may show people)",
+    summary="Download a file: for those the suggestion it belongs to allows",
+    description=(
+        "Readable by: anyone when the file is marked public; before a record cites it, the "
+        "account or citizen token that uploaded it; once a suggestion cites it, congress "
+        "staff, inspectors, the deputies and offices handling that suggestion (as for its "
+        "contact data) and that suggestion's citizen token. Anyone else gets the 404 of a "
+        "hash nobody uploaded. Served as the type the bytes are checked to be "
+        "(application/octet-stream when they are not the stored type), as a download "
+        "(Content-Disposition: attachment) except verified images (inline), with "
+        "X-Content-Type-Options: nosniff and Content-Security-Policy: default-src 'none'; "
+        "sandbox."
+    ),
     responses={
         200: {
-            "description": "the file, with the type it was uploaded as",
+            "description": "the file, as the type its bytes are",
             "content": {
                 media_type: {"schema": {"type": "string", "format": "binary"}}
-                for media_type in sorted(attachments.ALLOWED_TYPES)
+                for media_type in sorted(attachments.SERVED_TYPES)
             },
-        }
+        },
+        404: {"description": "no such file, or not one this caller may read (the same answer)"},
     },
 )
 def download(
     sha256: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")],
     session: ReadSessionDep,
     state: StateDep,
-    principal: CurrentPrincipal,
+    principal: OptionalPrincipal,
 ) -> Response:
-    del principal  # any account may read; anonymous callers may not
-    data, content_type = attachments.load(session, state.settings.attachments_dir, sha256)
-    return Response(data, media_type=content_type, headers={"X-Content-Type-Options": "nosniff"})
+    served = suggestions.read_attachment(
+        session, state.settings.attachments_dir, sha256, principal=principal
+    )
+    return attachment_response(served)
+
+
+def attachment_response(served: attachments.Served) -> Response:
+    """The answer that carries a file (the API's download and the portal's)."""
+    disposition = "inline" if served.inline else "attachment"
+    return Response(
+        served.data,
+        media_type=served.media_type,
+        headers={
+            "Content-Disposition": f'{disposition}; filename="{served.filename}"',
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": ATTACHMENT_CSP,
+        },
+    )

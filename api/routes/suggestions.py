@@ -43,8 +43,12 @@ Code = Annotated[
         400: {"description": "the body is not valid JSON"},
         401: {"description": "a bearer token was given but is not valid"},
         403: {"description": "only citizens (no token) and deputies submit"},
+        409: {"description": "an attachment belongs to another suggestion (it cited it first)"},
         413: {"description": "the body is larger than 64 KiB"},
-        422: {"description": "a field is missing, of the wrong type, empty or too long"},
+        422: {
+            "description": "a field is missing, of the wrong type, empty or too long, or an "
+            "attachment was never uploaded"
+        },
         429: {"description": "too many anonymous submissions from this address (whole service)"},
     },
 )
@@ -75,7 +79,10 @@ async def submit_suggestion(
         401: {"description": "no, bad or expired token"},
         403: {"description": "this role, office or deputy may not make this step"},
         404: {"description": "unknown tracking code"},
-        409: {"description": "the step is not allowed from the current state"},
+        409: {
+            "description": "the step is not allowed from the current state, or its "
+            "reply_sha256 belongs to another suggestion"
+        },
         422: {"description": "a field the step needs is missing, or one it does not take is given"},
     },
 )

@@ -162,9 +162,11 @@ def test_a_confidential_suggestion_records_a_commitment_not_its_text(
     )
 
 
-def test_attachments_are_stored_by_hash_and_read_by_accounts_only(
+def test_attachments_are_stored_by_hash_and_read_by_those_the_suggestion_allows(
     client: TestClient, people: People
 ) -> None:
+    """Not by any account: an office the suggestion is not assigned to, or anyone without a
+    token, gets the 404 of a missing file (every role: tests/api/test_role_matrix.py)."""
     photo = b"\x89PNG\r\n\x1a\n fake photo of the puddle"
     r = client.post("/api/v1/attachments", content=photo, headers={"content-type": "image/png"})
     assert r.status_code == 201
@@ -172,8 +174,11 @@ def test_attachments_are_stored_by_hash_and_read_by_accounts_only(
     assert sha == hashlib.sha256(photo).hexdigest()
     submitted = client.post("/api/v1/suggestions", json={**SUGGESTION, "attachments": [sha]})
     assert submitted.status_code == 201
-    assert client.get(f"/api/v1/attachments/{sha}").status_code == 401
-    got = client.get(f"/api/v1/attachments/{sha}", headers=people.office.headers)
+    assert client.get(f"/api/v1/attachments/{sha}").status_code == 404
+    assert (
+        client.get(f"/api/v1/attachments/{sha}", headers=people.office.headers).status_code == 404
+    )
+    got = client.get(f"/api/v1/attachments/{sha}", headers=people.staff.headers)
     assert (
         got.status_code == 200
         and got.content == photo

@@ -1,5 +1,5 @@
-"""Every endpoint with every role: who is allowed, who is refused (401/403), and that a
-refusal changes nothing."""
+"""Every endpoint with every role: who is allowed, who is refused (401/403, or 404 where a
+refusal must not tell whether the thing exists), and that a refusal changes nothing."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 
+from ledger.models import Attachment
 from tests.api.conftest import People
 from tests.api.test_privacy_api import CONTACT
-from tests.api.test_workflow_api import SUGGESTION, records, upload, walk_to
+from tests.api.test_workflow_api import REPLY, SUGGESTION, records, step, upload, walk_to
 from tests.fixtures.db import Database
 
 ROLES = [
@@ -104,11 +106,6 @@ def test_every_role_on_every_other_endpoint(
     contact_code = submitted["tracking_code"]
     sha = upload(client, people.office.headers)
     public = {role: 200 for role in ROLES}
-    accounts_only = {role: 200 for role in ROLES} | {
-        "anonymous": 401,
-        "citizen": 200,
-        "other_citizen": 200,
-    }
 
     def handling(ok: int) -> dict[str, int]:
         return {
@@ -128,7 +125,8 @@ def test_every_role_on_every_other_endpoint(
             {"params": {"reason": "回访"}},
             handling(200),
         ),
-        ("GET", f"/api/v1/attachments/{sha}", {}, accounts_only),
+        # an upload no record cites yet: its uploader only (every kind of attachment below)
+        ("GET", f"/api/v1/attachments/{sha}", {}, {role: 404 for role in ROLES} | {"office": 200}),
         ("GET", "/api/v1/me", {}, {role: 200 for role in ROLES} | {"anonymous": 401}),
         (
             "POST",
@@ -178,3 +176,52 @@ def test_every_role_on_every_other_endpoint(
         )
         == 201
     )
+
+
+PHOTO = b"\x89PNG\r\n\x1a\n a photo of the broken street light"
+
+
+def test_every_role_on_every_kind_of_attachment(
+    client: TestClient, people: People, database: Database
+) -> None:
+    """Who downloads an attachment (issue 19, item 6): once a suggestion cites it, those
+    handling that suggestion (staff, the deputies in scope, the offices it is assigned to),
+    inspectors, and that suggestion's citizen token; before, its uploader; everyone when it is
+    marked public. Everybody else gets the 404 of a hash nobody uploaded."""
+    photo = client.post(
+        "/api/v1/attachments", content=PHOTO, headers={"content-type": "image/png"}
+    ).json()["sha256"]
+    submitted = client.post("/api/v1/suggestions", json={**SUGGESTION, "attachments": [photo]})
+    code, token = submitted.json()["tracking_code"], submitted.json()["citizen_token"]
+    other_token = client.post("/api/v1/suggestions", json=SUGGESTION).json()["citizen_token"]
+    step(client, code, people.deputy.headers, to="DEPUTY_ACCEPTED")  # 鼓楼区
+    step(client, code, people.staff.headers, to="ASSIGNED", offices=["JT"])  # not ZJ
+    step(client, code, people.office.headers, to="IN_PROGRESS")
+    reply = upload(client, people.office.headers, REPLY + b" to " + code.encode())
+    step(client, code, people.office.headers, to="ANSWERED", category="A", reply_sha256=reply)
+    draft = upload(client, people.office.headers, REPLY + b", a draft nobody cites yet")
+    shown = client.post(
+        "/api/v1/attachments", content=PHOTO + b" (public)", headers={"content-type": "image/png"}
+    ).json()["sha256"]
+    client.post("/api/v1/suggestions", json={**SUGGESTION, "attachments": [shown]})
+    with database.sessions.begin() as session:
+        session.execute(update(Attachment).where(Attachment.sha256 == shown).values(public=True))
+
+    handling = {"citizen", "deputy", "staff", "office", "inspector"}
+    of_the_suggestion = {role: 200 if role in handling else 404 for role in ROLES}
+    kinds: dict[str, tuple[str, dict[str, int]]] = {
+        "a submission's photo": (photo, of_the_suggestion),
+        "a reply document": (reply, of_the_suggestion),
+        "an upload no record cites yet": (draft, {role: 404 for role in ROLES} | {"office": 200}),
+        "a file marked public": (shown, {role: 200 for role in ROLES}),
+        "a hash nobody uploaded": ("ab" * 32, {role: 404 for role in ROLES}),
+    }
+    for kind, (sha, expected) in kinds.items():
+        for role in ROLES:
+            got = client.get(
+                f"/api/v1/attachments/{sha}",
+                headers=headers_for(role, people, token, other_token),
+            )
+            assert got.status_code == expected[role], (kind, role, got.text)
+            if got.status_code == 404:
+                assert got.json() == {"error": "NotFound", "detail": f"no attachment {sha}"}

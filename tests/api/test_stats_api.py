@@ -94,8 +94,8 @@ def build(client: TestClient, people: People, database: Database) -> DataSet:
         step(client, code, people.staff.headers, to="ASSIGNED", offices=offices)
 
     def answer(code: str, office: Any, category: str = "A") -> None:
-        replies.append(code)  # each reply a distinct document
-        reply = upload(client, office.headers, f"reply {len(replies)} to {code}".encode())
+        replies.append(code)  # each reply a distinct document (a PDF: uploads are checked)
+        reply = upload(client, office.headers, f"%PDF-1.4 reply {len(replies)} to {code}".encode())
         step(client, code, office.headers, to="ANSWERED", category=category, reply_sha256=reply)
 
     def evaluate(name: str, level: str) -> None:

@@ -60,9 +60,11 @@ def citizen(token: str) -> dict[str, str]:
 
 
 def walk_to(client: TestClient, people: People, state: str) -> tuple[str, str]:
-    """Submit and move a suggestion to ``state`` along the usual path; (code, citizen token)."""
+    """Submit and move a suggestion to ``state`` along the usual path; (code, citizen token).
+    The reply document is this suggestion's own (a file belongs to one suggestion)."""
     submitted = submit(client)
     code, token = submitted["tracking_code"], submitted["citizen_token"]
+    reply = REPLY + b" to " + code.encode()
     path = [
         ("DEPUTY_ACCEPTED", people.deputy.headers, {}),
         ("ASSIGNED", people.staff.headers, {"offices": ["JT", "ZJ"]}),
@@ -70,7 +72,7 @@ def walk_to(client: TestClient, people: People, state: str) -> tuple[str, str]:
         (
             "ANSWERED",
             people.office.headers,
-            {"category": "B", "reply_sha256": upload(client, people.office.headers)},
+            {"category": "B", "reply_sha256": upload(client, people.office.headers, reply)},
         ),
     ]
     for to, headers, fields in path:

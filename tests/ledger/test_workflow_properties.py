@@ -138,7 +138,7 @@ class Actors:
 
 
 @pytest.fixture
-def actors(database: Database, tmp_path: Path) -> Iterator[tuple[Database, Actors, Vault]]:
+def actors(database: Database) -> Iterator[tuple[Database, Actors, Vault]]:
     vault = Vault(bytes(32))
     with database.sessions.begin() as session:
         tokens = {
@@ -148,10 +148,6 @@ def actors(database: Database, tmp_path: Path) -> Iterator[tuple[Database, Actor
             ).token,
             "office": auth.add_account(session, role="office", name="交通局", office="JT").token,
         }
-        stored = attachments.store(
-            session, tmp_path / "files", b"reply letter", "text/plain", "office"
-        )
-        assert stored.sha256 == REPLY
         other = suggestions.submit(session, suggestion(), principal=None, vault=vault)
     with database.sessions() as session:
         people = {role: auth.authenticate(session, token) for role, token in tokens.items()}
@@ -175,9 +171,15 @@ def suggestion() -> SuggestionIn:
 
 
 def request_for(
-    to: S, level_for: dict[S, str], actors: Actors, submitter: auth.Principal, reply: str
+    to: S,
+    level_for: dict[S, str],
+    actors: Actors,
+    submitter: auth.Principal,
+    reply: str,
+    reply_document: str,
 ) -> tuple[auth.Principal, TransitionIn]:
-    """Who makes a step to ``to``, with the fields it needs (docs/WORKFLOW.md)."""
+    """Who makes a step to ``to``, with the fields it needs (docs/WORKFLOW.md); an answer
+    cites ``reply_document``, a file of the suggestion's own (a file belongs to one)."""
     fields: dict[str, Any] = {"to": to}
     who = actors.staff
     if to in (S.DEPUTY_ACCEPTED, S.ANSWERED_DIRECT):
@@ -193,7 +195,7 @@ def request_for(
     if to in (S.IN_PROGRESS, S.REASSIGN_REQUESTED, S.ANSWERED, S.FOLLOW_UP):
         who = actors.office
     if to is S.ANSWERED:
-        fields |= {"category": reply, "reply_sha256": REPLY}
+        fields |= {"category": reply, "reply_sha256": reply_document}
     if to in (S.REHANDLING, S.CLOSED):
         who, fields["level"] = submitter, level_for[to]
     return who, TransitionIn(**fields)
@@ -211,7 +213,7 @@ def anchored_trail(session: Any, code: str) -> tuple[list[dict[str, Any]], FakeC
 
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 def test_service_walks_take_exactly_the_legal_steps_and_verify(
-    actors: tuple[Database, Actors, Vault],
+    actors: tuple[Database, Actors, Vault], tmp_path: Path
 ) -> None:
     database, people, vault = actors
 
@@ -235,6 +237,10 @@ def test_service_walks_take_exactly_the_legal_steps_and_verify(
                 vault=vault,
             )
         code = submitted.tracking_code
+        with database.sessions.begin() as session:
+            reply_document = attachments.store(
+                session, tmp_path / "files", f"reply to {code}".encode(), "text/plain", "office"
+            ).sha256
         if by_deputy:
             submitter = people.deputy
         else:
@@ -256,7 +262,7 @@ def test_service_walks_take_exactly_the_legal_steps_and_verify(
             to = data.draw(st.one_of(choices))
             reply = data.draw(st.sampled_from(["A", "B", "C", "D"]))
             legal = to in allowed
-            who, req = request_for(to, levels, people, submitter, reply)
+            who, req = request_for(to, levels, people, submitter, reply, reply_document)
             if state is not S.ANSWERED and to is S.CLOSED:
                 req = req.model_copy(update={"level": None, "reason": "逾期未评价"})
                 who = people.staff
