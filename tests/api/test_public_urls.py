@@ -103,6 +103,8 @@ def production(tmp_path: Path, **overrides: Any) -> Settings:
         "pii_key_file": secrets_dir / "pii.key",
         "portal_secret_file": secrets_dir / "portal.secret",
         "public_url": "https://ledger.example.gov.cn",
+        "log_key_dir": secrets_dir / "log-keys",
+        "log_name": "ledger.example.gov.cn",
         "api_host": "10.0.1.11",
         "allowed_hosts": "monitor.internal, Ledger-Alias.example",
         **overrides,

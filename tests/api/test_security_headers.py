@@ -148,6 +148,8 @@ def test_hsts_only_in_production(tmp_path: Path) -> None:
         pii_key_file=secrets_dir / "pii.key",
         portal_secret_file=secrets_dir / "portal.secret",
         public_url="https://ledger.example.gov.cn",
+        log_key_dir=secrets_dir / "log-keys",
+        log_name="ledger.example.gov.cn",
     )
     # No lifespan (no database here): the schema route and a 404 need none.
     client = TestClient(create_app(settings), base_url="https://ledger.example.gov.cn")
