@@ -24,6 +24,10 @@ class Verdict(StrEnum):
     MALFORMED = "malformed"
     UNCONFIRMED = "unconfirmed"
     REDACTED = "redacted"
+    # PROTOCOL §11: a checkpoint's signature or a cosignature fails under a key it names.
+    BAD_SIGNATURE = "bad_signature"
+    # PROTOCOL §8: an anchored tree does not extend an earlier one.
+    INCONSISTENT = "inconsistent"
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,8 @@ import httpx
 
 from core.verdicts import TrailVerdict, Verdict
 from verifier.chain import Web3ChainReader
-from verifier.errors import ReceiptUnreadable, VerificationError
+from verifier.checkpoint import CheckpointTrust, trust_from_keys
+from verifier.errors import ReceiptUnreadable, UsageError, VerificationError
 from verifier.fetch import fetch_tally_inputs, fetch_trail
 from verifier.present import ProgressBar, show_receipt, show_tally, show_trail, writable, write_json
 from verifier.receipt import verify_receipt_json
@@ -99,6 +100,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     receipt.add_argument("path", metavar="PATH|-", help="receipt JSON file, or - for stdin")
     _chain_options(receipt, timeout_help="per RPC call")
+    receipt.add_argument(
+        "--log-key",
+        metavar="VKEY",
+        help="the log's verifier key (<origin>+<key id>+<base64>): check the receipt's signed "
+        "checkpoint instead of the chain (PROTOCOL §11); the chain is asked as well only when "
+        "--rpc is given",
+    )
+    receipt.add_argument(
+        "--witness",
+        metavar="VKEY",
+        action="append",
+        default=[],
+        help="a trusted witness's cosignature/v1 verifier key (repeat for each witness)",
+    )
+    receipt.add_argument(
+        "--quorum",
+        metavar="W",
+        type=_count,
+        default=None,
+        help="how many of the --witness keys must have cosigned (default: 1 when witnesses are "
+        "given, else 0)",
+    )
     receipt.set_defaults(run=_run_receipt)
 
     trail = commands.add_parser(
@@ -162,14 +185,30 @@ def _rpc_url(args: argparse.Namespace) -> str:
     return str(args.rpc or os.environ.get(RPC_ENV) or DEFAULT_RPC)
 
 
+def _checkpoint_trust(args: argparse.Namespace) -> CheckpointTrust | None:
+    if args.log_key is None:
+        if args.witness or args.quorum:
+            raise UsageError("--witness and --quorum need --log-key")
+        return None
+    quorum = args.quorum if args.quorum is not None else min(1, len(args.witness))
+    try:
+        return trust_from_keys(args.log_key, args.witness, quorum)
+    except ValueError as exc:  # MalformedKey is a ValueError
+        raise UsageError(f"--log-key/--witness/--quorum: {exc}") from exc
+
+
 def _run_receipt(args: argparse.Namespace, tools: _Tools) -> int:
+    trust = _checkpoint_trust(args)
     text = _read_receipt(args.path)
-    reader = tools.reader_factory(_rpc_url(args), args.timeout)
+    # With the log's key the chain is a second, optional check: asked only when named.
+    ask_chain = trust is None or args.rpc is not None
+    reader = tools.reader_factory(_rpc_url(args), args.timeout) if ask_chain else None
     result = verify_receipt_json(
         text,
         reader,
         min_confirmations=args.min_confirmations,
         min_attestations=args.min_attestations,
+        trust=trust,
     )
     show_receipt(result, sys.stdout, as_json=args.json)
     return EXIT_VALID if result.verdict is Verdict.VALID else EXIT_NOT_VALID

@@ -68,3 +68,7 @@ class BatchUnavailable(VerificationError):
 
 class UnknownBatch(BatchUnavailable):
     """The service knows no such batch (HTTP 404)."""
+
+
+class UsageError(VerificationError):
+    """Options that do not make sense together, or a key given in the wrong form."""

@@ -10,11 +10,18 @@ Two versions are accepted, checked by the same steps:
 * ``"v": 2`` (§11): ``proof.index`` is the record's entry in the whole log, ``proof.size`` the
   log's size after the batch that first included it (``end(b)``, §8) and ``proof.root`` the root
   of the log's tree of that size, which is what ``batchOf`` holds for that batch. A version 2
-  receipt may carry ``"checkpoint"``, that batch's C2SP checkpoint (§9): it must be a string;
-  this verifier does not read it yet (step 4 is always done on chain) and says so.
+  receipt may carry ``"checkpoint"``, that batch's C2SP checkpoint (§9): it must be a string.
 
 Nothing in steps 3 and 4 differs: the root recomputed from leaf, index, size and path must be
 ``proof.root``, and ``batchOf`` must hold that root and size.
+
+Step 4 has two trust roots (§11): the chain (``chain``), and the receipt's checkpoint opened
+with the log's and the witnesses' keys (``trust``, ``verifier.checkpoint``). Given both, both
+run, the checkpoint first, and both must pass (each compares with ``proof.size`` and
+``proof.root``, so passing both means they agree). Given neither, the receipt has no trust
+root and is ``unconfirmed``; given ``trust`` but a receipt without a checkpoint, also
+``unconfirmed``. Without the chain, step 5's confirmations and attestations cannot be counted:
+requiring any is ``unconfirmed``.
 
 Decisions where PROTOCOL §5 leaves room (step 1, "every member has its type"):
 
@@ -58,6 +65,7 @@ from core.merkle import ZERO_ROOT, InvalidProof, leaf_hash, root_from_inclusion_
 from core.records import LOGS, RecordShapeError, check_record_shape, is_hex64, parse_at
 from core.verdicts import Check, ReceiptVerification, Verdict
 from verifier.chain import ChainReader, log_id
+from verifier.checkpoint import CheckpointTrust, check_receipt_checkpoint
 from verifier.errors import ContractMismatch, ReceiptMalformed
 
 # Receipt versions this verifier reads (PROTOCOL §4 and §11); records stay version 1 (§1).
@@ -103,7 +111,7 @@ class _Receipt:
     tx: str
     block: int
     version: int = 1
-    checkpoint: str | None = None  # §11: the batch's C2SP checkpoint text, not read yet
+    checkpoint: str | None = None  # §11: the batch's C2SP checkpoint text
     ignored: list[str] = field(default_factory=list)
 
 
@@ -300,12 +308,14 @@ def _utc(timestamp: int) -> str:
 
 def verify_receipt(
     receipt: Any,
-    chain: ChainReader,
+    chain: ChainReader | None,
     *,
     min_confirmations: int = 0,
     min_attestations: int = 0,
+    trust: CheckpointTrust | None = None,
 ) -> ReceiptVerification:
-    """Verify a parsed receipt against ``chain`` following PROTOCOL §5 (and §7 for redactions).
+    """Verify a parsed receipt against ``chain`` following PROTOCOL §5 (and §7 for redactions),
+    and against its checkpoint when ``trust`` is given (§11; see the module doc).
 
     ``min_confirmations`` (K) and ``min_attestations`` (W) are the optional step 5
     requirements; 0 means "not required". Raises ChainUnreachable/ChainError when the chain
@@ -327,8 +337,8 @@ def verify_receipt(
         f"v{r.version} {'redacted ' if redacted else ''}receipt: log {r.log!r}, batch {r.batch}, "
         f"{place}, chain {r.chain_id}"
     )
-    if r.checkpoint is not None:
-        summary += "; its checkpoint is not read (step 4 is done on chain)"
+    if r.checkpoint is not None and trust is None:
+        summary += "; its checkpoint is not read (no log key given)"
     if r.ignored:
         summary += f"; ignored unknown members: {', '.join(r.ignored)}"
     report.passed(1, "receipt is well-formed", summary)
@@ -372,6 +382,65 @@ def verify_receipt(
         "equals proof.root",
     )
 
+    # Step 4, offline (§11): the batch's checkpoint, signed by the log and cosigned.
+    if chain is None and trust is None:
+        return report.fail(
+            Verdict.UNCONFIRMED,
+            4,
+            "trust root",
+            "neither a chain endpoint nor the log's key was given: nothing says the root was "
+            "anchored (PROTOCOL §11)",
+        )
+    if trust is not None:
+        if r.checkpoint is None:
+            return report.fail(
+                Verdict.UNCONFIRMED,
+                4,
+                "checkpoint",
+                "the receipt carries no checkpoint to check with the log's key",
+            )
+        checked = check_receipt_checkpoint(
+            r.checkpoint, log=r.log, size=r.size, root=r.root, trust=trust
+        )
+        for detail in checked.details[:-1] if checked.verdict else checked.details:
+            report.passed(4, "checkpoint", detail)
+        if checked.verdict is not None:
+            return report.fail(checked.verdict, 4, "checkpoint", checked.details[-1])
+    if chain is None:
+        if min_confirmations or min_attestations:
+            return report.fail(
+                Verdict.UNCONFIRMED,
+                5,
+                "confirmations",
+                "confirmations and on-chain attestations are counted on chain, and no chain "
+                "endpoint was given",
+            )
+        return _finish_offline(report, r)
+    return _step4_on_chain(report, r, chain, min_confirmations, min_attestations)
+
+
+def _finish_offline(report: _Report, r: _Receipt) -> ReceiptVerification:
+    where = f"batch {r.batch} of log {r.log!r}, as its signed checkpoint says"
+    if r.redaction is not None:
+        return report.finish(
+            Verdict.REDACTED,
+            f"the record's content was erased ({r.redaction['reason']}); its leaf hash is in "
+            f"{where}",
+        )
+    return report.finish(
+        Verdict.VALID,
+        f"the record is entry {r.index} of log {r.log!r}, in its tree of {r.size} entries: "
+        f"{where} (the chain was not asked)",
+    )
+
+
+def _step4_on_chain(
+    report: _Report,
+    r: _Receipt,
+    chain: ChainReader,
+    min_confirmations: int,
+    min_attestations: int,
+) -> ReceiptVerification:
     # Step 4: batchOf(keccak256(log), batch) on anchor.contract, on chain anchor.chain_id.
     endpoint_chain = chain.chain_id()
     if endpoint_chain != r.chain_id:
@@ -519,10 +588,11 @@ def receipt_from_json(text: str | bytes) -> Any:
 
 def verify_receipt_json(
     text: str | bytes,
-    chain: ChainReader,
+    chain: ChainReader | None,
     *,
     min_confirmations: int = 0,
     min_attestations: int = 0,
+    trust: CheckpointTrust | None = None,
 ) -> ReceiptVerification:
     """``receipt_from_json`` then ``verify_receipt``; text that is not strict JSON is malformed."""
     try:
@@ -530,5 +600,9 @@ def verify_receipt_json(
     except ReceiptMalformed as exc:
         return _Report().fail(Verdict.MALFORMED, 1, "receipt is well-formed", str(exc))
     return verify_receipt(
-        receipt, chain, min_confirmations=min_confirmations, min_attestations=min_attestations
+        receipt,
+        chain,
+        min_confirmations=min_confirmations,
+        min_attestations=min_attestations,
+        trust=trust,
     )

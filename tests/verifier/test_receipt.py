@@ -124,6 +124,7 @@ def test_verdict_values_are_the_protocol_words() -> None:
     assert [v.value for v in Verdict] == [
         "valid", "altered", "not_anchored", "root_mismatch",
         "wrong_chain", "malformed", "unconfirmed", "redacted",
+        "bad_signature", "inconsistent",
     ]  # fmt: skip
     assert Verdict("root_mismatch") is Verdict.ROOT_MISMATCH
     assert isinstance(Verdict.VALID, str)
@@ -821,14 +822,14 @@ def test_every_entry_of_any_v2_log_is_valid(sizes: list[int], data: st.DataObjec
     assert verdict_of(log.receipt(index), FakeChain().anchor_log(log)) is Verdict.VALID
 
 
-def test_a_v2_receipt_may_carry_a_checkpoint_which_is_not_read(
+def test_a_v2_receipt_may_carry_a_checkpoint_not_read_without_a_log_key(
     v2_receipt: dict[str, Any], v2_chain: FakeChain
 ) -> None:
     v2_receipt["checkpoint"] = "civic-ledger.localhost/suggestions\n11\nAAAA\n\n— not read yet\n"
     result = verify_receipt(v2_receipt, v2_chain)
     assert result.verdict is Verdict.VALID
     assert result.checks[0].detail.endswith(
-        "; its checkpoint is not read (step 4 is done on chain)"
+        "; its checkpoint is not read (no log key given)"
     )
     assert "ignored" not in result.checks[0].detail
 
