@@ -9,7 +9,9 @@ and citizens). A key whose name is not the log's origin is refused: it belongs t
 deployment name.
 
 Ed25519 signatures are deterministic, so a batch's checkpoint is the same bytes whenever it is
-signed: the API signs on demand (and caches), nothing is stored.
+signed: the API signs on demand (and caches), nothing is stored. What is served is the
+cosigned checkpoint (§9): that note and every cosignature line the witnesses gave for the
+batch (``ledger.witnesses``, stored by ``ledger.witness_pusher``).
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ from core.checkpoint import Checkpoint, log_origin, sign_checkpoint
 from core.note import Ed25519Signer, parse_signer_key
 from core.records import LOGS
 from ledger import repository as repo
+from ledger import witnesses
 from ledger.errors import BatchNotFound, NotFound
-from ledger.repository import StoredBatch
+from ledger.models import BatchRow
+from ledger.repository import ReadTarget, StoredBatch
 from ledger.settings import Settings
 
 
@@ -88,8 +92,9 @@ class LogKeys:
     def verifier_key(self, log: str) -> str:
         return self.signers[log].verifier_key
 
-    def checkpoint(self, batch: StoredBatch) -> str:
-        """The signed checkpoint of an anchored batch: the whole log's size and root after it."""
+    def checkpoint(self, batch: StoredBatch | BatchRow) -> str:
+        """The signed checkpoint of an anchored batch: the whole log's size and root after it
+        (the log's signature only)."""
         if batch.log_root is None:
             raise NotFound(f"batch {batch.number} of log {batch.log} has no version 2 root")
         return _signed(self.signers[batch.log], batch.end, bytes(batch.log_root))
@@ -114,8 +119,16 @@ def installed() -> LogKeys | None:
     return _installed
 
 
+def cosigned_checkpoint(target: ReadTarget, keys: LogKeys, batch: StoredBatch | BatchRow) -> str:
+    """The cosigned checkpoint of an anchored batch (PROTOCOL §9): the log's signed note and
+    every stored cosignature line of the batch."""
+    lines = witnesses.cosignature_lines(target, batch.log, batch.number)
+    return witnesses.cosigned(keys.checkpoint(batch), lines)
+
+
 def batch_checkpoint(session: Session, keys: LogKeys, log: str, number: int | None) -> str:
-    """The checkpoint of batch ``number`` of ``log`` (None: the latest anchored batch)."""
+    """The cosigned checkpoint of batch ``number`` of ``log`` (None: the latest anchored
+    batch)."""
     if log not in LOGS:
         raise BatchNotFound(f"unknown log {log!r}; logs are {', '.join(sorted(LOGS))}")
     row = (
@@ -126,6 +139,4 @@ def batch_checkpoint(session: Session, keys: LogKeys, log: str, number: int | No
     if row is None or row.state != "anchored":
         which = "no anchored batch yet" if number is None else f"no anchored batch {number}"
         raise BatchNotFound(f"log {log} has {which}")
-    if row.log_root is None:
-        raise NotFound(f"batch {row.number} of log {log} has no version 2 root")
-    return _signed(keys.signers[log], row.end, bytes(row.log_root))
+    return cosigned_checkpoint(session, keys, row)

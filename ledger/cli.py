@@ -318,9 +318,18 @@ def cmd_worker(settings: Settings) -> int:
     housekeeping = Housekeeper(
         sessions, settings.attachments_dir, settings.attachment_grace_hours * 3600
     ).start(stop)
+    # Every anchored checkpoint to every witness (PROTOCOL §9), in a thread of its own too.
+    pushing = None
+    if settings.witness_list:
+        from ledger.checkpoints import LogKeys
+        from ledger.witness_pusher import WitnessPusher
+
+        pushing = WitnessPusher(sessions, LogKeys(settings), settings.witness_list).start(stop)
     worker.run(stop)
     stop.set()
     housekeeping.join(10)
+    if pushing is not None:
+        pushing.join(15)
     engine.dispose()
     return 0
 

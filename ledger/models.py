@@ -313,3 +313,37 @@ class WorkerStatus(Base):
     state: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str | None] = mapped_column(Text, nullable=True)
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class WitnessCosignatureRow(Base):
+    """A witness's cosignature lines on one anchored batch's checkpoint (PROTOCOL §9), as the
+    witness answered ``add-checkpoint`` (C2SP tlog-witness) and the pusher verified them with
+    the witness's key (``ledger.witnesses``). ``witness`` and ``key_id`` name the key."""
+
+    __tablename__ = "witness_cosignatures"
+
+    log: Mapped[str] = mapped_column(String(32), primary_key=True)
+    batch: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    witness: Mapped[str] = mapped_column(String(255), primary_key=True)
+    key_id: Mapped[bytes] = mapped_column(LargeBinary(4), primary_key=True)
+    lines: Mapped[str] = mapped_column(Text)  # each ``— <name> <base64>\n``
+    cosigned_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class WitnessState(Base):
+    """What a witness (its key) holds of one log, as the pusher knows it: ``size``, the tree
+    size it last cosigned for us (the ``old`` of the next ``add-checkpoint``); ``conflict``,
+    the size it reported that is none of our anchored sizes (``conflict_size``) or a refusal
+    the pusher does not retry blindly; ``last_error``, the last failure, for /healthz."""
+
+    __tablename__ = "witness_state"
+
+    log: Mapped[str] = mapped_column(String(32), primary_key=True)
+    witness: Mapped[str] = mapped_column(String(255), primary_key=True)
+    key_id: Mapped[bytes] = mapped_column(LargeBinary(4), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    conflict: Mapped[str | None] = mapped_column(Text, nullable=True)
+    conflict_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

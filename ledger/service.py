@@ -245,14 +245,16 @@ def receipt_of(
                 "block": batch.block_number,
             },
         }
-        | _checkpoint_of(batch)
+        | _checkpoint_of(session, batch)
     )
 
 
-def _checkpoint_of(batch: StoredBatch) -> dict[str, str]:
-    """PROTOCOL §11: a version 2 receipt may carry its batch's checkpoint (signed note)."""
+def _checkpoint_of(session: ReadTarget, batch: StoredBatch) -> dict[str, str]:
+    """PROTOCOL §11: a version 2 receipt may carry its batch's cosigned checkpoint (§9)."""
     keys = checkpoints.installed()
-    return {"checkpoint": keys.checkpoint(batch)} if keys is not None else {}
+    if keys is None:
+        return {}
+    return {"checkpoint": checkpoints.cosigned_checkpoint(session, keys, batch)}
 
 
 def anchored_batch(session: Session, log: str, number: int) -> dict[str, Any] | ReceiptPending:

@@ -16,6 +16,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts.secretfile import read_secret_file
+from ledger.witnesses import Witness, parse_witnesses
 
 MAX_BATCH = 2**32 - 1  # the contract stores a batch's size as uint32
 _WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "[::]"})  # noqa: S104 - recognised, not bound
@@ -103,6 +104,21 @@ class Settings(BaseSettings):
         description="the logs' checkpoint signing keys, <log>.key each (C2SP signer key text, "
         "mode 0600); development: generated under the data directory at first use",
     )
+    witnesses: str | None = Field(
+        None,
+        description="the witnesses the worker pushes every checkpoint to (C2SP tlog-witness), "
+        "each <url>=<cosignature/v1 verifier key>, separated by commas or spaces; "
+        "`civic-ledger run` in development sets the local witness it starts; empty: none",
+    )
+    witness_quorum: int | None = Field(
+        None,
+        ge=1,
+        description="how many witnesses' cosignatures make a checkpoint cosigned for "
+        "/healthz/detail; default 1 when witnesses are named",
+    )
+    witness_port: int = Field(
+        8002, ge=1, le=65535, description="the local development witness's port"
+    )
     writer_socket: Path | None = Field(
         None,
         description="the writer process's Unix socket; `civic-ledger run` sets it. "
@@ -128,6 +144,16 @@ class Settings(BaseSettings):
                     f"CIVIC_TRUSTED_PROXIES: {entry!r} is not an IP address or network (a "
                     "wildcard would let every client name its own address)"
                 ) from None
+        return self
+
+    @model_validator(mode="after")
+    def _witnesses_are_url_and_key(self) -> Settings:
+        count = len(parse_witnesses(self.witnesses or ""))  # ValueError names the entry
+        if self.witness_quorum is not None and self.witness_quorum > count:
+            raise ValueError(
+                f"CIVIC_WITNESS_QUORUM={self.witness_quorum} but CIVIC_WITNESSES names "
+                f"{count} witness(es)"
+            )
         return self
 
     @model_validator(mode="after")
@@ -183,6 +209,18 @@ class Settings(BaseSettings):
         if problems:
             raise ValueError("production settings refused: " + "; ".join(problems))
         return self
+
+    @cached_property
+    def witness_list(self) -> list[Witness]:
+        """CIVIC_WITNESSES, parsed (empty: checkpoints are signed by the log only)."""
+        return parse_witnesses(self.witnesses or "")
+
+    @cached_property
+    def resolved_witness_quorum(self) -> int:
+        """CIVIC_WITNESS_QUORUM, else 1 (0 without witnesses)."""
+        if self.witness_quorum is not None:
+            return self.witness_quorum
+        return min(1, len(self.witness_list))
 
     @cached_property
     def trusted_proxy_list(self) -> list[str]:

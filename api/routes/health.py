@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 
 from api.deps import ReadSessionDep, RequireRole, StateDep
 from api.state import AppState
-from ledger import reanchor, service
+from core.records import LOGS
+from ledger import reanchor, service, witnesses
 from ledger import repository as repo
 from ledger.auth import Role
 
@@ -65,6 +66,7 @@ def _health(session: Session, state: AppState) -> tuple[bool, dict[str, Any]]:
     }
     body["anchoring"] = lag
     body["writer"] = _writer(state)
+    body["witnesses"] = _witnesses(session, state)
     ok = bool(
         body["database"]["ok"]
         and body["chain"].get("ok", False)
@@ -73,6 +75,29 @@ def _health(session: Session, state: AppState) -> tuple[bool, dict[str, Any]]:
     )
     body["status"] = "ok" if ok else "degraded"
     return ok, body
+
+
+def _witnesses(session: Session, state: AppState) -> dict[str, Any]:
+    """Each witness's lag per log (``ledger.witnesses.lag``). Informative: a witness away
+    does not stop records being accepted or anchored, so it does not make the service
+    degraded; ``ok`` says whether the quorum cosigned every log's latest anchored batch."""
+    named = state.settings.witness_list
+    if not named:
+        return {"ok": True, "quorum": 0, "witnesses": {}}
+    try:
+        report = witnesses.lag(session, named, LOGS)
+    except Exception as exc:
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    quorum = state.settings.resolved_witness_quorum
+    up_to_date = {
+        log: sum(1 for w in report.values() if w["logs"][log]["batches_behind"] == 0)
+        for log in LOGS
+    }
+    return {
+        "ok": all(count >= quorum for count in up_to_date.values()),
+        "quorum": quorum,
+        "witnesses": report,
+    }
 
 
 _PLAIN = {

@@ -43,7 +43,10 @@ def entries(log: Log, session: ReadSessionDep, start: Size, end: Size) -> dict[s
 
 
 Batch = Annotated[int, Path(ge=0, le=2**63 - 1, description="batch number, from 0")]
-_NOTE = {"content": {"text/plain": {}}, "description": "a C2SP signed note"}
+_NOTE = {
+    "content": {"text/plain": {}},
+    "description": "a C2SP signed note: the log's signature and the witnesses' cosignatures",
+}
 
 
 def _keys(state: Any) -> LogKeys:
@@ -55,7 +58,8 @@ def _keys(state: Any) -> LogKeys:
 
 @router.get(
     "/logs/{log}/checkpoint",
-    summary="The log's latest checkpoint (PROTOCOL §9): a C2SP tlog-checkpoint, signed",
+    summary="The log's latest checkpoint (PROTOCOL §9): a C2SP tlog-checkpoint, signed by the "
+    "log and cosigned by the witnesses",
     response_class=PlainTextResponse,
     responses={200: _NOTE, 404: {"description": "unknown log, or nothing anchored yet"}},
 )
@@ -86,4 +90,5 @@ def log_keys(log: Log, state: StateDep) -> dict[str, Any]:
     keys = _keys(state)
     if log not in keys.signers:
         raise BatchNotFound(f"unknown log {log!r}; logs are {', '.join(sorted(keys.signers))}")
-    return {"log": keys.verifier_key(log), "origin": keys.signers[log].name, "witnesses": []}
+    witnesses = [{"name": w.name, "key": w.key, "url": w.url} for w in state.settings.witness_list]
+    return {"log": keys.verifier_key(log), "origin": keys.signers[log].name, "witnesses": witnesses}

@@ -1,0 +1,261 @@
+"""The service's side of witnessing (PROTOCOL §9, C2SP tlog-witness): the pusher sends every
+anchored batch's checkpoint to each witness of CIVIC_WITNESSES with a consistency proof from
+the size the witness last cosigned, follows a 409 to the size it names, keeps a conflict and
+errors, and stores the cosignatures, which the API then serves in the checkpoints, the
+receipts, /keys and /healthz/detail. The witness here is a small HTTP double that follows the
+spec's status codes and cosigns with a real cosignature/v1 key."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from api.app import create_app
+from core import tlog
+from core.checkpoint import open_checkpoint, parse_checkpoint
+from core.cosignature import Cosigner
+from core.note import NoteError, decode_base64, open_note, parse_verifier_key
+from ledger import auth
+from ledger.checkpoints import LogKeys
+from ledger.models import WitnessCosignatureRow, WitnessState
+from ledger.witness_pusher import WitnessPusher
+from ledger.witnesses import parse_witnesses
+from tests.api.conftest import make_settings
+from tests.api.test_logs_api import _anchor
+from tests.api.test_workflow_api import SUGGESTION
+from tests.fixtures.db import Database
+
+NOW = 1_800_000_000
+
+
+@dataclass
+class WitnessDouble:
+    """A tlog-witness for one log: the size and root it last cosigned, and knobs to make it
+    answer something else once (``fail_next``)."""
+
+    cosigner: Cosigner
+    log_key: str
+    size: int = 0
+    root: bytes = b""
+    fail_next: list[int] = field(default_factory=list)
+    requests: list[int] = field(default_factory=list)  # the old size of each request
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add_checkpoint(self, body: str) -> tuple[int, str, str]:
+        """(status, content type, body) as C2SP tlog-witness says."""
+        head, _, note = body.partition("\n\n")
+        lines = head.split("\n")
+        if not lines[0].startswith("old "):
+            return 400, "text/plain", "no old size\n"
+        old = int(lines[0][4:])
+        proof = [decode_base64(line) for line in lines[1:]]
+        try:
+            opened = open_note(note, [parse_verifier_key(self.log_key)])
+        except NoteError:
+            return 403, "text/plain", "not signed by a known log key\n"
+        checkpoint = parse_checkpoint(opened.text)
+        with self.lock:
+            self.requests.append(old)
+            if self.fail_next:
+                status = self.fail_next.pop(0)
+                return status, "text/plain", f"made to fail with {status}\n"
+            if old > checkpoint.size:
+                return 400, "text/plain", "old is beyond the checkpoint\n"
+            if old != self.size:
+                return 409, "text/x.tlog.size", f"{self.size}\n"
+            if old == checkpoint.size:
+                if checkpoint.root != self.root:
+                    return 409, "text/plain", "another root at this size\n"
+            elif old > 0 and not tlog.verify_consistency(
+                old, checkpoint.size, self.root, checkpoint.root, proof
+            ):
+                return 422, "text/plain", "the consistency proof does not verify\n"
+            elif old == 0 and proof:
+                return 422, "text/plain", "a proof from 0 is empty\n"
+            self.size, self.root = checkpoint.size, checkpoint.root
+            return 200, "text/plain", self.cosigner.cosign(opened.text, NOW).line
+
+
+@pytest.fixture
+def witness_server() -> Iterator[tuple[str, list[WitnessDouble]]]:
+    """An HTTP server answering add-checkpoint with whichever double is in the list."""
+    doubles: list[WitnessDouble] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers["Content-Length"])
+            body = self.rfile.read(length).decode("utf-8")
+            if self.path != "/w/add-checkpoint":
+                status, kind, text = 404, "text/plain", "no such path\n"
+            else:
+                status, kind, text = doubles[0].add_checkpoint(body)
+            data = text.encode("utf-8")
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/w", doubles
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _submit(client: TestClient, count: int, start: int = 0) -> list[str]:
+    hashes = []
+    for i in range(start, start + count):
+        r = client.post("/api/v1/suggestions", json={**SUGGESTION, "title": f"第 {i} 条"})
+        assert r.status_code == 201, r.text
+        hashes.append(r.json()["record_hash"])
+    return hashes
+
+
+def test_the_pusher_collects_cosignatures_the_api_serves_them(
+    database: Database, registry: Any, tmp_path: Path, witness_server: Any
+) -> None:
+    url, doubles = witness_server
+    cosigner = Cosigner("witness.example.org", b"w" * 32)
+    settings = make_settings(
+        database, tmp_path, witnesses=f"{url}={cosigner.verifier_key}", witness_quorum=1
+    )
+    with TestClient(create_app(settings)) as client:
+        hashes = _submit(client, 6)
+        batches = _anchor(database, registry, batch_max=4)  # ends 4 and 6
+        keys = LogKeys(settings)
+        doubles.append(WitnessDouble(cosigner, keys.verifier_key("suggestions")))
+        witness = doubles[0]
+        pusher = WitnessPusher(database.sessions, keys, settings.witness_list)
+
+        # A 503 first: an error kept for /healthz, nothing stored, tried again later.
+        witness.fail_next = [503]
+        assert pusher.push(settings.witness_list[0], "votes") == 0  # nothing anchored there
+        with pytest.raises(Exception, match="HTTP 503"):
+            pusher.push(settings.witness_list[0], "suggestions")
+        with database.sessions() as session:
+            state = session.get(
+                WitnessState, ("suggestions", cosigner.name, cosigner.verifier.key_id)
+            )
+            assert state is not None and state.size == 0 and "503" in (state.last_error or "")
+
+        # Then both batches, in order: old 0 with no proof, old 4 with a proof to 6.
+        assert pusher.push(settings.witness_list[0], "suggestions") == 2
+        assert witness.requests[-2:] == [0, 4] and witness.size == 6
+        with database.sessions() as session:
+            rows = session.scalars(select(WitnessCosignatureRow)).all()
+            assert [(r.log, r.batch) for r in rows] == [("suggestions", 0), ("suggestions", 1)]
+            state = session.get(
+                WitnessState, ("suggestions", cosigner.name, cosigner.verifier.key_id)
+            )
+            assert state is not None and state.size == 6 and state.last_error is None
+
+        log_key = parse_verifier_key(client.get("/api/v1/logs/suggestions/keys").json()["log"])
+        listed = client.get("/api/v1/logs/suggestions/keys").json()["witnesses"]
+        assert listed == [{"name": cosigner.name, "key": cosigner.verifier_key, "url": url}]
+        for batch in batches:
+            note = client.get(f"/api/v1/logs/suggestions/checkpoints/{batch.number}").text
+            opened = open_checkpoint(note, log_key, [cosigner.verifier])
+            assert opened.checkpoint.size == batch.end
+            assert opened.witnesses == {(cosigner.name, cosigner.verifier.key_id)}
+            assert opened.cosignatures[0].timestamp == NOW
+        latest = client.get("/api/v1/logs/suggestions/checkpoint").text
+        assert latest == client.get("/api/v1/logs/suggestions/checkpoints/1").text
+        receipt = client.get(f"/api/v1/records/{hashes[0]}/receipt").json()
+        opened = open_checkpoint(receipt["checkpoint"], log_key, [cosigner.verifier])
+        assert opened.checkpoint.size == 4 and len(opened.witnesses) == 1
+
+        # Nothing new: nothing sent.
+        sent = len(witness.requests)
+        assert pusher.push_all() == 0 and len(witness.requests) == sent
+
+
+def test_409_422_and_conflicts(
+    database: Database, registry: Any, tmp_path: Path, witness_server: Any
+) -> None:
+    url, doubles = witness_server
+    cosigner = Cosigner("witness.example.org", b"v" * 32)
+    settings = make_settings(database, tmp_path, witnesses=f"{url}={cosigner.verifier_key}")
+    with TestClient(create_app(settings)) as client:
+        _submit(client, 6)
+        batches = _anchor(database, registry, batch_max=2)  # ends 2, 4, 6
+        keys = LogKeys(settings)
+        witness_key = settings.witness_list[0]
+        pusher = WitnessPusher(database.sessions, keys, settings.witness_list)
+        # The witness already cosigned size 4 (our batch 1) for us, and we lost that: the
+        # pusher sends old 0, takes 4 from the 409, gets 4 cosigned again, then 6.
+        doubles.append(
+            WitnessDouble(
+                cosigner, keys.verifier_key("suggestions"), 4, bytes(batches[1].log_root or b"")
+            )
+        )
+        witness = doubles[0]
+        assert pusher.push(witness_key, "suggestions") == 2
+        assert witness.requests == [0, 4, 4] and witness.size == 6
+        with database.sessions() as session:
+            cosigned = session.scalars(select(WitnessCosignatureRow.batch)).all()
+            assert sorted(cosigned) == [1, 2]
+
+        # A 422 (a proof it refuses) is an error, kept, and retried.
+        _submit(client, 2, start=6)
+        _anchor(database, registry, batch_max=2)  # end 8
+        witness.fail_next = [422]
+        with pytest.raises(Exception, match="HTTP 422"):
+            pusher.push(witness_key, "suggestions")
+        assert pusher.push(witness_key, "suggestions") == 1 and witness.size == 8
+
+        # The witness names a size that is none of ours: a conflict, recorded, never retried
+        # blindly, shown in /healthz/detail with the lag.
+        witness.size = 7
+        _submit(client, 2, start=8)
+        _anchor(database, registry, batch_max=2)  # end 10
+        sent = len(witness.requests)
+        with pytest.raises(Exception, match="last cosigned size 7"):
+            pusher.push(witness_key, "suggestions")
+        assert pusher.push(witness_key, "suggestions") == 0
+        assert len(witness.requests) == sent + 1
+        report = _detail(client, database)["witnesses"]
+        assert report["ok"] is False and report["quorum"] == 1
+        standing = report["witnesses"][cosigner.verifier_key]["logs"]["suggestions"]
+        assert standing["cosigned_size"] == 8 and standing["batches_behind"] == 1
+        assert "size 7" in standing["conflict"]
+
+
+def _detail(client: TestClient, database: Database) -> dict[str, Any]:
+    with database.sessions.begin() as session:
+        token = auth.add_account(session, role="inspector", name="监察 W").token
+    r = client.get("/healthz/detail", headers={"Authorization": f"Bearer {token}"})
+    body: dict[str, Any] = r.json()
+    return body
+
+
+def test_civic_witnesses_is_url_and_key() -> None:
+    key = Cosigner("w.example", b"k" * 32).verifier_key
+    both = parse_witnesses(
+        f"https://w.example/a={key}\nhttp://127.0.0.1:8002={Cosigner('b', b'b' * 32).verifier_key}"
+    )
+    assert [w.url for w in both] == ["https://w.example/a", "http://127.0.0.1:8002"]
+    assert both[0].add_checkpoint_url == "https://w.example/a/add-checkpoint"
+    for bad, message in (
+        (f"ftp://w.example={key}", "not an http"),
+        (f"https://w.example/?a=1={key}", "not an http"),
+        ("https://w.example=civic-ledger.localhost/suggestions+00000000+AQ", "not a cosignature"),
+        ("https://w.example", "is not <url>="),
+        (f"https://a.example={key},https://b.example={key}", "twice"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            parse_witnesses(bad)
