@@ -7,7 +7,7 @@
 * latency: accept-to-anchored, p50 and p95, through the real service over HTTP;
 * gas: per anchored batch and per record at batch sizes 1, 100, 1,000 and 10,000, against a
   naive one-hash-per-transaction contract on the same node;
-* voting, verifier, audit: see scripts/bench_*.py;
+* voting, verifier, audit, tree: see scripts/bench_*.py;
 * load: the real service under 50 concurrent clients over loopback HTTP (scripts/load.py),
   on SQLite and PostgreSQL, with one API process (the baseline) and with the default;
 * crud-baseline: the same submissions against the service and a plain CRUD app
@@ -307,6 +307,14 @@ def run_audit(quick: bool) -> dict[str, Any]:
     return bench_audit.measure_audit(100_000 if quick else 1_000_000)
 
 
+def run_tree(quick: bool) -> dict[str, Any]:
+    import bench_tree
+
+    entries = 50_000 if quick else 1_000_000
+    with tempfile.TemporaryDirectory() as tmp:
+        return bench_tree.measure(f"sqlite:///{Path(tmp) / 'tree.db'}", entries, 2000)
+
+
 def run_crud_baseline(quick: bool) -> dict[str, Any]:
     import bench_crud
 
@@ -575,6 +583,10 @@ def render(results: dict[str, Any], when: str) -> str:
             "Verifier: receipts per second with roots cached, POST /verify/receipt latency",
         ),
         ("audit", "Inspectors' audit of the whole store against the chain"),
+        (
+            "tree",
+            "Log trees (PROTOCOL §8): the sealer's tree work per batch, proofs served per second",
+        ),
     ):
         if name in results:
             lines += [f"## {title}", "", "```json", json.dumps(results[name], indent=2), "```", ""]
@@ -591,7 +603,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     parser.add_argument(
-        "--only", default="append,merkle,latency,gas,voting,verifier,audit,load,crud-baseline"
+        "--only",
+        default="append,merkle,latency,gas,voting,verifier,audit,tree,load,crud-baseline",
     )
     parser.add_argument("--no-write", action="store_true", help="do not rewrite docs/BENCHMARKS.md")
     parser.add_argument(
@@ -606,6 +619,7 @@ def main() -> int:
         "voting": run_voting,
         "verifier": run_verifier,
         "audit": run_audit,
+        "tree": run_tree,
         "load": run_load,
         "crud-baseline": run_crud_baseline,
     }
