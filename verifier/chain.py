@@ -122,6 +122,11 @@ class Web3ChainReader:
         with self._asking("attestations"):
             return int(self._registry(contract).functions.attestations(log_id, batch).call())
 
+    def next_batch(self, contract: str, log_id: bytes) -> int:
+        """``nextBatch(logId)``: the number the log's next batch gets (all below are anchored)."""
+        with self._asking("nextBatch"):
+            return int(self._registry(contract).functions.nextBatch(log_id).call())
+
 
 class CachingChainReader:
     """A ChainReader that remembers what cannot change, so repeated verifications skip the chain.

@@ -419,12 +419,12 @@ def _add_witness_command(commands: Any) -> None:
             f"{EXIT_NO_VERDICT} on errors."
         ),
     )
-    witness.add_argument("--log", required=True, choices=sorted(LOGS), help="which log")
+    witness.add_argument("--log", choices=sorted(LOGS), help="which log (required)")
     witness.add_argument(
         "--key",
         metavar="KEYFILE",
-        required=True,
-        help="hex private key file, or an encrypted keystore with --password-file; mode 0600",
+        help="hex private key file, or an encrypted keystore with --password-file; mode 0600 "
+        "(required)",
     )
     witness.add_argument(
         "--password-file",
@@ -432,7 +432,7 @@ def _add_witness_command(commands: Any) -> None:
         help="the password of an encrypted keystore --key (mode 0600)",
     )
     witness.add_argument(
-        "--api", metavar="URL", required=True, help="the service's base URL, e.g. https://host"
+        "--api", metavar="URL", help="the service's base URL, e.g. https://host (required)"
     )
     witness.add_argument(
         "--rpc",
@@ -460,6 +460,124 @@ def _add_witness_command(commands: Any) -> None:
         "--timeout", metavar="SECONDS", type=_seconds, default=10.0, help="per RPC/HTTP call"
     )
     witness.set_defaults(run=_run_witness)
+    kinds = witness.add_subparsers(dest="witness_command", metavar="[serve|keygen]")
+    _add_witness_serve_command(kinds)
+    _add_witness_keygen_command(kinds)
+
+
+DEFAULT_WITNESS_PORT = 8002
+
+
+def _add_witness_serve_command(kinds: Any) -> None:
+    serve = kinds.add_parser(
+        "serve",
+        help="cosign checkpoints over HTTP (C2SP tlog-witness)",
+        description=(
+            "Serve POST <prefix>/add-checkpoint as C2SP tlog-witness says (400, 403, 404, 409 "
+            "with text/x.tlog.size, 422), and, beyond it, cosign a checkpoint only when an "
+            "anchored batch of its log has exactly its size and root on chain (409 or 422 "
+            "otherwise, 503 when the chain cannot be asked). What was cosigned per origin is "
+            "kept in a SQLite state file, committed before answering."
+        ),
+    )
+    serve.add_argument(
+        "--log",
+        dest="log_keys",
+        metavar="VKEY",
+        action="append",
+        required=True,
+        help="a log's verifier key, <deployment>/<log>+<key id>+<base64> (repeat per log)",
+    )
+    serve.add_argument(
+        "--key",
+        dest="witness_key",
+        metavar="KEYFILE",
+        required=True,
+        help="the witness's cosignature/v1 signer key (civic-verify witness keygen), mode 0600",
+    )
+    serve.add_argument(
+        "--state",
+        metavar="FILE",
+        help="the SQLite state file (default: KEYFILE.state.sqlite)",
+    )
+    serve.add_argument(
+        "--rpc",
+        metavar="URL",
+        help=f"chain JSON-RPC endpoint (default: ${RPC_ENV}, else {DEFAULT_RPC})",
+    )
+    serve.add_argument(
+        "--contract",
+        metavar="ADDR",
+        type=_address,
+        required=True,
+        help="the version 2 AnchorRegistry whose batchOf a checkpoint must match",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    serve.add_argument(
+        "--port", type=_port, default=DEFAULT_WITNESS_PORT, help=f"port ({DEFAULT_WITNESS_PORT})"
+    )
+    serve.add_argument(
+        "--prefix", default="", help="the submission prefix, e.g. /witness (default: none)"
+    )
+    serve.add_argument(
+        "--timeout", metavar="SECONDS", type=_seconds, default=10.0, help="per RPC call"
+    )
+    serve.set_defaults(run=_run_witness_serve)
+
+
+def _add_witness_keygen_command(kinds: Any) -> None:
+    keygen = kinds.add_parser(
+        "keygen",
+        help="make a witness's cosignature/v1 key",
+        description=(
+            "Write a new Ed25519 cosignature/v1 (type 0x04) signer key to a new file of mode "
+            "0600 and print its verifier key, the one to publish."
+        ),
+    )
+    keygen.add_argument("--name", required=True, help="the witness's name, e.g. witness.example")
+    keygen.add_argument("--out", metavar="FILE", required=True, help="the key file to create")
+    keygen.set_defaults(run=_run_witness_keygen)
+
+
+def _run_witness_serve(args: argparse.Namespace, tools: _Tools) -> int:
+    import uvicorn
+
+    from verifier.chain import Web3ChainReader as ChainIndex
+    from verifier.cosigning import (
+        CheckpointWitness,
+        create_witness_app,
+        load_cosigner,
+        log_keys_from,
+    )
+
+    key_path = Path(args.witness_key)
+    cosigner = load_cosigner(key_path)
+    witness = CheckpointWitness(
+        cosigner=cosigner,
+        log_keys=log_keys_from(args.log_keys),
+        state_path=Path(args.state) if args.state else Path(f"{key_path}.state.sqlite"),
+        chain=ChainIndex(_rpc_url(args), args.timeout),
+        contract=args.contract,
+    )
+    sys.stdout.write(
+        f"witness: {cosigner.verifier_key} cosigning {', '.join(sorted(witness.log_keys))}\n"
+    )
+    sys.stdout.flush()
+    uvicorn.run(
+        create_witness_app(witness, args.prefix), host=args.host, port=args.port, log_level="info"
+    )
+    return EXIT_VALID
+
+
+def _run_witness_keygen(args: argparse.Namespace, tools: _Tools) -> int:
+    from verifier.cosigning import write_new_cosigner
+
+    try:
+        cosigner = write_new_cosigner(Path(args.out), args.name)
+    except ValueError as exc:  # not a key name
+        raise UsageError(f"--name: {exc}") from exc
+    sys.stdout.write(cosigner.verifier_key + "\n")
+    return EXIT_VALID
 
 
 def _password(path: str) -> str:
@@ -482,6 +600,10 @@ def _password(path: str) -> str:
 
 def _run_witness(args: argparse.Namespace, tools: _Tools) -> int:
     from verifier.witness import AttestSigner, Witness, load_witness_key, state_path_for
+
+    missing = [f"--{name}" for name in ("log", "key", "api") if getattr(args, name) is None]
+    if missing:
+        raise UsageError(f"civic-verify witness needs {', '.join(missing)}")
 
     key_path = Path(args.key)
     password = _password(args.password_file) if args.password_file else None
