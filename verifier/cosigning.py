@@ -412,6 +412,12 @@ def create_witness_app(witness: CheckpointWitness, prefix: str = "") -> FastAPI:
     async def add_checkpoint(request: Request) -> Response:
         body = await request.body()
         answer = await run_in_threadpool(witness.add_checkpoint, body)
-        return Response(answer.body, status_code=answer.status, media_type=answer.content_type)
+        # Set as a header: Starlette would add "; charset=utf-8" to a text/* media type, and
+        # tlog-witness wants exactly text/x.tlog.size.
+        return Response(
+            answer.body.encode("utf-8"),
+            status_code=answer.status,
+            headers={"Content-Type": answer.content_type},
+        )
 
     return app

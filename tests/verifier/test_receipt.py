@@ -828,9 +828,7 @@ def test_a_v2_receipt_may_carry_a_checkpoint_not_read_without_a_log_key(
     v2_receipt["checkpoint"] = "civic-ledger.localhost/suggestions\n11\nAAAA\n\n— not read yet\n"
     result = verify_receipt(v2_receipt, v2_chain)
     assert result.verdict is Verdict.VALID
-    assert result.checks[0].detail.endswith(
-        "; its checkpoint is not read (no log key given)"
-    )
+    assert result.checks[0].detail.endswith("; its checkpoint is not read (no log key given)")
     assert "ignored" not in result.checks[0].detail
 
 
