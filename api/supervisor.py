@@ -1,6 +1,6 @@
 """The process wiring of ``civic-ledger``: ``run`` (set everything up, then supervise the API,
-the writer process, the anchoring worker and the verifier service) and ``api`` (the HTTP API
-alone, in one or several uvicorn processes).
+the writer process, the anchoring worker, the verifier service and, in development, a local
+witness) and ``api`` (the HTTP API alone, in one or several uvicorn processes).
 
 It lives at the top layer, beside the API, because it names every part of the service: the
 ledger below it (the data directory, the chain, the contract, the migrations: ``ledger.cli``)
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -22,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.cosignature import Cosigner, parse_signer_key, parse_verifier_key
+from ledger.checkpoints import LogKeys
 from ledger.cli import (
     anchor_key,
     cmd_migrate,
@@ -32,6 +35,7 @@ from ledger.cli import (
     stop_event,
 )
 from ledger.settings import Settings
+from ledger.witnesses import Witness, format_witnesses
 
 log = logging.getLogger("civic")
 
@@ -44,6 +48,29 @@ def writer_socket(data_dir: Path) -> Path:
     if len(os.fsencode(path)) < 100:
         return path
     return Path(tempfile.mkdtemp(prefix="civic-writer-")) / "writer.sock"
+
+
+DEV_WITNESS_NAME = "witness.localhost"
+
+
+def dev_witness_key(data_dir: Path) -> Cosigner:
+    """The local development witness's cosignature/v1 key, ``data/witness.key`` (C2SP signer
+    key text, mode 0600), made at first use: `civic-verify witness serve` reads it."""
+    path = data_dir / "witness.key"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return parse_signer_key(path.read_text(encoding="ascii").strip())
+    cosigner = Cosigner(DEV_WITNESS_NAME, secrets.token_bytes(32))
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(cosigner.signer_key + "\n")
+    return cosigner
+
+
+def runs_dev_witness(settings: Settings) -> bool:
+    """`run` starts a local witness in development when CIVIC_WITNESSES is not set at all
+    (set, even empty, it names the witnesses: an operator's choice)."""
+    return settings.env != "production" and settings.witnesses is None
 
 
 def api_workers(settings: Settings) -> int:
@@ -135,9 +162,12 @@ class Supervisor:
     restarts one that dies (with :class:`RestartPolicy`), and stops everything on
     SIGTERM/SIGINT. Children die with the supervisor (PDEATHSIG)."""
 
-    def __init__(self, settings: Settings, env: dict[str, str]) -> None:
+    def __init__(
+        self, settings: Settings, env: dict[str, str], witness_args: list[str] | None = None
+    ) -> None:
         self.settings = settings
         self.env = env
+        self.witness_args = witness_args or []
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self.restarts: dict[str, RestartPolicy] = {}
 
@@ -158,6 +188,8 @@ class Supervisor:
                 "--api",
                 f"http://{self.settings.api_host}:{self.settings.api_port}",
             ]
+        if name == "witness":  # the local development witness (C2SP tlog-witness)
+            return [sys.executable, "-m", "verifier.cli", "witness", "serve", *self.witness_args]
         return [sys.executable, "-m", "api.cli", name]
 
     def start(self, name: str) -> None:
@@ -237,7 +269,13 @@ def cmd_run(settings: Settings) -> int:
             CIVIC_DATABASE_URL=settings.resolved_database_url,
             CIVIC_WRITER_SOCKET=str(settings.writer_socket or writer_socket(data_dir)),
         )
-        supervisor = Supervisor(settings, env)
+        witness_args: list[str] = []
+        if runs_dev_witness(settings):
+            witness, witness_args = dev_witness(settings, data_dir, env, contract)
+            env["CIVIC_WITNESSES"] = format_witnesses([witness])
+        supervisor = Supervisor(settings, env, witness_args)
+        if witness_args:
+            supervisor.start("witness")
         supervisor.start("worker")
         supervisor.start("writer")
         supervisor.start("api")
@@ -250,7 +288,13 @@ def cmd_run(settings: Settings) -> int:
             f"  health         {base}/healthz\n"
             f"  verifier       http://{settings.api_host}:{settings.verifier_port}/docs   "
             "(POST /verify/receipt, GET /verify/trail/{code})\n"
-            f"  chain (RPC)    {settings.resolved_chain_rpc}\n"
+            + (
+                f"  witness        http://127.0.0.1:{settings.witness_port}   (C2SP "
+                "tlog-witness: cosigns each checkpoint, see /api/v1/logs/suggestions/checkpoint)\n"
+                if witness_args
+                else ""
+            )
+            + f"  chain (RPC)    {settings.resolved_chain_rpc}\n"
             f"  AnchorRegistry {contract}\n"
             f"  data           {data_dir}\n"
             "Press Ctrl-C to stop.\n",
@@ -264,6 +308,33 @@ def cmd_run(settings: Settings) -> int:
             chain.stop()
         log.info("civic-ledger stopped")
     return 0
+
+
+def dev_witness(
+    settings: Settings, data_dir: Path, env: dict[str, str], contract: str
+) -> tuple[Witness, list[str]]:
+    """The local witness `run` starts in development, and the arguments of its
+    `civic-verify witness serve`: its key in the data directory, every log's verifier key,
+    the chain and the registry it checks each checkpoint against, its state file."""
+    cosigner = dev_witness_key(data_dir)
+    log_keys = LogKeys(settings)
+    args = ["--key", str(data_dir / "witness.key")]
+    for log_name in sorted(log_keys.signers):
+        args += ["--log", log_keys.verifier_key(log_name)]
+    args += [
+        "--rpc",
+        env["CIVIC_CHAIN_RPC"],
+        "--contract",
+        contract,
+        "--state",
+        str(data_dir / "witness.state.sqlite"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(settings.witness_port),
+    ]
+    url = f"http://127.0.0.1:{settings.witness_port}"
+    return Witness(url, parse_verifier_key(cosigner.verifier_key)), args
 
 
 #: The sub-commands of ``civic-ledger`` that this module runs, with their help.

@@ -7,18 +7,25 @@ spec's status codes and cosigns with a real cosignature/v1 key."""
 
 from __future__ import annotations
 
+import socket
+import stat
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from api.app import create_app
+from api.supervisor import Supervisor, dev_witness, dev_witness_key, runs_dev_witness
 from core import tlog
 from core.checkpoint import open_checkpoint, parse_checkpoint
 from core.cosignature import Cosigner
@@ -26,6 +33,7 @@ from core.note import NoteError, decode_base64, open_note, parse_verifier_key
 from ledger import auth
 from ledger.checkpoints import LogKeys
 from ledger.models import WitnessCosignatureRow, WitnessState
+from ledger.settings import Settings
 from ledger.witness_pusher import WitnessPusher
 from ledger.witnesses import parse_witnesses
 from tests.api.conftest import make_settings
@@ -259,3 +267,77 @@ def test_civic_witnesses_is_url_and_key() -> None:
     ):
         with pytest.raises(ValueError, match=message):
             parse_witnesses(bad)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def test_the_real_witness_cosigns_what_the_pusher_sends(
+    database: Database, registry: Any, ganache: Any, tmp_path: Path
+) -> None:
+    """`civic-verify witness serve` as `./scripts/run` starts it (api.supervisor.dev_witness):
+    it checks each checkpoint against batchOf on the chain and cosigns; the API serves it."""
+    settings = make_settings(database, tmp_path, witnesses="")
+    env = {"CIVIC_CHAIN_RPC": ganache.rpc_url}
+    port = _free_port()
+    settings = settings.model_copy(update={"witness_port": port})
+    witness, args = dev_witness(settings, tmp_path, env, registry.address)
+    assert stat.S_IMODE((tmp_path / "witness.key").stat().st_mode) == 0o600
+    assert dev_witness_key(tmp_path).verifier_key == witness.key  # made once, then read
+    process = subprocess.Popen(
+        [sys.executable, "-m", "verifier.cli", "witness", "serve", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"{witness.url}/", timeout=1)
+                break
+            except httpx.TransportError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(
+                        (process.stderr.read() if process.stderr else b"").decode()
+                    ) from None
+                time.sleep(0.2)
+        with TestClient(create_app(settings)) as client:
+            _submit(client, 5)
+            batches = _anchor(database, registry, batch_max=2)  # ends 2, 4, 5
+            pusher = WitnessPusher(database.sessions, LogKeys(settings), [witness])
+            assert pusher.push(witness, "suggestions") == 3
+            log_key = parse_verifier_key(client.get("/api/v1/logs/suggestions/keys").json()["log"])
+            for batch in batches:
+                note = client.get(f"/api/v1/logs/suggestions/checkpoints/{batch.number}").text
+                opened = open_checkpoint(note, log_key, [witness.verifier])
+                assert opened.checkpoint.size == batch.end
+                assert opened.witnesses == {(witness.name, witness.verifier.key_id)}
+            # A store that lost the witness's size (restored from a backup) sends old 0, is
+            # told 5 (409 text/x.tlog.size), and has nothing more to send.
+            with database.sessions.begin() as session:
+                session.query(WitnessState).delete()
+            assert pusher.push(witness, "suggestions") == 0
+            with database.sessions() as session:
+                state = session.scalars(select(WitnessState)).one()
+                assert (state.size, state.conflict, state.last_error) == (5, None, None)
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_run_starts_a_local_witness_in_development_only(tmp_path: Path) -> None:
+    assert runs_dev_witness(Settings(data_dir=tmp_path))
+    assert not runs_dev_witness(Settings(data_dir=tmp_path, witnesses=""))  # chosen: none
+    supervisor = Supervisor(Settings(data_dir=tmp_path), {}, ["--port", "8002"])
+    assert supervisor.command("witness")[1:] == [
+        "-m",
+        "verifier.cli",
+        "witness",
+        "serve",
+        "--port",
+        "8002",
+    ]
