@@ -13,7 +13,13 @@ and ``pending``); 2 when no verdict could be reached (bad usage, unreadable inpu
 tracking code, service or chain unreachable). ``audit`` exits 0 only when the store is clean,
 1 when there are findings, 2 when it could not audit (store or chain unreachable).
 
+``civic-verify receipt PATH --log-key VKEY [--witness VKEY ...] [--quorum W]`` checks a
+version 2 receipt from its cosigned checkpoint instead of the chain (PROTOCOL §11,
+``verifier.checkpoint``); with ``--rpc`` as well, both.
+
 ``civic-verify serve`` runs the verifier's HTTP service (``verifier.service``).
+``civic-verify witness serve`` is a C2SP tlog-witness that cosigns checkpoints anchored on chain
+(``verifier.cosigning``); ``civic-verify witness keygen`` makes its key.
 ``civic-verify witness --log LOG --key KEYFILE --api URL`` follows a log's batches and attests
 each root it recomputed and found on chain (``verifier.witness``); with ``--once`` it exits 0
 when all is well, 3 when it refused a batch (export and chain disagree), 2 on errors.
