@@ -51,6 +51,9 @@ def writer_socket(data_dir: Path) -> Path:
 
 
 DEV_WITNESS_NAME = "witness.localhost"
+# Children the service works without: the local witness only adds cosignatures, so one that
+# keeps failing (its port taken, say) is given up alone instead of stopping everything.
+OPTIONAL_CHILDREN = frozenset({"witness"})
 
 
 def dev_witness_key(data_dir: Path) -> Cosigner:
@@ -216,6 +219,15 @@ class Supervisor:
                     continue
                 policy = self.restarts.setdefault(name, RestartPolicy())
                 delay = policy.exited(now)
+                if delay is None and name in OPTIONAL_CHILDREN:
+                    log.error(
+                        "%s exited (code %s) and keeps failing: no longer restarted; the rest "
+                        "of the service goes on (checkpoints stay without its cosignature)",
+                        name,
+                        code,
+                    )
+                    del self.children[name]
+                    continue
                 if delay is None:
                     log.error(
                         "%s exited (code %s) and has not stayed up for %.0f s since %.0f s: "

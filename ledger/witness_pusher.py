@@ -299,6 +299,9 @@ class WitnessPusher:
         self.client.close()
 
     def start(self, stop: threading.Event) -> threading.Thread:
+        # httpx logs every request at INFO: one line per checkpoint and witness would drown
+        # the worker's own log; failures are logged here, with the witness and the log.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         thread = threading.Thread(target=self.run, args=(stop,), name="witnesses", daemon=True)
         thread.start()
         return thread

@@ -25,7 +25,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from api.app import create_app
-from api.supervisor import Supervisor, dev_witness, dev_witness_key, runs_dev_witness
+from api.supervisor import (
+    RestartPolicy,
+    Supervisor,
+    dev_witness,
+    dev_witness_key,
+    runs_dev_witness,
+)
 from core import tlog
 from core.checkpoint import open_checkpoint, parse_checkpoint
 from core.cosignature import Cosigner
@@ -341,3 +347,24 @@ def test_run_starts_a_local_witness_in_development_only(tmp_path: Path) -> None:
         "--port",
         "8002",
     ]
+
+
+def test_a_local_witness_that_keeps_failing_is_given_up_alone(tmp_path: Path) -> None:
+    """The witness only adds cosignatures: the supervisor stops restarting it, and keeps the
+    rest of the service up, where a failing API or worker stops everything."""
+    supervisor = Supervisor(Settings(data_dir=tmp_path), {})
+    supervisor.children["witness"] = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    supervisor.children["witness"].wait(10)
+    now = time.monotonic()
+    supervisor.restarts["witness"] = RestartPolicy(failing_since=now - 1000, last_start=now)
+    stop = threading.Event()
+    watching = threading.Thread(target=supervisor.watch, args=(stop,))
+    watching.start()
+    try:
+        deadline = time.monotonic() + 10
+        while "witness" in supervisor.children and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "witness" not in supervisor.children and not stop.is_set()
+    finally:
+        stop.set()
+        watching.join(5)
