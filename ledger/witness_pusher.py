@@ -94,7 +94,7 @@ class WitnessPusher:
                     continue
                 try:
                     stored += self.push(witness, log_name)
-                except PushFailed as exc:
+                except Exception as exc:  # one witness's failure, not the whole pass's
                     backoff.failures += 1
                     delay = min(RETRY_MAX, RETRY_FIRST * 2 ** (backoff.failures - 1))
                     backoff.not_before = now + delay
@@ -104,6 +104,8 @@ class WitnessPusher:
                         log_name,
                         exc,
                         delay,
+                        # a failure of the store (not kept for /healthz) with its traceback
+                        exc_info=not isinstance(exc, PushFailed),
                     )
                 else:
                     backoff.failures, backoff.not_before = 0, 0.0

@@ -197,6 +197,13 @@ def test_the_pusher_collects_cosignatures_the_api_serves_them(
         sent = len(witness.requests)
         assert pusher.push_all() == 0 and len(witness.requests) == sent
 
+        # A pass that fails waits before it sends to that witness again (2 s, doubling).
+        _submit(client, 1, start=6)
+        _anchor(database, registry, batch_max=4)
+        witness.fail_next = [500]
+        assert pusher.push_all() == 0 and len(witness.requests) == sent + 1
+        assert pusher.push_all() == 0 and len(witness.requests) == sent + 1
+
 
 def test_409_422_and_conflicts(
     database: Database, registry: Any, tmp_path: Path, witness_server: Any
