@@ -342,3 +342,8 @@ def test_log_keys_must_name_a_log() -> None:
         log_keys_from([Ed25519Signer("example.com/other", bytes(32)).verifier_key])
     with pytest.raises(WitnessKeyError, match="--log"):
         log_keys_from([COSIGNER.verifier_key])  # a cosignature key is not a log key
+
+
+def test_the_attesting_witness_still_needs_its_options(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["witness", "--log", "suggestions"]) == 2
+    assert "civic-verify witness needs --key, --api" in capsys.readouterr().err
