@@ -42,11 +42,13 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from core.note import NoteError, parse_verifier_key
 from core.verdicts import TrailVerdict, Verdict
 from verifier.chain import Web3ChainReader
 from verifier.checkpoint import CheckpointTrust, trust_from_keys
 from verifier.errors import ReceiptUnreadable, UsageError, VerificationError
 from verifier.fetch import fetch_tally_inputs, fetch_trail
+from verifier.monitor import monitor_log
 from verifier.present import ProgressBar, show_receipt, show_tally, show_trail, writable, write_json
 from verifier.receipt import verify_receipt_json
 from verifier.trail import verify_trail
@@ -145,6 +147,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _chain_options(trail, timeout_help="per HTTP request and per RPC call")
     trail.set_defaults(run=_run_trail)
+
+    monitor = commands.add_parser(
+        "monitor",
+        help="follow a log: recompute every anchored root, check consistency (PROTOCOL §8-§9)",
+        description=(
+            "Fetch every checkpoint of a log and all its entries from the service, recompute "
+            "the log's tree from the records themselves, and check each checkpoint's root, the "
+            "consistency proofs between consecutive checkpoints and, with --rpc, each "
+            "checkpoint against batchOf on chain. Reports the first problem, naming its batch."
+        ),
+    )
+    monitor.add_argument(
+        "--api", metavar="URL", required=True, help="the service's base URL, e.g. https://host"
+    )
+    monitor.add_argument("--log", default="suggestions", help="suggestions, votes or access")
+    monitor.add_argument(
+        "--log-key",
+        metavar="VKEY",
+        help="the log's verifier key: every checkpoint's signature must verify under it",
+    )
+    monitor.add_argument(
+        "--rpc", metavar="URL", help="also check each checkpoint against batchOf on this chain"
+    )
+    monitor.add_argument(
+        "--contract", metavar="ADDR", help="the registry (default: the one the service names)"
+    )
+    monitor.add_argument(
+        "--timeout", metavar="SECONDS", type=_seconds, default=10.0, help="per request"
+    )
+    monitor.add_argument("--json", action="store_true", help="print the result as JSON")
+    monitor.set_defaults(run=_run_monitor)
     _add_tally_command(commands)
     _add_serve_command(commands)
     _add_witness_command(commands)
@@ -234,6 +267,40 @@ def _run_trail(args: argparse.Namespace, tools: _Tools) -> int:
     )
     show_trail(result, trail.state, sys.stdout, as_json=args.json)
     return EXIT_VALID if result.verdict is TrailVerdict.VALID else EXIT_NOT_VALID
+
+
+def _run_monitor(args: argparse.Namespace, tools: _Tools) -> int:
+    log_key = None
+    if args.log_key is not None:
+        try:
+            log_key = parse_verifier_key(args.log_key)
+        except NoteError as exc:
+            raise UsageError(f"--log-key: {exc}") from exc
+    reader = tools.reader_factory(args.rpc, args.timeout) if args.rpc else None
+    result = monitor_log(
+        args.api,
+        args.log,
+        log_key=log_key,
+        chain=reader,
+        contract=args.contract,
+        timeout=args.timeout,
+        transport=tools.http_transport,
+    )
+    if args.json:
+        write_json(result.to_dict(), sys.stdout)
+    else:
+        where = f" (batch {result.batch})" if result.batch is not None else ""
+        if result.index is not None:
+            where += f" (entry {result.index})"
+        lines = [
+            f"log {result.log}: {result.verdict.value}{where}",
+            f"  {result.batches} checkpoints, {result.entries} entries recomputed",
+        ]
+        if result.detail:
+            lines.append(f"  {result.detail}")
+        lines += [f"  note: {note}" for note in result.notes]
+        sys.stdout.write(writable("\n".join(lines) + "\n", sys.stdout))
+    return EXIT_VALID if result.verdict is Verdict.VALID else EXIT_NOT_VALID
 
 
 # -- tally: check a simulation's anchored tally --------------------------------------------

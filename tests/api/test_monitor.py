@@ -1,0 +1,98 @@
+"""civic-verify monitor (PROTOCOL §8-§9, issue 16): a log followed from what the service
+publishes, its tree recomputed from the entries, every checkpoint's root and signature, the
+consistency between consecutive checkpoints and each checkpoint against the chain. A record
+changed after it was checkpointed is found and named."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from core.canonical import canonical_bytes
+from core.merkle import leaf_hash
+from ledger.models import RecordRow
+from tests.api.test_logs_api import _anchor
+from tests.api.test_verify_tally import bridge
+from tests.api.test_workflow_api import SUGGESTION
+from tests.fixtures.db import Database
+from tests.verifier.test_audit import set_canonical
+from verifier.chain import Web3ChainReader
+from verifier.cli import main
+
+
+def _monitor(
+    client: TestClient, capsys: pytest.CaptureFixture[str], *extra: str
+) -> tuple[int, dict[str, Any]]:
+    key = client.get("/api/v1/logs/suggestions/keys").json()["log"]
+    code = main(
+        ["monitor", "--api", "http://testserver", "--log-key", key, "--json", *extra],
+        http_transport=bridge(client),
+        reader_factory=Web3ChainReader,
+    )
+    return code, json.loads(capsys.readouterr().out)
+
+
+def _rewrite(database: Database, position: int, *, keep_hash: bool) -> None:
+    """Change the content of the record at ``position`` behind the service's back, as a
+    database superuser would (past the append-only triggers)."""
+    with database.sessions() as session:
+        row = session.scalars(select(RecordRow).where(RecordRow.position == position)).one()
+        record = json.loads(row.canonical)
+    record["body"]["title"] = "改过的标题"
+    canonical = canonical_bytes(record)
+    leaf = None if keep_hash else leaf_hash(canonical)
+    set_canonical(database, position, canonical, leaf)
+
+
+@pytest.fixture
+def anchored(client: TestClient, database: Database, registry: Any) -> Any:
+    for i in range(9):
+        r = client.post("/api/v1/suggestions", json={**SUGGESTION, "title": f"第 {i} 条"})
+        assert r.status_code == 201, r.text
+    batches = _anchor(database, registry, batch_max=4)
+    assert [b.end for b in batches] == [4, 8, 9]
+    return registry
+
+
+def test_an_honest_log_is_recomputed_and_found_consistent_with_its_checkpoints_and_chain(
+    client: TestClient, anchored: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rpc = anchored.client.w3.provider.endpoint_uri
+    code, result = _monitor(client, capsys, "--rpc", rpc)
+    assert (code, result["verdict"]) == (0, "valid"), result
+    assert (result["batches"], result["entries"]) == (3, 9)
+
+
+def test_a_record_changed_with_its_listed_hash_is_named_altered(
+    client: TestClient, database: Database, anchored: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _rewrite(database, 5, keep_hash=True)
+    code, result = _monitor(client, capsys)
+    assert (code, result["verdict"], result["index"]) == (1, "altered", 5), result
+
+
+def test_a_log_rewritten_behind_its_checkpoints_is_inconsistent_naming_the_batch(
+    client: TestClient, database: Database, anchored: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _rewrite(database, 5, keep_hash=False)  # a consistent-looking rewrite of entry 5
+    code, result = _monitor(client, capsys)
+    assert (code, result["verdict"], result["batch"]) == (1, "inconsistent", 1), result
+
+
+def test_checkpoints_under_another_key_are_bad_signatures(
+    client: TestClient, anchored: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from core.note import Ed25519Signer
+
+    other = Ed25519Signer("civic-ledger.localhost/suggestions", b"\x05" * 32).verifier_key
+    code = main(
+        ["monitor", "--api", "http://testserver", "--log-key", other, "--json"],
+        http_transport=bridge(client),
+        reader_factory=Web3ChainReader,
+    )
+    result = json.loads(capsys.readouterr().out)
+    assert (code, result["verdict"], result["batch"]) == (1, "bad_signature", 0), result

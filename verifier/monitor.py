@@ -1,0 +1,330 @@
+"""Monitoring a log (PROTOCOL §8, §9, §12): ``civic-verify monitor`` follows a log from what the
+service publishes, recomputes every anchored root from the entries themselves, checks
+consistency between consecutive checkpoints and, given a chain, each checkpoint against
+``batchOf``.
+
+What it reads, over HTTP (the service is trusted for nothing but handing it over):
+
+* ``GET /api/v1/logs/{log}/checkpoints/{b}`` for b = 0, 1, … until the service has no more:
+  each anchored batch's checkpoint (a C2SP signed note). With the log's verifier key its
+  signature must verify (``bad_signature`` otherwise); sizes must grow;
+* ``GET /api/v1/logs/{log}/entries?start=&end=`` in pages of 1,000 up to the last checkpoint's
+  size: each entry's leaf hash must be that of its record (``altered``, naming the index),
+  or, for a redacted record, is taken as given;
+* ``GET /api/v1/logs/{log}/consistency?from=&to=`` between consecutive checkpoints: the proof
+  must verify between their roots.
+
+The tree is recomputed once over all entries keeping only its right edge (O(n) hashing, O(log n)
+memory). Where the root of the first N entries is not checkpoint b's root, or a consistency
+proof fails, the verdict is ``inconsistent`` naming batch b: the log shown is not the log
+that was checkpointed. With ``--rpc``, ``batchOf(b)`` must hold each checkpoint's root and size
+(``root_mismatch`` otherwise, ``not_anchored`` when it holds nothing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from contracts.registry import log_id
+from core import tlog
+from core.canonical import CanonicalizationError, canonical_bytes
+from core.checkpoint import Checkpoint, MalformedCheckpoint, open_checkpoint, parse_checkpoint
+from core.merkle import ZERO_ROOT, leaf_hash
+from core.note import Ed25519Verifier, NoteError, split_note
+from core.records import LOGS, is_hex64
+from core.verdicts import Verdict
+from verifier.chain import ChainReader
+from verifier.errors import VerificationError
+from verifier.receipt import receipt_from_json
+
+PAGE = 1000
+MAX_BATCHES = 10_000_000
+
+
+class MonitorUnavailable(VerificationError):
+    """What the monitor needs could not be had from the service."""
+
+
+@dataclass
+class MonitorResult:
+    """The monitor's verdict on one log: ``valid`` or the first problem, naming its batch
+    (and entry, for an altered one)."""
+
+    log: str
+    verdict: Verdict = Verdict.VALID
+    detail: str = ""
+    batch: int | None = None
+    index: int | None = None
+    batches: int = 0
+    entries: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "log": self.log,
+            "verdict": self.verdict.value,
+            "detail": self.detail,
+            "batch": self.batch,
+            "index": self.index,
+            "batches": self.batches,
+            "entries": self.entries,
+            "notes": self.notes,
+        }
+
+
+class _Service:
+    def __init__(self, api: str, timeout: float, transport: httpx.BaseTransport | None) -> None:
+        parts = urlsplit(api)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise MonitorUnavailable(f"{api!r} is not an http(s) URL of the service")
+        self.api = api.rstrip("/")
+        self.client = httpx.Client(transport=transport, timeout=timeout, follow_redirects=True)
+
+    def get(self, path: str, params: dict[str, int] | None = None) -> httpx.Response | None:
+        url = self.api + path
+        try:
+            response = self.client.get(url, params=params)
+        except httpx.HTTPError as exc:
+            raise MonitorUnavailable(f"cannot reach {url}: {exc}") from exc
+        if response.status_code == 404:
+            return None
+        if not response.is_success:
+            raise MonitorUnavailable(f"{url} answered HTTP {response.status_code}")
+        return response
+
+    def json(self, path: str, params: dict[str, int]) -> Any:
+        response = self.get(path, params)
+        if response is None:
+            raise MonitorUnavailable(f"{self.api}{path} answered 404")
+        try:
+            return receipt_from_json(response.content)
+        except VerificationError as exc:
+            raise MonitorUnavailable(f"{self.api}{path} did not answer strict JSON: {exc}") from exc
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _checkpoint(note: str, log_key: Ed25519Verifier | None) -> Checkpoint:
+    if log_key is not None:
+        return open_checkpoint(note, log_key).checkpoint
+    text, _signatures = split_note(note)
+    return parse_checkpoint(text)
+
+
+def monitor_log(
+    api: str,
+    log: str,
+    *,
+    log_key: Ed25519Verifier | None = None,
+    chain: ChainReader | None = None,
+    contract: str | None = None,
+    timeout: float = 10.0,
+    transport: httpx.BaseTransport | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> MonitorResult:
+    """Follow ``log`` of the service at ``api`` from its first checkpoint to its last."""
+    if log not in LOGS:
+        raise MonitorUnavailable(f"unknown log {log!r}; logs are {', '.join(sorted(LOGS))}")
+    result = MonitorResult(log)
+    service = _Service(api, timeout, transport)
+    try:
+        checkpoints = _checkpoints(service, log, log_key, result)
+        if result.verdict is not Verdict.VALID:
+            return result
+        if not checkpoints:
+            result.notes.append("the log has no anchored batch yet")
+            return result
+        if chain is not None:
+            _against_chain(service, chain, contract, log, checkpoints, result)
+            if result.verdict is not Verdict.VALID:
+                return result
+        _recompute(service, log, checkpoints, result, progress)
+        if result.verdict is not Verdict.VALID:
+            return result
+        _consistency(service, log, checkpoints, result)
+        return result
+    finally:
+        service.close()
+
+
+def _checkpoints(
+    service: _Service, log: str, log_key: Ed25519Verifier | None, result: MonitorResult
+) -> list[Checkpoint]:
+    found: list[Checkpoint] = []
+    for batch in range(MAX_BATCHES):
+        response = service.get(f"/api/v1/logs/{log}/checkpoints/{batch}")
+        if response is None:
+            break
+        try:
+            checkpoint = _checkpoint(response.text, log_key)
+        except NoteError as exc:
+            return _fail(result, Verdict.BAD_SIGNATURE, batch, f"checkpoint {batch}: {exc}")
+        except MalformedCheckpoint as exc:
+            return _fail(result, Verdict.MALFORMED, batch, f"checkpoint {batch}: {exc}")
+        if found and checkpoint.size <= found[-1].size:
+            return _fail(
+                result,
+                Verdict.INCONSISTENT,
+                batch,
+                f"checkpoint {batch} has size {checkpoint.size}, not more than checkpoint "
+                f"{batch - 1}'s {found[-1].size}: a log only grows",
+            )
+        if found and checkpoint.origin != found[-1].origin:
+            return _fail(result, Verdict.WRONG_CHAIN, batch, "the checkpoints' origins differ")
+        found.append(checkpoint)
+    result.batches = len(found)
+    return found
+
+
+def _fail(
+    result: MonitorResult,
+    verdict: Verdict,
+    batch: int | None,
+    detail: str,
+    index: int | None = None,
+) -> list[Checkpoint]:
+    result.verdict, result.batch, result.detail, result.index = verdict, batch, detail, index
+    return []
+
+
+def _against_chain(
+    service: _Service,
+    chain: ChainReader,
+    contract: str | None,
+    log: str,
+    checkpoints: list[Checkpoint],
+    result: MonitorResult,
+) -> None:
+    if contract is None:
+        export = service.json(f"/api/v1/anchors/{log}/0", {})
+        contract = export.get("contract") if isinstance(export, dict) else None
+        if not isinstance(contract, str):
+            raise MonitorUnavailable("the service names no registry for the log's batches")
+    for batch, checkpoint in enumerate(checkpoints):
+        root, size, _at, _block = chain.batch_of(contract, log_id(log), batch)
+        if root == ZERO_ROOT:
+            _fail(result, Verdict.NOT_ANCHORED, batch, f"batch {batch} is not on chain")
+            return
+        if (root, size) != (checkpoint.root, checkpoint.size):
+            _fail(
+                result,
+                Verdict.ROOT_MISMATCH,
+                batch,
+                f"checkpoint {batch} says size {checkpoint.size} root {checkpoint.root.hex()}, "
+                f"the chain holds size {size} root {root.hex()}",
+            )
+            return
+
+
+def _recompute(
+    service: _Service,
+    log: str,
+    checkpoints: list[Checkpoint],
+    result: MonitorResult,
+    progress: Callable[[int], None] | None,
+) -> None:
+    """Append every entry to the tree, keeping only its right edge, and compare the root at
+    each checkpoint's size."""
+    edge: dict[tlog.Node, bytes] = {}
+    size = 0
+    end = checkpoints[-1].size
+    pending = list(enumerate(checkpoints))
+    while size < end:
+        stop = min(end, size + PAGE)
+        answer = service.json(f"/api/v1/logs/{log}/entries", {"start": size, "end": stop})
+        entries = answer.get("entries") if isinstance(answer, dict) else None
+        if not isinstance(entries, list) or len(entries) != stop - size:
+            raise MonitorUnavailable(f"entries {size}..{stop - 1}: not the entries asked for")
+        leaves = []
+        for offset, entry in enumerate(entries):
+            index = size + offset
+            leaf = _leaf(entry, index, result)
+            if leaf is None:
+                return
+            leaves.append(leaf)
+        # Appended in pieces that stop at each checkpoint's size, to compare its root there.
+        at = 0
+        while at < len(leaves):
+            target = pending[0][1].size if pending else end
+            take = min(len(leaves) - at, target - size)
+            appended = tlog.append_leaves(size, leaves[at : at + take], _reader(edge))
+            known = edge | dict(appended.nodes)
+            edge = {node: known[node] for node in tlog.frontier(appended.size)}
+            size, at = appended.size, at + take
+            if pending and size == pending[0][1].size:
+                batch, checkpoint = pending.pop(0)
+                if appended.root != checkpoint.root:
+                    _fail(
+                        result,
+                        Verdict.INCONSISTENT,
+                        batch,
+                        f"the first {size} entries give root {appended.root.hex()}, checkpoint "
+                        f"{batch} says {checkpoint.root.hex()}: the entries shown are not the "
+                        "log that was checkpointed",
+                    )
+                    return
+        result.entries = size
+        if progress is not None:
+            progress(size)
+
+
+def _reader(edge: dict[tlog.Node, bytes]) -> tlog.HashReader:
+    return lambda nodes: [edge[node] for node in nodes]
+
+
+def _leaf(entry: Any, index: int, result: MonitorResult) -> bytes | None:
+    if (
+        not isinstance(entry, dict)
+        or entry.get("index") != index
+        or not isinstance(entry.get("leaf_hash"), str)
+        or not is_hex64(entry["leaf_hash"])
+    ):
+        _fail(result, Verdict.MALFORMED, None, f"entry {index} is not an entry", index)
+        return None
+    given = bytes.fromhex(entry["leaf_hash"])
+    record = entry.get("record")
+    if record is None:  # redacted (PROTOCOL §7): the leaf hash is what was anchored
+        return given
+    try:
+        computed = leaf_hash(canonical_bytes(record))
+    except CanonicalizationError as exc:
+        _fail(result, Verdict.MALFORMED, None, f"entry {index}: {exc}", index)
+        return None
+    if computed != given:
+        _fail(
+            result,
+            Verdict.ALTERED,
+            None,
+            f"entry {index}'s record hashes to {computed.hex()}, not the leaf hash "
+            f"{given.hex()} the service lists with it",
+            index,
+        )
+        return None
+    return given
+
+
+def _consistency(
+    service: _Service, log: str, checkpoints: list[Checkpoint], result: MonitorResult
+) -> None:
+    for batch in range(1, len(checkpoints)):
+        old, new = checkpoints[batch - 1], checkpoints[batch]
+        answer = service.json(f"/api/v1/logs/{log}/consistency", {"from": old.size, "to": new.size})
+        path = answer.get("path") if isinstance(answer, dict) else None
+        if not isinstance(path, list) or not all(isinstance(h, str) and is_hex64(h) for h in path):
+            raise MonitorUnavailable(f"consistency {old.size}..{new.size}: not a proof")
+        proof = [bytes.fromhex(h) for h in path]
+        if not tlog.verify_consistency(old.size, new.size, old.root, new.root, proof):
+            _fail(
+                result,
+                Verdict.INCONSISTENT,
+                batch,
+                f"the consistency proof from checkpoint {batch - 1} (size {old.size}) to "
+                f"checkpoint {batch} (size {new.size}) does not verify",
+            )
+            return
