@@ -29,6 +29,7 @@ from api.portal.proof import PathStep, path_steps
 from api.portal.render import render
 from api.portal.session import portal_principal
 from api.state import made_once
+from core.checkpoint import open_checkpoint
 from core.records import RecordType, is_hex64
 from core.verdicts import ReceiptVerification
 from core.workflow import EvaluationLevel, SuggestionState, evaluation_outcome
@@ -420,9 +421,46 @@ class Explained:
     steps: list[PathStep] | None = None
     anchor: dict[str, Any] | None = None
     on_chain: dict[str, Any] | None = None
+    cosigned: Cosigned | None = None
 
 
-def _explain_receipt(text: str, result: ReceiptVerification, reader: ChainReader) -> Explained:
+@dataclass(frozen=True)
+class Cosigned:
+    """A version 2 receipt's checkpoint as this service opens it (PROTOCOL §9, §11): the
+    log's key id and each configured witness whose cosignature verifies, with its time (UTC);
+    ``problem`` when the checkpoint does not open with the log's key."""
+
+    log_key_id: str
+    witnesses: tuple[tuple[str, datetime], ...] = ()
+    problem: str | None = None
+
+
+def _cosigned(request: Request, receipt: dict[str, Any]) -> Cosigned | None:
+    """Open the receipt's checkpoint with the log's key and the configured witnesses' keys;
+    None when the receipt carries no checkpoint or names no log this service keeps."""
+    note, proof = receipt.get("checkpoint"), receipt.get("proof")
+    civic = request.app.state.civic
+    keys = civic.log_keys
+    if not isinstance(note, str) or not isinstance(proof, dict) or keys is None:
+        return None
+    signer = keys.signers.get(str(proof.get("log")))
+    if signer is None:
+        return None
+    log_key = signer.verifier
+    trusted = [w.verifier for w in civic.settings.witness_list]
+    try:  # every refusal of core.note and core.checkpoint is a ValueError
+        opened = open_checkpoint(note, log_key, trusted)
+        witnesses = tuple(
+            (c.name, datetime.fromtimestamp(c.timestamp, UTC)) for c in opened.cosignatures
+        )
+    except (ValueError, OverflowError, OSError) as exc:
+        return Cosigned(log_key.key_id.hex(), problem=str(exc))
+    return Cosigned(log_key.key_id.hex(), witnesses)
+
+
+def _explain_receipt(
+    request: Request, text: str, result: ReceiptVerification, reader: ChainReader
+) -> Explained:
     explained = Explained(leaf_hash=result.record_hash)
     try:
         receipt = receipt_from_json(text)
@@ -430,6 +468,7 @@ def _explain_receipt(text: str, result: ReceiptVerification, reader: ChainReader
         return explained
     if not isinstance(receipt, dict):
         return explained
+    explained.cosigned = _cosigned(request, receipt)
     record, proof, anchor = receipt.get("record"), receipt.get("proof"), receipt.get("anchor")
     explained.record = record if isinstance(record, dict) else None
     explained.anchor = anchor if isinstance(anchor, dict) else None
@@ -492,7 +531,7 @@ def _verify_text(request: Request, text: str, values: dict[str, str]) -> HTMLRes
         result = verify_receipt_json(text, reader)
     except VerificationError as exc:
         return _verify_page(request, status_code=503, values=values, chain_down=str(exc))
-    explained = _explain_receipt(text, result, reader)
+    explained = _explain_receipt(request, text, result, reader)
     return _verify_page(request, values=values, result=result, explained=explained)
 
 
