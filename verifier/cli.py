@@ -48,7 +48,7 @@ from verifier.chain import Web3ChainReader
 from verifier.checkpoint import CheckpointTrust, trust_from_keys
 from verifier.errors import ReceiptUnreadable, UsageError, VerificationError
 from verifier.fetch import fetch_tally_inputs, fetch_trail
-from verifier.monitor import monitor_log
+from verifier.monitor import check_consistency, monitor_log
 from verifier.present import ProgressBar, show_receipt, show_tally, show_trail, writable, write_json
 from verifier.receipt import verify_receipt_json
 from verifier.trail import verify_trail
@@ -178,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     monitor.add_argument("--json", action="store_true", help="print the result as JSON")
     monitor.set_defaults(run=_run_monitor)
+    _add_consistency_command(commands)
     _add_tally_command(commands)
     _add_serve_command(commands)
     _add_witness_command(commands)
@@ -299,6 +300,76 @@ def _run_monitor(args: argparse.Namespace, tools: _Tools) -> int:
         if result.detail:
             lines.append(f"  {result.detail}")
         lines += [f"  note: {note}" for note in result.notes]
+        sys.stdout.write(writable("\n".join(lines) + "\n", sys.stdout))
+    return EXIT_VALID if result.verdict is Verdict.VALID else EXIT_NOT_VALID
+
+
+def _add_consistency_command(commands: Any) -> None:
+    consistency = commands.add_parser(
+        "consistency",
+        help="check that a log at one anchored size extends it at another (PROTOCOL §8)",
+        description=(
+            "Fetch the service's consistency proof between two anchored sizes of a log and the "
+            "two checkpoints of those sizes, check the checkpoints' signatures with --log-key, "
+            "and verify the proof between their roots (RFC 9162 §2.1.4.2). Verdict valid or "
+            "inconsistent."
+        ),
+    )
+    consistency.add_argument(
+        "--api", metavar="URL", required=True, help="the service's base URL, e.g. https://host"
+    )
+    consistency.add_argument("--log", default="suggestions", help="suggestions, votes or access")
+    consistency.add_argument(
+        "--from", dest="old", metavar="N", type=_count, required=True, help="the older size"
+    )
+    consistency.add_argument(
+        "--to", dest="new", metavar="M", type=_count, required=True, help="the newer size"
+    )
+    consistency.add_argument(
+        "--log-key",
+        metavar="VKEY",
+        help="the log's verifier key: both checkpoints' signatures must verify under it",
+    )
+    consistency.add_argument(
+        "--timeout", metavar="SECONDS", type=_seconds, default=10.0, help="per request"
+    )
+    consistency.add_argument("--json", action="store_true", help="print the result as JSON")
+    consistency.set_defaults(run=_run_consistency)
+
+
+def _run_consistency(args: argparse.Namespace, tools: _Tools) -> int:
+    log_key = None
+    if args.log_key is not None:
+        try:
+            log_key = parse_verifier_key(args.log_key)
+        except NoteError as exc:
+            raise UsageError(f"--log-key: {exc}") from exc
+    if not 0 < args.old <= args.new:
+        raise UsageError(f"need 1 <= --from <= --to; got {args.old} and {args.new}")
+    result = check_consistency(
+        args.api,
+        args.log,
+        args.old,
+        args.new,
+        log_key=log_key,
+        timeout=args.timeout,
+        transport=tools.http_transport,
+    )
+    if args.json:
+        write_json(result.to_dict(), sys.stdout)
+    else:
+        lines = [f"log {result.log} {result.old} -> {result.new}: {result.verdict.value}"]
+        if result.old_batch is not None:
+            lines.append(
+                f"  checkpoint {result.old_batch} (size {result.old}) root {result.old_root}"
+            )
+            lines.append(
+                f"  checkpoint {result.new_batch} (size {result.new}) root {result.new_root}"
+            )
+        if not result.signatures_checked:
+            lines.append("  note: checkpoint signatures not checked (no --log-key)")
+        if result.detail:
+            lines.append(f"  {result.detail}")
         sys.stdout.write(writable("\n".join(lines) + "\n", sys.stdout))
     return EXIT_VALID if result.verdict is Verdict.VALID else EXIT_NOT_VALID
 

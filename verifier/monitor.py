@@ -328,3 +328,101 @@ def _consistency(
                 f"checkpoint {batch} (size {new.size}) does not verify",
             )
             return
+
+
+@dataclass
+class ConsistencyResult:
+    """``civic-verify consistency``: whether the log at size ``new`` extends the log at size
+    ``old`` (PROTOCOL §8), both sizes those of anchored checkpoints."""
+
+    log: str
+    old: int
+    new: int
+    verdict: Verdict = Verdict.VALID
+    detail: str = ""
+    old_batch: int | None = None
+    new_batch: int | None = None
+    old_root: str | None = None
+    new_root: str | None = None
+    signatures_checked: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "log": self.log,
+            "from": self.old,
+            "to": self.new,
+            "verdict": self.verdict.value,
+            "detail": self.detail,
+            "from_batch": self.old_batch,
+            "to_batch": self.new_batch,
+            "from_root": self.old_root,
+            "to_root": self.new_root,
+            "signatures_checked": self.signatures_checked,
+        }
+
+
+def check_consistency(
+    api: str,
+    log: str,
+    old: int,
+    new: int,
+    *,
+    log_key: Ed25519Verifier | None = None,
+    timeout: float = 10.0,
+    transport: httpx.BaseTransport | None = None,
+) -> ConsistencyResult:
+    """Check the service's consistency proof from size ``old`` to size ``new`` of ``log``.
+
+    1. Find the checkpoints of sizes ``old`` and ``new`` by walking
+       ``/api/v1/logs/{log}/checkpoints/{b}`` (MonitorUnavailable when a size is none of them);
+       with ``log_key`` each must be signed by the log (``bad_signature`` otherwise).
+    2. Fetch ``/api/v1/logs/{log}/consistency?from=&to=`` and verify it between the two roots
+       (RFC 9162 §2.1.4.2): ``valid``, else ``inconsistent``.
+    """
+    if log not in LOGS:
+        raise MonitorUnavailable(f"unknown log {log!r}; logs are {', '.join(sorted(LOGS))}")
+    if not 0 < old <= new:
+        raise MonitorUnavailable(f"need 1 <= from <= to; got from={old}, to={new}")
+    result = ConsistencyResult(log, old, new, signatures_checked=log_key is not None)
+    service = _Service(api, timeout, transport)
+    try:
+        found: dict[int, tuple[int, Checkpoint]] = {}
+        for batch in range(MAX_BATCHES):
+            response = service.get(f"/api/v1/logs/{log}/checkpoints/{batch}")
+            if response is None:
+                break
+            try:
+                checkpoint = _checkpoint(response.text, log_key)
+            except NoteError as exc:
+                result.verdict, result.detail = Verdict.BAD_SIGNATURE, f"checkpoint {batch}: {exc}"
+                return result
+            except MalformedCheckpoint as exc:
+                result.verdict, result.detail = Verdict.MALFORMED, f"checkpoint {batch}: {exc}"
+                return result
+            if checkpoint.size in (old, new):
+                found.setdefault(checkpoint.size, (batch, checkpoint))
+            if checkpoint.size >= new:
+                break
+        missing = [size for size in (old, new) if size not in found]
+        if missing:
+            raise MonitorUnavailable(
+                f"no checkpoint of log {log} has size {missing[0]}: consistency is checked "
+                "between anchored sizes"
+            )
+        (old_batch, old_checkpoint), (new_batch, new_checkpoint) = found[old], found[new]
+        result.old_batch, result.new_batch = old_batch, new_batch
+        result.old_root, result.new_root = old_checkpoint.root.hex(), new_checkpoint.root.hex()
+        answer = service.json(f"/api/v1/logs/{log}/consistency", {"from": old, "to": new})
+        path = answer.get("path") if isinstance(answer, dict) else None
+        if not isinstance(path, list) or not all(isinstance(h, str) and is_hex64(h) for h in path):
+            raise MonitorUnavailable(f"consistency {old}..{new}: not a proof")
+        proof = [bytes.fromhex(h) for h in path]
+        if not tlog.verify_consistency(old, new, old_checkpoint.root, new_checkpoint.root, proof):
+            result.verdict = Verdict.INCONSISTENT
+            result.detail = (
+                f"the consistency proof from checkpoint {old_batch} (size {old}) to checkpoint "
+                f"{new_batch} (size {new}) does not verify between their roots"
+            )
+        return result
+    finally:
+        service.close()
