@@ -2,8 +2,8 @@
 
 ``measure_audit(n)`` builds a SQLite store of ``n`` records and anchors its batches on a fresh
 ganache, then times ``verifier.audit.audit_store`` end to end (opening the read-only reader,
-every record hashed and parsed, every trail walked, every batch root rebuilt and compared with
-``batchOf`` on the chain). The goal (issue 4): 1,000,000 records in at most 60 s on 2 cores.
+every record hashed and parsed, every trail walked, every log's tree rebuilt and its root at each batch's end compared
+with ``batchOf`` on the chain). The goal (issue 4): 1,000,000 records in at most 60 s on 2 cores.
 
 The store is built for speed, not through the service: rows go in with bulk inserts, and
 canonical bytes come from ``json.dumps`` with sorted keys, which equals RFC 8785 for these
@@ -145,6 +145,7 @@ def _records(
 def build_store(path: Path, n_records: int, batch_size: int, seed: int = 2026) -> dict[str, Any]:
     """A migrated SQLite store at ``path`` with ``n_records`` records and sealed batches
     (state ``sealed``; ``anchor_batches`` anchors them). Returns the batches to anchor."""
+    from core import tlog
     from core.canonical import canonical_bytes
     from core.merkle import merkle_root
     from ledger.db import make_engine
@@ -165,10 +166,17 @@ def build_store(path: Path, n_records: int, batch_size: int, seed: int = 2026) -
     rows: list[tuple[Any, ...]] = []
     heads: dict[tuple[str, str], _Head] = {}
     checked = 0
+    # Each log's growing tree (PROTOCOL §8), as its right edge: what a version 2 anchor needs.
+    edges: dict[str, dict[tlog.Node, bytes]] = {"suggestions": {}, "votes": {}, "access": {}}
 
     def seal(log: str) -> None:
         pending = leaves[log]
         first = positions[log] - len(pending)
+        edge = edges[log]
+        frontier = b"".join(edge[node] for node in tlog.frontier(first))
+        grown = tlog.append_leaves(first, pending, lambda nodes: [edge[n] for n in nodes])
+        known = edge | dict(grown.nodes)
+        edges[log] = {node: known[node] for node in tlog.frontier(grown.size)}
         batches.append(
             {
                 "log": log,
@@ -176,6 +184,8 @@ def build_store(path: Path, n_records: int, batch_size: int, seed: int = 2026) -
                 "first_position": first,
                 "size": len(pending),
                 "root": merkle_root(pending),
+                "log_root": grown.root,
+                "frontier": frontier,
                 "sealed_at": sealed_at[log],
             }
         )
@@ -222,8 +232,8 @@ def build_store(path: Path, n_records: int, batch_size: int, seed: int = 2026) -
             (position, position, log),
         )
     connection.executemany(
-        "INSERT INTO batches (log, number, first_position, size, root, state, sealed_at) "
-        "VALUES (?, ?, ?, ?, ?, 'sealed', ?)",
+        "INSERT INTO batches (log, number, first_position, size, root, log_root, frontier, "
+        "state, sealed_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'sealed', ?)",
         [
             (
                 b["log"],
@@ -231,6 +241,8 @@ def build_store(path: Path, n_records: int, batch_size: int, seed: int = 2026) -
                 b["first_position"],
                 b["size"],
                 b["root"],
+                b["log_root"],
+                b["frontier"],
                 _stored_time(b["sealed_at"]),
             )
             for b in batches
@@ -253,8 +265,8 @@ def anchor_batches(path: Path, batches: list[dict[str, Any]], client: Any, contr
             contract,
             batch["log"],
             batch["number"],
-            batch["root"],
-            batch["size"],
+            batch["log_root"],  # version 2: the whole log's root and size at the batch's end
+            batch["first_position"] + batch["size"],
             nonce,
             gas=ANCHOR_GAS_LIMIT,
         )
