@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 
 from core.note import (
     ED25519_KEY_SIZE,
-    MalformedKey,
     MalformedNote,
     Signature,
     check_note_text,
@@ -34,8 +33,8 @@ from core.note import (
     format_signer_key,
     format_verifier_key,
     is_valid_key_name,
+    key_from_text,
     key_id,
-    split_key_text,
 )
 
 SIGNATURE_TYPE_COSIGNATURE_V1 = 0x04
@@ -169,30 +168,22 @@ class Cosigner:
 def parse_verifier_key(text: str) -> CosignatureVerifier:
     """A cosignature/v1 verifier key (type 0x04) from its text form; MalformedKey otherwise
     (another form or type, a public key of the wrong size, a key ID that does not match)."""
-    parts = split_key_text(text)
-    if parts.signature_type != SIGNATURE_TYPE_COSIGNATURE_V1:
-        raise MalformedKey(
-            f"not a cosignature/v1 key (type 0x{parts.signature_type:02x}, expected 0x04)"
-        )
-    if len(parts.material) != ED25519_KEY_SIZE:
-        raise MalformedKey(f"an Ed25519 public key is 32 bytes, got {len(parts.material)}")
-    verifier = CosignatureVerifier(parts.name, parts.material)
-    if verifier.key_id != parts.key_id:
-        raise MalformedKey(f"the key ID {parts.key_id.hex()} does not belong to this name and key")
-    return verifier
+    return key_from_text(
+        text,
+        private=False,
+        signature_type=SIGNATURE_TYPE_COSIGNATURE_V1,
+        kind="a cosignature/v1 key",
+        make=CosignatureVerifier,
+    )
 
 
 def parse_signer_key(text: str) -> Cosigner:
     """A cosigner from ``PRIVATE+KEY+<name>+<hex key ID>+<base64(0x04 || seed)>``;
     MalformedKey otherwise (the key ID must be the one of the seed's public key)."""
-    parts = split_key_text(text, private=True)
-    if parts.signature_type != SIGNATURE_TYPE_COSIGNATURE_V1:
-        raise MalformedKey(
-            f"not a cosignature/v1 key (type 0x{parts.signature_type:02x}, expected 0x04)"
-        )
-    if len(parts.material) != ED25519_KEY_SIZE:
-        raise MalformedKey(f"an Ed25519 seed is 32 bytes, got {len(parts.material)}")
-    cosigner = Cosigner(parts.name, parts.material)
-    if cosigner.key_id != parts.key_id:
-        raise MalformedKey(f"the key ID {parts.key_id.hex()} does not belong to this name and key")
-    return cosigner
+    return key_from_text(
+        text,
+        private=True,
+        signature_type=SIGNATURE_TYPE_COSIGNATURE_V1,
+        kind="a cosignature/v1 key",
+        make=Cosigner,
+    )

@@ -34,9 +34,9 @@ import base64
 import binascii
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -298,20 +298,51 @@ class Ed25519Signer:
         return ed25519_sign(self.seed, text)
 
 
+class _IdentifiedKey(Protocol):
+    @property
+    def key_id(self) -> bytes: ...
+
+
+_Key = TypeVar("_Key", bound=_IdentifiedKey)
+
+
+def key_from_text(
+    text: str,
+    *,
+    private: bool,
+    signature_type: int,
+    kind: str,
+    make: Callable[[str, bytes], _Key],
+) -> _Key:
+    """A key of one signature type from its text form (a verifier key, or with ``private``
+    Go's ``PRIVATE+KEY+…`` signer form): ``make(name, 32 bytes)``, whose key ID must be the one
+    in the text. MalformedKey otherwise (another form or type, material of the wrong size, a
+    key ID that does not belong to this name and key). ``kind`` names the expected key in the
+    message, e.g. "an Ed25519 note key"."""
+    parts = split_key_text(text, private=private)
+    if parts.signature_type != signature_type:
+        raise MalformedKey(
+            f"not {kind} (type 0x{parts.signature_type:02x}, expected 0x{signature_type:02x})"
+        )
+    if len(parts.material) != ED25519_KEY_SIZE:
+        material = "seed" if private else "public key"
+        raise MalformedKey(f"an Ed25519 {material} is 32 bytes, got {len(parts.material)}")
+    key = make(parts.name, parts.material)
+    if key.key_id != parts.key_id:
+        raise MalformedKey(f"the key ID {parts.key_id.hex()} does not belong to this name and key")
+    return key
+
+
 def parse_verifier_key(text: str) -> Ed25519Verifier:
     """An Ed25519 (type 0x01) verifier key from its text form; MalformedKey otherwise
     (another form or type, a public key of the wrong size, a key ID that does not match)."""
-    parts = split_key_text(text)
-    if parts.signature_type != SIGNATURE_TYPE_ED25519:
-        raise MalformedKey(
-            f"not an Ed25519 note key (type 0x{parts.signature_type:02x}, expected 0x01)"
-        )
-    if len(parts.material) != ED25519_KEY_SIZE:
-        raise MalformedKey(f"an Ed25519 public key is 32 bytes, got {len(parts.material)}")
-    verifier = Ed25519Verifier(parts.name, parts.material)
-    if verifier.key_id != parts.key_id:
-        raise MalformedKey(f"the key ID {parts.key_id.hex()} does not belong to this name and key")
-    return verifier
+    return key_from_text(
+        text,
+        private=False,
+        signature_type=SIGNATURE_TYPE_ED25519,
+        kind="an Ed25519 note key",
+        make=Ed25519Verifier,
+    )
 
 
 def parse_signer_key(text: str) -> Ed25519Signer:
@@ -319,17 +350,13 @@ def parse_signer_key(text: str) -> Ed25519Signer:
 
     The key ID in the text must be the one of the seed's public key.
     """
-    parts = split_key_text(text, private=True)
-    if parts.signature_type != SIGNATURE_TYPE_ED25519:
-        raise MalformedKey(
-            f"not an Ed25519 note key (type 0x{parts.signature_type:02x}, expected 0x01)"
-        )
-    if len(parts.material) != ED25519_KEY_SIZE:
-        raise MalformedKey(f"an Ed25519 seed is 32 bytes, got {len(parts.material)}")
-    signer = Ed25519Signer(parts.name, parts.material)
-    if signer.key_id != parts.key_id:
-        raise MalformedKey(f"the key ID {parts.key_id.hex()} does not belong to this name and key")
-    return signer
+    return key_from_text(
+        text,
+        private=True,
+        signature_type=SIGNATURE_TYPE_ED25519,
+        kind="an Ed25519 note key",
+        make=Ed25519Signer,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
