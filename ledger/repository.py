@@ -315,6 +315,18 @@ def last_anchored_batch(session: Session, log: str) -> BatchRow | None:
     ).one_or_none()
 
 
+def anchored_batch_ending_at(session: Session, log: str, size: int) -> BatchRow | None:
+    """The anchored batch of ``log`` after which the log has ``size`` entries (version 2: the
+    ``size`` its anchor carries), if there is one."""
+    return session.scalars(
+        select(BatchRow).where(
+            BatchRow.log == log,
+            BatchRow.state == "anchored",
+            BatchRow.first_position + BatchRow.size == size,
+        )
+    ).first()
+
+
 def get_suggestion(session: Session, tracking_code: str) -> SuggestionRow | None:
     return session.get(SuggestionRow, tracking_code)
 

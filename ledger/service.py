@@ -314,14 +314,7 @@ MAX_ENTRIES = 1000
 
 def _anchored_end(session: Session, log: str, size: int) -> None:
     """Refuse a tree size that is not the end of an anchored batch of ``log``."""
-    found = session.scalar(
-        select(BatchRow.number).where(
-            BatchRow.log == log,
-            BatchRow.state == "anchored",
-            BatchRow.first_position + BatchRow.size == size,
-        )
-    )
-    if found is None:
+    if repo.anchored_batch_ending_at(session, log, size) is None:
         raise InvalidInput(
             f"{size} is not the size of log {log} at the end of an anchored batch "
             "(the end of batch b is its first position plus its size)"

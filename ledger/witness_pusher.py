@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.clock import Clock, utc_now
 from core.note import NoteError, encode_base64, open_note
+from ledger import repository as repo
 from ledger import tree
 from ledger.checkpoints import LogKeys
 from ledger.models import BatchRow, WitnessCosignatureRow, WitnessState
@@ -214,13 +215,7 @@ class WitnessPusher:
         """The first anchored batch ending beyond ``old``; or the batch ending at ``old``
         when the witness's cosignature of it is not stored (a witness that named its size
         after a 409 cosigns that checkpoint again)."""
-        at_old = session.scalars(
-            select(BatchRow).where(
-                BatchRow.log == log_name,
-                BatchRow.state == "anchored",
-                BatchRow.first_position + BatchRow.size == old,
-            )
-        ).first()
+        at_old = repo.anchored_batch_ending_at(session, log_name, old)
         if at_old is not None and old > 0 and self._missing(session, witness, at_old):
             return at_old
         return session.scalars(
@@ -247,18 +242,7 @@ class WitnessPusher:
     @staticmethod
     def _anchored_end(session: Session, log_name: str, size: int) -> bool:
         """Whether ``size`` is the end of an anchored batch of the log (or 0)."""
-        if size == 0:
-            return True
-        return (
-            session.scalars(
-                select(BatchRow.number).where(
-                    BatchRow.log == log_name,
-                    BatchRow.state == "anchored",
-                    BatchRow.first_position + BatchRow.size == size,
-                )
-            ).first()
-            is not None
-        )
+        return size == 0 or repo.anchored_batch_ending_at(session, log_name, size) is not None
 
     def _state(self, session: Session, witness: Witness, log_name: str) -> WitnessState:
         key = (log_name, witness.name, witness.verifier.key_id)
