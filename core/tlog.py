@@ -34,13 +34,15 @@ proofs are checked with ``core.merkle.verify_inclusion``, consistency proofs wit
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from core.merkle import HASH_SIZE, InvalidProof, empty_root, node_hash
 
 __all__ = [
     "Appended",
+    "Frontier",
     "HashReader",
     "InvalidProof",
     "Node",
@@ -396,3 +398,70 @@ def verify_consistency(
     except InvalidProof:
         return False
     return old == old_root and new == new_root
+
+
+# ---------------------------------------------------------------------------------------------
+# Recomputing a log in order
+# ---------------------------------------------------------------------------------------------
+
+
+class Frontier:
+    """The right edge of a log's tree of ``size`` entries: the hashes of
+    ``core.frontier(size)``, largest first, each with its level."""
+
+    __slots__ = ("_edge", "size")
+
+    def __init__(self, size: int = 0, hashes: Sequence[bytes] = ()) -> None:
+        nodes = frontier(size)
+        if len(hashes) != len(nodes):
+            raise ValueError(
+                f"a tree of {size} entries has {len(nodes)} complete subtree(s), not {len(hashes)}"
+            )
+        self.size = size
+        self._edge: list[tuple[int, bytes]] = [
+            (node.level, value) for node, value in zip(nodes, hashes, strict=True)
+        ]
+
+    @classmethod
+    def stored(cls, size: int, concatenated: bytes) -> Frontier | None:
+        """The frontier a store keeps as its hashes concatenated; None when it cannot be one."""
+        if len(concatenated) % HASH_SIZE:
+            return None
+        hashes = [concatenated[i : i + HASH_SIZE] for i in range(0, len(concatenated), HASH_SIZE)]
+        try:
+            return cls(size, hashes)
+        except ValueError:
+            return None
+
+    @property
+    def hashes(self) -> list[bytes]:
+        return [value for _level, value in self._edge]
+
+    def copy(self) -> Frontier:
+        twin = Frontier.__new__(Frontier)
+        twin.size = self.size
+        twin._edge = list(self._edge)
+        return twin
+
+    def append(self, leaf: bytes) -> None:
+        """Append one entry by its leaf hash (RFC 9162 §2.1.1: it completes its parents)."""
+        edge = self._edge
+        level, value = 0, leaf
+        sha256 = hashlib.sha256  # node_hash, inlined: this runs once per entry of a log
+        while edge and edge[-1][0] == level:
+            left = edge.pop()[1]
+            value = sha256(b"\x01" + left + value).digest()
+            level += 1
+        edge.append((level, value))
+        self.size += 1
+
+    def extended(self, leaves: Iterable[bytes]) -> Frontier:
+        """A copy with ``leaves`` appended."""
+        twin = self.copy()
+        for leaf in leaves:
+            twin.append(leaf)
+        return twin
+
+    def root(self) -> bytes:
+        """The root of the tree of ``size`` entries (the empty tree's when there are none)."""
+        return fold_subtree(self.hashes) if self._edge else empty_root()

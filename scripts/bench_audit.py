@@ -167,16 +167,15 @@ def build_store(path: Path, n_records: int, batch_size: int, seed: int = 2026) -
     heads: dict[tuple[str, str], _Head] = {}
     checked = 0
     # Each log's growing tree (PROTOCOL §8), as its right edge: what a version 2 anchor needs.
-    edges: dict[str, dict[tlog.Node, bytes]] = {"suggestions": {}, "votes": {}, "access": {}}
+    trees = {log: tlog.Frontier() for log in ("suggestions", "votes", "access")}
 
     def seal(log: str) -> None:
         pending = leaves[log]
         first = positions[log] - len(pending)
-        edge = edges[log]
-        frontier = b"".join(edge[node] for node in tlog.frontier(first))
-        grown = tlog.append_leaves(first, pending, lambda nodes: [edge[n] for n in nodes])
-        known = edge | dict(grown.nodes)
-        edges[log] = {node: known[node] for node in tlog.frontier(grown.size)}
+        tree = trees[log]
+        frontier = b"".join(tree.hashes)
+        for leaf in pending:
+            tree.append(leaf)
         batches.append(
             {
                 "log": log,
@@ -184,7 +183,7 @@ def build_store(path: Path, n_records: int, batch_size: int, seed: int = 2026) -
                 "first_position": first,
                 "size": len(pending),
                 "root": merkle_root(pending),
-                "log_root": grown.root,
+                "log_root": tree.root(),
                 "frontier": frontier,
                 "sealed_at": sealed_at[log],
             }

@@ -14,8 +14,8 @@ What it reads, over HTTP (the service is trusted for nothing but handing it over
 * ``GET /api/v1/logs/{log}/consistency?from=&to=`` between consecutive checkpoints: the proof
   must verify between their roots.
 
-The tree is recomputed once over all entries keeping only its right edge (O(n) hashing, O(log n)
-memory). Where the root of the first N entries is not checkpoint b's root, or a consistency
+The tree is recomputed once over all entries keeping only its right edge (``core.tlog.Frontier``:
+O(n) hashing, O(log n) memory). Where the root of the first N entries is not checkpoint b's root, or a consistency
 proof fails, the verdict is ``inconsistent`` naming batch b: the log shown is not the log
 that was checkpointed. With ``--rpc``, ``batchOf(b)`` must hold each checkpoint's root and size
 (``root_mismatch`` otherwise, ``not_anchored`` when it holds nothing).
@@ -110,11 +110,27 @@ class _Service:
         self.client.close()
 
 
-def _checkpoint(note: str, log_key: Ed25519Verifier | None) -> Checkpoint:
+def _fetch_checkpoint(
+    service: _Service, log: str, batch: int, log_key: Ed25519Verifier | None
+) -> Checkpoint | None:
+    """Checkpoint ``batch`` of the log (None when the service has none), its signature checked
+    under ``log_key`` when given. Raises NoteError, MalformedCheckpoint."""
+    response = service.get(f"/api/v1/logs/{log}/checkpoints/{batch}")
+    if response is None:
+        return None
     if log_key is not None:
-        return open_checkpoint(note, log_key).checkpoint
-    text, _signatures = split_note(note)
+        return open_checkpoint(response.text, log_key).checkpoint
+    text, _signatures = split_note(response.text)
     return parse_checkpoint(text)
+
+
+def _consistency_proof(service: _Service, log: str, old: int, new: int) -> list[bytes]:
+    """The service's consistency proof from size ``old`` to ``new`` of the log."""
+    answer = service.json(f"/api/v1/logs/{log}/consistency", {"from": old, "to": new})
+    path = answer.get("path") if isinstance(answer, dict) else None
+    if not isinstance(path, list) or not all(isinstance(h, str) and is_hex64(h) for h in path):
+        raise MonitorUnavailable(f"consistency {old}..{new}: not a proof")
+    return [bytes.fromhex(h) for h in path]
 
 
 def monitor_log(
@@ -158,15 +174,14 @@ def _checkpoints(
 ) -> list[Checkpoint]:
     found: list[Checkpoint] = []
     for batch in range(MAX_BATCHES):
-        response = service.get(f"/api/v1/logs/{log}/checkpoints/{batch}")
-        if response is None:
-            break
         try:
-            checkpoint = _checkpoint(response.text, log_key)
+            checkpoint = _fetch_checkpoint(service, log, batch, log_key)
         except NoteError as exc:
             return _fail(result, Verdict.BAD_SIGNATURE, batch, f"checkpoint {batch}: {exc}")
         except MalformedCheckpoint as exc:
             return _fail(result, Verdict.MALFORMED, batch, f"checkpoint {batch}: {exc}")
+        if checkpoint is None:
+            break
         if found and checkpoint.size <= found[-1].size:
             return _fail(
                 result,
@@ -231,51 +246,39 @@ def _recompute(
 ) -> None:
     """Append every entry to the tree, keeping only its right edge, and compare the root at
     each checkpoint's size."""
-    edge: dict[tlog.Node, bytes] = {}
-    size = 0
+    tree = tlog.Frontier()
     end = checkpoints[-1].size
     pending = list(enumerate(checkpoints))
-    while size < end:
-        stop = min(end, size + PAGE)
-        answer = service.json(f"/api/v1/logs/{log}/entries", {"start": size, "end": stop})
+    while tree.size < end:
+        start, stop = tree.size, min(end, tree.size + PAGE)
+        answer = service.json(f"/api/v1/logs/{log}/entries", {"start": start, "end": stop})
         entries = answer.get("entries") if isinstance(answer, dict) else None
-        if not isinstance(entries, list) or len(entries) != stop - size:
-            raise MonitorUnavailable(f"entries {size}..{stop - 1}: not the entries asked for")
+        if not isinstance(entries, list) or len(entries) != stop - start:
+            raise MonitorUnavailable(f"entries {start}..{stop - 1}: not the entries asked for")
         leaves = []
         for offset, entry in enumerate(entries):
-            index = size + offset
-            leaf = _leaf(entry, index, result)
+            leaf = _leaf(entry, start + offset, result)
             if leaf is None:
                 return
             leaves.append(leaf)
-        # Appended in pieces that stop at each checkpoint's size, to compare its root there.
-        at = 0
-        while at < len(leaves):
-            target = pending[0][1].size if pending else end
-            take = min(len(leaves) - at, target - size)
-            appended = tlog.append_leaves(size, leaves[at : at + take], _reader(edge))
-            known = edge | dict(appended.nodes)
-            edge = {node: known[node] for node in tlog.frontier(appended.size)}
-            size, at = appended.size, at + take
-            if pending and size == pending[0][1].size:
+        for leaf in leaves:
+            tree.append(leaf)
+            if pending and tree.size == pending[0][1].size:
                 batch, checkpoint = pending.pop(0)
-                if appended.root != checkpoint.root:
+                root = tree.root()
+                if root != checkpoint.root:
                     _fail(
                         result,
                         Verdict.INCONSISTENT,
                         batch,
-                        f"the first {size} entries give root {appended.root.hex()}, checkpoint "
+                        f"the first {tree.size} entries give root {root.hex()}, checkpoint "
                         f"{batch} says {checkpoint.root.hex()}: the entries shown are not the "
                         "log that was checkpointed",
                     )
                     return
-        result.entries = size
+        result.entries = tree.size
         if progress is not None:
-            progress(size)
-
-
-def _reader(edge: dict[tlog.Node, bytes]) -> tlog.HashReader:
-    return lambda nodes: [edge[node] for node in nodes]
+            progress(tree.size)
 
 
 def _leaf(entry: Any, index: int, result: MonitorResult) -> bytes | None:
@@ -314,11 +317,7 @@ def _consistency(
 ) -> None:
     for batch in range(1, len(checkpoints)):
         old, new = checkpoints[batch - 1], checkpoints[batch]
-        answer = service.json(f"/api/v1/logs/{log}/consistency", {"from": old.size, "to": new.size})
-        path = answer.get("path") if isinstance(answer, dict) else None
-        if not isinstance(path, list) or not all(isinstance(h, str) and is_hex64(h) for h in path):
-            raise MonitorUnavailable(f"consistency {old.size}..{new.size}: not a proof")
-        proof = [bytes.fromhex(h) for h in path]
+        proof = _consistency_proof(service, log, old.size, new.size)
         if not tlog.verify_consistency(old.size, new.size, old.root, new.root, proof):
             _fail(
                 result,
@@ -388,17 +387,16 @@ def check_consistency(
     try:
         found: dict[int, tuple[int, Checkpoint]] = {}
         for batch in range(MAX_BATCHES):
-            response = service.get(f"/api/v1/logs/{log}/checkpoints/{batch}")
-            if response is None:
-                break
             try:
-                checkpoint = _checkpoint(response.text, log_key)
+                checkpoint = _fetch_checkpoint(service, log, batch, log_key)
             except NoteError as exc:
                 result.verdict, result.detail = Verdict.BAD_SIGNATURE, f"checkpoint {batch}: {exc}"
                 return result
             except MalformedCheckpoint as exc:
                 result.verdict, result.detail = Verdict.MALFORMED, f"checkpoint {batch}: {exc}"
                 return result
+            if checkpoint is None:
+                break
             if checkpoint.size in (old, new):
                 found.setdefault(checkpoint.size, (batch, checkpoint))
             if checkpoint.size >= new:
@@ -412,11 +410,7 @@ def check_consistency(
         (old_batch, old_checkpoint), (new_batch, new_checkpoint) = found[old], found[new]
         result.old_batch, result.new_batch = old_batch, new_batch
         result.old_root, result.new_root = old_checkpoint.root.hex(), new_checkpoint.root.hex()
-        answer = service.json(f"/api/v1/logs/{log}/consistency", {"from": old, "to": new})
-        path = answer.get("path") if isinstance(answer, dict) else None
-        if not isinstance(path, list) or not all(isinstance(h, str) and is_hex64(h) for h in path):
-            raise MonitorUnavailable(f"consistency {old}..{new}: not a proof")
-        proof = [bytes.fromhex(h) for h in path]
+        proof = _consistency_proof(service, log, old, new)
         if not tlog.verify_consistency(old, new, old_checkpoint.root, new_checkpoint.root, proof):
             result.verdict = Verdict.INCONSISTENT
             result.detail = (

@@ -1,7 +1,7 @@
 """The log's tree recomputed from its records, for the audit's batch checks (PROTOCOL §8).
 
 Version 2 anchors, for batch b, the root of the whole log's tree of ``end(b)`` entries. The
-audit recomputes that tree once, in position order, keeping only its right edge (``Frontier``:
+audit recomputes that tree once, in position order, keeping only its right edge (``core.tlog.Frontier``:
 the complete subtrees of ``core.tlog.frontier``, at most log2(n) hashes; one node hash per
 record, amortised), and compares its root with each batch's anchored root as the scan passes
 the batch's end (``TreeScan``). A root commits to every entry under it, so while the roots
@@ -14,76 +14,12 @@ frontier at that batch's start, carrying the anchored frontier on from batch to 
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
-from core import tlog
-from core.merkle import HASH_SIZE, empty_root
+from core.tlog import Frontier
 from verifier.audit.reading import StoredBatch
 
-_NODE_PREFIX = b"\x01"
-
-
-class Frontier:
-    """The right edge of a log's tree of ``size`` entries: the hashes of
-    ``core.tlog.frontier(size)``, largest first, each with its level."""
-
-    __slots__ = ("_edge", "size")
-
-    def __init__(self, size: int = 0, hashes: Sequence[bytes] = ()) -> None:
-        nodes = tlog.frontier(size)
-        if len(hashes) != len(nodes):
-            raise ValueError(
-                f"a tree of {size} entries has {len(nodes)} complete subtree(s), not {len(hashes)}"
-            )
-        self.size = size
-        self._edge: list[tuple[int, bytes]] = [
-            (node.level, value) for node, value in zip(nodes, hashes, strict=True)
-        ]
-
-    @classmethod
-    def stored(cls, size: int, concatenated: bytes) -> Frontier | None:
-        """The frontier a store keeps as its hashes concatenated; None when it cannot be one."""
-        if len(concatenated) % HASH_SIZE:
-            return None
-        hashes = [concatenated[i : i + HASH_SIZE] for i in range(0, len(concatenated), HASH_SIZE)]
-        try:
-            return cls(size, hashes)
-        except ValueError:
-            return None
-
-    @property
-    def hashes(self) -> list[bytes]:
-        return [value for _level, value in self._edge]
-
-    def copy(self) -> Frontier:
-        twin = Frontier.__new__(Frontier)
-        twin.size = self.size
-        twin._edge = list(self._edge)
-        return twin
-
-    def append(self, leaf: bytes) -> None:
-        """Append one entry by its leaf hash (RFC 9162 §2.1.1: it completes its parents)."""
-        edge = self._edge
-        level, value = 0, leaf
-        sha256 = hashlib.sha256
-        while edge and edge[-1][0] == level:
-            left = edge.pop()[1]
-            value = sha256(_NODE_PREFIX + left + value).digest()
-            level += 1
-        edge.append((level, value))
-        self.size += 1
-
-    def extended(self, leaves: Iterable[bytes]) -> Frontier:
-        """A copy with ``leaves`` appended."""
-        twin = self.copy()
-        for leaf in leaves:
-            twin.append(leaf)
-        return twin
-
-    def root(self) -> bytes:
-        """The root of the tree of ``size`` entries (the empty tree's when there are none)."""
-        return tlog.fold_subtree(self.hashes) if self._edge else empty_root()
+__all__ = ["Frontier", "Target", "TreeScan"]
 
 
 # The root and size anchored for a batch (the chain's, or the store's while it is unanchored).
