@@ -42,7 +42,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from core.note import NoteError, parse_verifier_key
+from core.note import Ed25519Verifier, NoteError, parse_verifier_key
 from core.verdicts import TrailVerdict, Verdict
 from verifier.chain import Web3ChainReader
 from verifier.checkpoint import CheckpointTrust, trust_from_keys
@@ -158,25 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
             "checkpoint against batchOf on chain. Reports the first problem, naming its batch."
         ),
     )
-    monitor.add_argument(
-        "--api", metavar="URL", required=True, help="the service's base URL, e.g. https://host"
-    )
-    monitor.add_argument("--log", default="suggestions", help="suggestions, votes or access")
-    monitor.add_argument(
-        "--log-key",
-        metavar="VKEY",
-        help="the log's verifier key: every checkpoint's signature must verify under it",
-    )
+    _log_options(monitor, "every checkpoint's signature must verify under it")
     monitor.add_argument(
         "--rpc", metavar="URL", help="also check each checkpoint against batchOf on this chain"
     )
     monitor.add_argument(
         "--contract", metavar="ADDR", help="the registry (default: the one the service names)"
     )
-    monitor.add_argument(
-        "--timeout", metavar="SECONDS", type=_seconds, default=10.0, help="per request"
-    )
-    monitor.add_argument("--json", action="store_true", help="print the result as JSON")
     monitor.set_defaults(run=_run_monitor)
     _add_consistency_command(commands)
     _add_tally_command(commands)
@@ -184,6 +172,29 @@ def build_parser() -> argparse.ArgumentParser:
     _add_witness_command(commands)
     _add_audit_command(commands)
     return parser
+
+
+def _log_options(parser: argparse.ArgumentParser, log_key_help: str) -> None:
+    """The options of the commands that follow a log over the service's API (``monitor``,
+    ``consistency``); ``_log_key`` reads ``--log-key``."""
+    parser.add_argument(
+        "--api", metavar="URL", required=True, help="the service's base URL, e.g. https://host"
+    )
+    parser.add_argument("--log", default="suggestions", help="suggestions, votes or access")
+    parser.add_argument("--log-key", metavar="VKEY", help=f"the log's verifier key: {log_key_help}")
+    parser.add_argument(
+        "--timeout", metavar="SECONDS", type=_seconds, default=10.0, help="per request"
+    )
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def _log_key(args: argparse.Namespace) -> Ed25519Verifier | None:
+    if args.log_key is None:
+        return None
+    try:
+        return parse_verifier_key(args.log_key)
+    except NoteError as exc:
+        raise UsageError(f"--log-key: {exc}") from exc
 
 
 def _chain_options(parser: argparse.ArgumentParser, *, timeout_help: str) -> None:
@@ -271,12 +282,7 @@ def _run_trail(args: argparse.Namespace, tools: _Tools) -> int:
 
 
 def _run_monitor(args: argparse.Namespace, tools: _Tools) -> int:
-    log_key = None
-    if args.log_key is not None:
-        try:
-            log_key = parse_verifier_key(args.log_key)
-        except NoteError as exc:
-            raise UsageError(f"--log-key: {exc}") from exc
+    log_key = _log_key(args)
     reader = tools.reader_factory(args.rpc, args.timeout) if args.rpc else None
     result = monitor_log(
         args.api,
@@ -315,35 +321,18 @@ def _add_consistency_command(commands: Any) -> None:
             "inconsistent."
         ),
     )
-    consistency.add_argument(
-        "--api", metavar="URL", required=True, help="the service's base URL, e.g. https://host"
-    )
-    consistency.add_argument("--log", default="suggestions", help="suggestions, votes or access")
+    _log_options(consistency, "both checkpoints' signatures must verify under it")
     consistency.add_argument(
         "--from", dest="old", metavar="N", type=_count, required=True, help="the older size"
     )
     consistency.add_argument(
         "--to", dest="new", metavar="M", type=_count, required=True, help="the newer size"
     )
-    consistency.add_argument(
-        "--log-key",
-        metavar="VKEY",
-        help="the log's verifier key: both checkpoints' signatures must verify under it",
-    )
-    consistency.add_argument(
-        "--timeout", metavar="SECONDS", type=_seconds, default=10.0, help="per request"
-    )
-    consistency.add_argument("--json", action="store_true", help="print the result as JSON")
     consistency.set_defaults(run=_run_consistency)
 
 
 def _run_consistency(args: argparse.Namespace, tools: _Tools) -> int:
-    log_key = None
-    if args.log_key is not None:
-        try:
-            log_key = parse_verifier_key(args.log_key)
-        except NoteError as exc:
-            raise UsageError(f"--log-key: {exc}") from exc
+    log_key = _log_key(args)
     if not 0 < args.old <= args.new:
         raise UsageError(f"need 1 <= --from <= --to; got {args.old} and {args.new}")
     result = check_consistency(
