@@ -71,17 +71,35 @@ def _reader(session: Session, log: str) -> tlog.HashReader:
     return lambda nodes: read_nodes(session, log, nodes)
 
 
+def _append(
+    session: Session, head: LogHead, leaves: Sequence[bytes], read: tlog.HashReader
+) -> bytes:
+    """Append ``leaves`` to the log's tree (they follow its ``tree_size`` entries): store the
+    subtrees they complete and return the new root. ``read`` serves the tree's frontier."""
+    appended = tlog.append_leaves(head.tree_size, leaves, read)
+    inner = [
+        {"log": head.log, "level": node.level, "idx": node.index, "hash": value}
+        for node, value in appended.nodes
+        if node.level > 0
+    ]
+    if inner:
+        session.execute(insert(table_of(TreeNode)), inner)
+    head.tree_size = appended.size
+    return appended.root
+
+
 def extend(session: Session, head: LogHead, end: int) -> bytes:
-    """Extend the log's tree to ``end`` entries (the sealed end of a batch being sealed) and
-    return the root of the tree of that size. ``head`` is the log's head row, locked by the
-    caller's transaction (the sealer's), so no one else extends the tree meanwhile. Entries
-    the tree does not cover yet are read from ``records`` (every one of them, once, for a
-    store older than the tree)."""
+    """Extend the log's tree to ``end`` entries and return the root of the tree of that size,
+    reading the entries the tree does not cover yet from ``records`` (every one of them, once,
+    for a store older than the tree). ``head`` is the log's head row, locked by the caller's
+    transaction (the sealer's), so no one else extends the tree meanwhile."""
     size = head.tree_size
     if end < size:
         raise ValueError(f"log {head.log}: the tree already covers {size} entries, not {end}")
     reader = _reader(session, head.log)
-    root = tlog.tree_root(size, reader)
+    if size == end:
+        return tlog.tree_root(size, reader)
+    root = b""
     while size < end:
         step = min(end - size, CATCH_UP_STEP)
         leaves = list(
@@ -97,16 +115,8 @@ def extend(session: Session, head: LogHead, end: int) -> bytes:
         )
         if len(leaves) != step:
             raise TreeUnavailable(f"log {head.log} lacks records in {size}..{size + step - 1}")
-        appended = tlog.append_leaves(size, leaves, reader)
-        inner = [
-            {"log": head.log, "level": node.level, "idx": node.index, "hash": value}
-            for node, value in appended.nodes
-            if node.level > 0
-        ]
-        if inner:
-            session.execute(insert(table_of(TreeNode)), inner)
-        size, root = appended.size, appended.root
-        head.tree_size = size
+        root = _append(session, head, leaves, reader)
+        size = head.tree_size
     return root
 
 
@@ -117,11 +127,22 @@ def frontier_hashes(session: Session, log: str, size: int) -> bytes:
     return b"".join(read_nodes(session, log, tlog.frontier(size)))
 
 
-def seal(session: Session, head: LogHead, first: int, size: int) -> tuple[bytes, bytes]:
-    """The tree's part in sealing entries ``[first, first + size)`` as a batch: extend the
-    tree over them and return (the whole log's root after them, the frontier before them)."""
-    log_root = extend(session, head, first + size)
-    return log_root, frontier_hashes(session, head.log, first)
+def seal(
+    session: Session, head: LogHead, first: int, leaves: Sequence[bytes]
+) -> tuple[bytes, bytes]:
+    """The tree's part in sealing ``leaves`` (the leaf hashes of entries ``first`` on, which
+    the sealer has read) as a batch: extend the tree over them and return (the whole log's
+    root after them, the frontier before them). The frontier is read once and serves both; a
+    tree behind ``first`` (a store older than the tree) catches up from the records first."""
+    if head.tree_size < first:
+        extend(session, head, first)
+    elif head.tree_size > first:
+        raise ValueError(f"log {head.log}: the tree already covers {head.tree_size} entries")
+    nodes = tlog.frontier(first)
+    hashes = read_nodes(session, head.log, nodes)
+    known = dict(zip(nodes, hashes, strict=True))
+    log_root = _append(session, head, leaves, lambda wanted: [known[node] for node in wanted])
+    return log_root, b"".join(hashes)
 
 
 def backfill(session: Session, head: LogHead) -> int:

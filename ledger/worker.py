@@ -281,7 +281,7 @@ class AnchoringWorker:
             leaves = repo.leaf_hashes_in_range(session, log_name, head.sealed_until, size)
             last = repo.last_batch(session, log_name)
             # The whole log's tree grows with the batch (PROTOCOL §8), in this transaction.
-            log_root, frontier = tree.seal(session, head, head.sealed_until, size)
+            log_root, frontier = tree.seal(session, head, head.sealed_until, leaves)
             batch = BatchRow(
                 log=log_name,
                 number=last.number + 1 if last else 0,

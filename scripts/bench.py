@@ -615,11 +615,12 @@ PROSE = {
     ),
     "tree": (
         "`scripts/bench_tree.py` on SQLite, a log of 1,000,000 entries sealed in batches of "
-        "1,000. Measured while the test suite and two other processes ran on the same two "
-        "cores, so these are floors. `seal_tree_ms_per_batch_of_1000` is what the log tree "
-        "adds to sealing a batch (about a thousand node rows written and the frontier read, in "
-        "the sealer's transaction, off the request path: appends per second are not touched, "
-        "the append path writes no tree node); inclusion and consistency proofs are served from "
+        "1,000, on a quiet machine. `seal_tree_ms_per_batch_of_1000` is what the log tree adds "
+        "to sealing a batch (the frontier read once, about a thousand node rows written and "
+        "committed, in the sealer's transaction, off the request path: appends per second are "
+        "not touched, the append path writes no tree node; 50 ms under load before the sealer "
+        "stopped reading the frontier three times and the batch's leaves twice); inclusion and "
+        "consistency proofs are served from "
         "the node table in two statements each (a UNION ALL of primary-key lookups); a "
         "receipt's path comes from its batch's frontier and leaves, built once per batch and "
         "cached, then only hashing."
