@@ -83,7 +83,6 @@ class LogKeys:
 
     def __init__(self, settings: Settings) -> None:
         create = settings.env != "production"
-        self.deployment = settings.log_name
         self.signers = {
             log: load_log_key(settings.resolved_log_key_dir, settings.log_name, log, create=create)
             for log in sorted(LOGS)
