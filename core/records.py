@@ -44,10 +44,16 @@ class RecordType:
     # new registry and recorded that as a record of this type in each log it touched, all in
     # one trail whose subject is CHAIN_SUBJECT (docs/PROTOCOL-NOTES.md, "Chain resets").
     LEDGER_REANCHORED: Final = "ledger.reanchored"
+    # PROTOCOL §10: the last entry of every batch, the root of the log's map of trail heads,
+    # in its own trail whose subject is MAP_SUBJECT (``core.trailmap``).
+    LEDGER_MAP_HEAD: Final = "ledger.map_head"
 
 
 REANCHORED_TYPE = RecordType.LEDGER_REANCHORED
 CHAIN_SUBJECT = "chain"
+MAP_HEAD_TYPE = RecordType.LEDGER_MAP_HEAD
+MAP_SUBJECT = "ledger/map"
+MAP_ACTOR = {"role": "system", "id": "sealer"}
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _SALT = re.compile(r"[0-9a-f]{32}")

@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     LargeBinary,
     String,
     Table,
@@ -74,6 +75,10 @@ class LogHead(Base):
     # How many entries the log's tree (``tree_nodes``, PROTOCOL §8) covers: sealed_until once
     # the sealer has caught up (a store older than the tree catches up at its next seal).
     tree_size: Mapped[int] = mapped_column(BigInteger, default=0)
+    # How many entries the log's map of trail heads (PROTOCOL §10, ``map_nodes``) covers:
+    # the index of the last batch's ``ledger.map_head`` record; ``map_trails``, its pairs.
+    map_until: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    map_trails: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class TreeNode(Base):
@@ -88,6 +93,36 @@ class TreeNode(Base):
     level: Mapped[int] = mapped_column(Integer, primary_key=True)
     index: Mapped[int] = mapped_column("idx", BigInteger, primary_key=True)
     hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class MapNode(Base):
+    """One stored node of a log's map of trail heads (PROTOCOL §10, ``core.trailmap``) as of
+    the last sealed batch: at ``depth``, under the keys whose first ``depth`` bits are
+    ``prefix`` (big-endian, in ``ceil(depth / 8)`` bytes). A terminal carries its ``pair``
+    (key || value); ``batch`` is the batch that wrote this version."""
+
+    __tablename__ = "map_nodes"
+
+    log: Mapped[str] = mapped_column(String(32), primary_key=True)
+    depth: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    prefix: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    batch: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    pair: Mapped[bytes | None] = mapped_column(LargeBinary(72), nullable=True)
+
+
+class MapNodeVersion(Base):
+    """Every version of every map node, by the batch that wrote it: the map of batch b is,
+    at each position, the latest version written by a batch <= b."""
+
+    __tablename__ = "map_node_versions"
+
+    log: Mapped[str] = mapped_column(String(32), primary_key=True)
+    depth: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    prefix: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    batch: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    pair: Mapped[bytes | None] = mapped_column(LargeBinary(72), nullable=True)
 
 
 class TrailHead(Base):

@@ -20,6 +20,7 @@ from core.clock import Clock, utc_now
 from core.merkle import HASH_SIZE, node_hash
 from core.records import LOGS, SealedRecord, build_record, format_at, is_hex64
 from ledger import checkpoints, tree
+from ledger import trailmap as maps
 from ledger import repository as repo
 from ledger.errors import BatchNotFound, InvalidInput, RecordNotFound
 from ledger.models import BatchRow, LogHead, RecordRow
@@ -255,6 +256,40 @@ def _checkpoint_of(session: ReadTarget, batch: StoredBatch) -> dict[str, str]:
     if keys is None:
         return {}
     return {"checkpoint": checkpoints.cosigned_checkpoint(session, keys, batch)}
+
+
+def map_proof(
+    target: ReadTarget, log: str, subject: str, number: int | None = None
+) -> dict[str, Any]:
+    """PROTOCOL §10: the proof for ``subject`` in the map of trail heads of an anchored batch
+    (the latest when ``number`` is None), with the version 2 receipt of the batch's
+    ``ledger.map_head`` record. A subject without a trail gets its proof of absence."""
+    if log not in LOGS:
+        raise BatchNotFound(f"unknown log {log!r}; logs are {', '.join(sorted(LOGS))}")
+    batch = maps.anchored_batch(target, log, number)
+    if batch is None:
+        raise BatchNotFound(
+            f"log {log} has no anchored batch yet"
+            if number is None
+            else f"log {log} has no anchored batch {number}"
+        )
+    answer = maps.prove(target, batch, subject)
+    return {
+        "log": log,
+        "subject": subject,
+        "batch": batch.number,
+        "map_head": receipt_of(target, answer.head, batch),
+        "proof": answer.proof.to_json(),
+    }
+
+
+def trail_map(target: ReadTarget, log: str, subject: str) -> dict[str, Any] | None:
+    """The map proof of a trail as of the log's latest anchored batch, for a trail's answer;
+    None while no anchored batch carries a map head."""
+    try:
+        return map_proof(target, log, subject)
+    except (BatchNotFound, maps.MapUnavailable):
+        return None
 
 
 def anchored_batch(session: Session, log: str, number: int) -> dict[str, Any] | ReceiptPending:

@@ -646,7 +646,14 @@ def trail(session: repo.ReadTarget, tracking_code: str) -> dict[str, Any]:
                 "receipt": receipt if anchored else None,
             }
         )
-    return {"tracking_code": tracking_code, "state": state, "records": entries}
+    return {
+        "tracking_code": tracking_code,
+        "state": state,
+        "records": entries,
+        # PROTOCOL §10/§11: the trail's head in the map of the latest anchored batch, so that
+        # anyone can tell the trail shown is the whole trail as of that batch.
+        "map": service.trail_map(session, LOG, tracking_code),
+    }
 
 
 def read_private(

@@ -36,7 +36,7 @@ from core.clock import Clock, utc_now
 from core.merkle import merkle_root
 from core.records import LOGS
 from ledger import repository as repo
-from ledger import tree
+from ledger import tree, trailmap
 from ledger.chain import (
     AnchorReceipt,
     ChainClient,
@@ -136,7 +136,7 @@ class LogState:
 class WorkerConfig:
     contract: str
     anchor_interval: float = 2.0
-    batch_max: int = 1000
+    batch_max: int = 1000  # seal once this many records wait (a batch takes all that wait)
     receipt_timeout: float = 30.0
     heartbeat_every: float = 1.0
     # Retrying costs one RPC; a long cap would add up to that much anchoring lag after the
@@ -265,7 +265,9 @@ class AnchoringWorker:
         """Seal the log's pending records into the next batch, if it is time to.
 
         It is time when ``batch_max`` records wait, or the oldest has waited
-        ``anchor_interval`` seconds (or ``force``).
+        ``anchor_interval`` seconds (or ``force``). The batch takes every waiting record (its
+        last entry, the map head of PROTOCOL §10, can only follow the last of them, whose
+        positions are already given out), so ``batch_max`` is when to seal, not a cap.
         """
         with self.sessions.begin() as session:
             head = repo.lock_log_head(session, log_name)
@@ -277,14 +279,18 @@ class AnchoringWorker:
                 waited = self.clock() - oldest if oldest else timedelta(0)
                 if waited.total_seconds() < self.config.anchor_interval:
                     return None
-            size = min(pending, self.config.batch_max)
-            leaves = repo.leaf_hashes_in_range(session, log_name, head.sealed_until, size)
             last = repo.last_batch(session, log_name)
+            number = last.number + 1 if last else 0
+            # Every waiting record, then the map of trail heads after them (PROTOCOL §10):
+            # the batch's last entry, so the anchored root commits to the map.
+            trailmap.seal(session, head, number, self.clock)
+            size = pending + 1
+            leaves = repo.leaf_hashes_in_range(session, log_name, head.sealed_until, size)
             # The whole log's tree grows with the batch (PROTOCOL §8), in this transaction.
             log_root, frontier = tree.seal(session, head, head.sealed_until, leaves)
             batch = BatchRow(
                 log=log_name,
-                number=last.number + 1 if last else 0,
+                number=number,
                 first_position=head.sealed_until,
                 size=size,
                 root=merkle_root(leaves),

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import PlainTextResponse
 
-from api.deps import ReadSessionDep, StateDep
+from api.deps import ReadSessionDep, StateDep, run_read
 from ledger import checkpoints, service
 from ledger.checkpoints import LogKeys
 from ledger.errors import BatchNotFound, ServiceUnavailable
@@ -43,6 +43,26 @@ def entries(log: Log, session: ReadSessionDep, start: Size, end: Size) -> dict[s
 
 
 Batch = Annotated[int, Path(ge=0, le=2**63 - 1, description="batch number, from 0")]
+
+
+@router.get(
+    "/logs/{log}/map/{subject:path}",
+    summary="A subject's proof in the map of trail heads of an anchored batch (PROTOCOL §10)",
+    responses={
+        404: {"description": "unknown log, no such anchored batch, or one older than the map"}
+    },
+)
+async def map_proof(
+    log: Log,
+    subject: Annotated[str, Path(min_length=1, max_length=160, description="a trail's subject")],
+    state: StateDep,
+    batch: Annotated[
+        int | None, Query(ge=0, le=2**63 - 1, description="batch number; the latest by default")
+    ] = None,
+) -> dict[str, Any]:
+    return await run_read(
+        state, lambda reader: service.map_proof(reader, log, subject, batch), driver=True
+    )
 _NOTE = {
     "content": {"text/plain": {}},
     "description": "a C2SP signed note: the log's signature and the witnesses' cosignatures",
