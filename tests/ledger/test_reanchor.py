@@ -53,11 +53,11 @@ def wiped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DevChain, 
         chain.stop()
 
 
-def append_records(db: Database, n: int) -> list[str]:
+def append_records(db: Database, n: int, first: int = 0) -> list[str]:
     """``n`` suggestions, each its own trail of one ``suggestion.submitted`` (so the audit's
     state machine has nothing to say about them), each in its own transaction."""
     hashes = []
-    for i in range(n):
+    for i in range(first, first + n):
         with db.sessions.begin() as session:
             sealed = service.append_record(
                 session,
@@ -91,6 +91,18 @@ def _anchor_all(db: Database, contract: str, client: ChainClient, batch_max: int
             state.lock.release()
 
 
+def _append_anchored(
+    db: Database, contract: str, client: ChainClient, sizes: list[int]
+) -> list[str]:
+    """Batches of ``sizes`` records (each and its map head), anchored one after another: a
+    batch takes every record waiting when it is sealed."""
+    hashes: list[str] = []
+    for size in sizes:
+        hashes += append_records(db, size, first=len(hashes))
+        _anchor_all(db, contract, client, batch_max=size)
+    return hashes
+
+
 def _batches(db: Database) -> list[BatchRow]:
     with db.sessions() as session:
         return list(session.scalars(select(BatchRow).order_by(BatchRow.log, BatchRow.number)))
@@ -104,8 +116,7 @@ def _deployment(path: Path, address: str, chain_id: int) -> Path:
 def test_every_batch_is_anchored_again_and_the_event_is_a_record(
     database: Database, registry, ganache, wiped, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
-    hashes = append_records(database, 12)
-    _anchor_all(database, registry.address, registry.client, batch_max=5)
+    hashes = _append_anchored(database, registry.address, registry.client, [5, 5, 2])
     with database.sessions() as session:
         old_receipts = [service.receipt(session, h) for h in hashes]
         expected = expected_anchors(session)
@@ -189,8 +200,7 @@ def test_every_batch_is_anchored_again_and_the_event_is_a_record(
 def test_a_half_done_reanchor_is_finished_by_running_it_again(
     database: Database, registry, wiped, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
-    append_records(database, 10)
-    _anchor_all(database, registry.address, registry.client, batch_max=2)
+    _append_anchored(database, registry.address, registry.client, [2] * 5)
     chain, key = wiped
     client = ChainClient(chain.rpc_url, key)
     target = client.deploy_registry().address
@@ -246,7 +256,7 @@ def test_a_registry_holding_other_roots_is_an_alteration_and_nothing_changes(
     ]
     with database.sessions() as session:
         [head] = [h for h in repository.all_log_heads(session) if h.log == "suggestions"]
-        assert head.next_position == 3  # no record was written
+        assert head.next_position == 4  # no record was written (3 and the map head)
         expected = expected_anchors(session)
     # Had the store's batches named that registry, the check would call it a conflict too.
     [e] = expected
@@ -323,7 +333,7 @@ def test_a_version_1_store_moves_to_version_2_with_reanchor(
 
     # What a version 1 service left: batches of 5, each anchored with its own root and size,
     # and no log tree.
-    hashes = append_records(database, 12)
+    hashes: list[str] = []
     worker = AnchoringWorker(
         engine=database.engine,
         session_factory=database.sessions,
@@ -331,8 +341,9 @@ def test_a_version_1_store_moves_to_version_2_with_reanchor(
         config=WorkerConfig(contract=old, anchor_interval=0.0, batch_max=5, receipt_timeout=10.0),
     )
     try:
-        while worker.seal("suggestions", force=True) is not None:
-            pass
+        for size in (5, 5, 2):
+            hashes += append_records(database, size, first=len(hashes))
+            assert worker.seal("suggestions", force=True) is not None
     finally:
         for state in worker.logs:
             state.lock.release()
@@ -373,4 +384,5 @@ def test_a_version_1_store_moves_to_version_2_with_reanchor(
     with database.sessions() as session:
         receipt = service.receipt(session, hashes[7])
     assert isinstance(receipt, dict) and receipt["v"] == 2
-    assert receipt["proof"]["index"] == 7 and receipt["proof"]["size"] == 10
+    # entry 8 of the log (the first batch's map head is entry 5); batch 1 ends at 12
+    assert receipt["proof"]["index"] == 8 and receipt["proof"]["size"] == 12

@@ -50,9 +50,10 @@ def test_records_are_sealed_anchored_and_every_receipt_verifies(
     worker = _worker(database, registry)
     assert worker.step() is True
     [batch] = _batches(database)
-    assert (batch.number, batch.size, batch.state) == (0, 7, "anchored")
+    # the 7 records and the map of trail heads after them (PROTOCOL §10)
+    assert (batch.number, batch.size, batch.state) == (0, 8, "anchored")
     on_chain = registry.client.batch_of(registry.address, "suggestions", 0)
-    assert on_chain is not None and on_chain.root == batch.log_root and on_chain.size == 7
+    assert on_chain is not None and on_chain.root == batch.log_root and on_chain.size == 8
     reader = Web3ChainReader(ganache.rpc_url)
     with database.sessions() as session:
         for h in hashes:
@@ -64,18 +65,27 @@ def test_records_are_sealed_anchored_and_every_receipt_verifies(
     _release(worker)
 
 
-def test_batches_hold_at_most_batch_max_records_in_order(database: Database, registry) -> None:  # type: ignore[no-untyped-def]
-    append_records(database, 25)
-    worker = _worker(database, registry, batch_max=10)
+def test_a_batch_takes_every_waiting_record_and_ends_with_the_map_head(database: Database, registry) -> None:  # type: ignore[no-untyped-def]
+    worker = _worker(database, registry, batch_max=10, anchor_interval=3600.0)
+    append_records(database, 9)
+    assert worker.step() is False  # fewer than batch_max wait, and not for long
+    append_records(database, 16, subject="SG-OTHER")
+    while worker.step():
+        pass
+    append_records(database, 10, subject="SG-THIRD")
     while worker.step():
         pass
     batches = _batches(database)
+    # batch_max says when to seal; the batch takes all that wait, then its map head (§10)
     assert [(b.number, b.first_position, b.size, b.state) for b in batches] == [
-        (0, 0, 10, "anchored"),
-        (1, 10, 10, "anchored"),
-        (2, 20, 5, "anchored"),
+        (0, 0, 26, "anchored"),
+        (1, 26, 11, "anchored"),
     ]
-    assert registry.client.next_batch(registry.address, "suggestions") == 3
+    with database.sessions() as session:
+        types = list(session.scalars(select(RecordRow.type).order_by(RecordRow.position)))
+    assert [types[b.first_position + b.size - 1] for b in batches] == ["ledger.map_head"] * 2
+    assert types.count("ledger.map_head") == 2
+    assert registry.client.next_batch(registry.address, "suggestions") == 2
     with database.sessions() as session:
         leaves = list(session.scalars(select(RecordRow.leaf_hash).order_by(RecordRow.position)))
     for b in batches:
@@ -94,7 +104,7 @@ def test_a_small_batch_waits_for_the_anchor_interval(database: Database, registr
     assert worker.step() is False and _batches(database) == []
     clock["now"] = now + timedelta(seconds=61)
     assert worker.step() is True
-    assert [b.size for b in _batches(database)] == [3]
+    assert [b.size for b in _batches(database)] == [4]  # and the map head
     _release(worker)
 
 
@@ -139,8 +149,8 @@ def test_crash_after_the_tx_was_mined_before_it_was_recorded(database: Database,
         pass
     batches = _batches(database)
     assert [(b.number, b.size, b.state) for b in batches] == [
-        (0, 4, "anchored"),
-        (1, 2, "anchored"),
+        (0, 5, "anchored"),  # each with its map head
+        (1, 3, "anchored"),
     ]
     assert batches[0].tx_hash == signed.tx_hash
     assert registry.client.next_batch(registry.address, "suggestions") == 2
@@ -197,18 +207,31 @@ def test_only_one_worker_is_active_per_log(database: Database, registry, ganache
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
+    def write() -> None:  # records keep coming while both workers run
+        for i in range(6):
+            append_records(database, 5, subject=f"SG-MORE-{i}")
+
     threads = [threading.Thread(target=run, args=(w,)) for w in workers]
+    threads.append(threading.Thread(target=write))
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert not errors
     assert sorted(w.logs[0].held for w in workers) == [False, True]
+    [active] = [w for w in workers if w.logs[0].held]
+    while active.step():  # what was written after its last steps
+        pass
     batches = _batches(database)
-    assert [b.number for b in batches] == list(range(8))
+    assert len(batches) >= 2
+    assert [b.number for b in batches] == list(range(len(batches)))
     assert all(b.state == "anchored" for b in batches)
-    assert sum(b.size for b in batches) == 30
-    assert registry.client.next_batch(registry.address, "suggestions") == 8
+    # every record in exactly one batch, each batch ending with its map head
+    assert sum(b.size for b in batches) == 60 + len(batches)
+    assert [b.first_position for b in batches] == [0] + [
+        b.first_position + b.size for b in batches[:-1]
+    ]
+    assert registry.client.next_batch(registry.address, "suggestions") == len(batches)
     _release(*workers)
 
 
@@ -224,6 +247,6 @@ def test_an_unreachable_chain_is_reported_and_records_keep_coming(
     with database.sessions() as session:
         lag = service.anchoring_lag(session)["suggestions"]
         statuses = {s.log: s.state for s in repository.worker_statuses(session)}
-    assert lag["unanchored_records"] == 4
+    assert lag["unanchored_records"] == 5  # and the first batch's map head
     assert statuses["suggestions"] == "chain_unreachable"
     _release(worker)
