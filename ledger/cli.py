@@ -276,6 +276,30 @@ def cmd_log_keys(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_map_rebuild(settings: Settings, args: argparse.Namespace) -> int:
+    """Write each log's map of trail heads (PROTOCOL §10) again from its entries, checking
+    every batch's ``ledger.map_head`` against the replay."""
+    from core.records import LOGS
+    from ledger import repository as repo
+    from ledger import trailmap
+
+    engine, sessions = _session_scope(settings)
+    failed = 0
+    try:
+        for log in sorted(LOGS) if args.log is None else [args.log]:
+            try:
+                with sessions.begin() as session:
+                    head = repo.lock_log_head(session, log)
+                    replayed = trailmap.rebuild(session, head)
+                    print(f"{log}\t{replayed} map heads replayed, {head.map_trails} trails")
+            except RuntimeError as exc:  # a map head the entries do not give: nothing written
+                print(f"civic-ledger map rebuild: {exc}", file=sys.stderr)
+                failed = 1
+    finally:
+        engine.dispose()
+    return failed
+
+
 def cmd_deploy(settings: Settings) -> int:
     prepare_data_dir(settings)
     print(ensure_contract(settings, anchor_key(settings)))
@@ -492,6 +516,20 @@ def build_parser(
         help="why, in the record (public: no personal data); default: what was detected",
     )
     reanchor.add_argument("--json", action="store_true")
+
+    map_command = sub.add_parser("map", help="the logs' maps of trail heads (PROTOCOL §10)")
+    map_sub = map_command.add_subparsers(dest="action", required=True)
+    rebuild = map_sub.add_parser(
+        "rebuild",
+        help="write the maps again from the entries, checking every batch's map head",
+        description=(
+            "Run while the worker is stopped (it takes each log's head lock). Replays every "
+            "log's entries batch by batch, writes its map nodes again and checks each "
+            "ledger.map_head record against the replay; a map head the entries do not give is "
+            "reported, naming its batch, and that log is left as it was."
+        ),
+    )
+    rebuild.add_argument("--log", choices=["suggestions", "votes", "access"])
     return parser, sub
 
 
@@ -512,6 +550,8 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return cmd_reanchor(settings, args)
     if args.command == "log-keys":
         return cmd_log_keys(settings, args)
+    if args.command == "map":
+        return cmd_map_rebuild(settings, args)
     return SIMPLE_COMMANDS[args.command][0](settings)
 
 

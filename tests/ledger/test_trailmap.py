@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import random
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -161,3 +162,36 @@ def test_a_store_sealed_before_the_map_catches_up_at_its_next_seal(database: Dat
     body = _map_head(database, batch)["body"]
     assert body["trails"] == 7
     assert body["map_root"] == trailmap.map_root(_heads_before(database, body["index"])).hex()
+
+
+def test_civic_ledger_map_rebuild_replays_every_log_and_names_a_forged_map_head(
+    tmp_path: Path,
+) -> None:
+    from ledger.db import make_engine, make_session_factory
+    from ledger.migrate import upgrade
+    from tests.ledger.test_cli import run
+
+    (tmp_path / "data").mkdir()
+    url = f"sqlite:///{tmp_path / 'data' / 'civic-ledger.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    store = Database("sqlite", url, engine, make_session_factory(engine))
+    for round_ in range(2):
+        for i in range(3):
+            _append(store, f"SG-{i + round_:04d}")
+        _seal(store)
+    result = run(tmp_path, "map", "rebuild")
+    assert result.returncode == 0, result.stderr
+    assert "suggestions\t2 map heads replayed, 4 trails" in result.stdout
+
+    attack(  # the second map head's root, rewritten in the store
+        store,
+        (
+            "UPDATE records SET canonical = CAST(replace(canonical, 'map_root\":\"', "
+            "'map_root\":\"00') AS BLOB) WHERE log = 'suggestions' AND subject = 'ledger/map' AND seq = 1",
+            {},
+        ),
+    )
+    result = run(tmp_path, "map", "rebuild", "--log", "suggestions")
+    assert result.returncode == 1 and "batch 1's map head" in result.stderr
+    engine.dispose()
