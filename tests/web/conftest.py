@@ -87,7 +87,9 @@ class Keys:
             Cosigner("witness-b.example", bytes([2] * 32)),
         ]
     )
-    stranger: Cosigner = field(default_factory=lambda: Cosigner("stranger.example", bytes([3] * 32)))
+    stranger: Cosigner = field(
+        default_factory=lambda: Cosigner("stranger.example", bytes([3] * 32))
+    )
 
     def trust(self, quorum: int = 1) -> dict[str, Any]:
         return {

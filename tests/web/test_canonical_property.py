@@ -31,7 +31,9 @@ values = st.recursive(
 objects = st.dictionaries(text, values, max_size=8)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(objects)
 def test_js_canonical_bytes_equal_python(js: Oracle, value: dict[str, Any]) -> None:
     answer = js.ask({"op": "canonical", "text": json.dumps(value)})
@@ -55,7 +57,9 @@ def test_what_python_refuses_js_refuses(js: Oracle, text: str) -> None:
     assert "error" in js.ask({"op": "canonical", "text": text})
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.integers(-(2**60), 2**60))
 def test_integers_at_the_edges(js: Oracle, n: int) -> None:
     answer = js.ask({"op": "canonical", "text": json.dumps({"n": n})})
