@@ -671,9 +671,9 @@ PROSE = {
         "consistency proofs between consecutive checkpoints; the verdict is `valid`. The chain "
         "part is included (it costs seconds, not minutes). `monitor_cpu_s` is the monitor's "
         "own CPU: about half the time it waits for the API, which parses each stored record "
-        "and serialises the page. Measured on a 2-core Intel Xeon while the machine also ran "
-        "this session's test runs (load average 3.9 before, 3.2 after): on a quiet machine it "
-        "is faster."
+        "and serialises the page. Measured on a 2-core Intel Xeon shared with other work "
+        "(test suites of other sessions and of this one, each with its own ganache: load "
+        "average 3.9 before, 3.2 after): on a quiet machine it is faster."
     ),
 }
 
