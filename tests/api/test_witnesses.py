@@ -334,6 +334,33 @@ def test_a_stuck_witness_does_not_delay_a_healthy_ones_cosignatures(
             assert state is not None and state.size == 0
             assert "Timeout" in (state.last_error or "")
 
+        # Running (civic-ledger worker): one loop per witness, so the healthy witness's next
+        # batches are cosigned while the stuck one hangs again after its backoff.
+        # A fresh pusher: no backoff, the stuck witness is asked (and hangs) at once.
+        stop = threading.Event()
+        pusher = WitnessPusher(
+            database.sessions,
+            keys,
+            settings.witness_list,
+            every=0.05,
+            timeout=httpx.Timeout(timeout),
+        )
+        running = pusher.start(stop)
+        try:
+            for more in (4, 6):
+                _submit(client, 2, start=more)
+                _anchor(database, registry, batch_max=2)
+                wanted = list(range(more // 2 + 1))
+                started = time.monotonic()
+                while healthy_batches() != wanted and time.monotonic() - started < timeout:
+                    time.sleep(0.02)
+                assert healthy_batches() == wanted
+                assert time.monotonic() - started < timeout / 2
+        finally:
+            stop.set()
+            running.join(timeout * 3)
+        assert not running.is_alive()
+
 
 def _detail(client: TestClient, database: Database) -> dict[str, Any]:
     with database.sessions.begin() as session:
