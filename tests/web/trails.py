@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from datetime import timedelta
+from hashlib import sha256
 from typing import Any
 
 from core.records import SealedRecord, build_record
@@ -49,9 +50,12 @@ def trail_answer(
     records: int = 10,
     after: int = 0,
     heads: Callable[[Heads], Heads] | None = None,
+    other_trails: int = 0,
 ) -> dict[str, Any]:
     """The trail answer of SUBJECT: ``records`` records before batch 0's map head, ``after``
-    more in batch 1 (``records + after`` at most 12)."""
+    more in batch 1 (``records + after`` at most 12). ``other_trails`` adds that many heads of
+    other subjects to the map (so that proofs have the depth of a big map; those subjects'
+    records are not in the log, which no proof check can see)."""
     writer = TrailWriter(SUBJECT)
     writer.submitted()
     write_steps(writer, LOOP[: records + after - 1])
@@ -61,6 +65,8 @@ def trail_answer(
     found: Heads = {}
     for sealed in before:
         found[str(sealed.record["subject"])] = (int(sealed.record["seq"]), sealed.leaf_hash)
+    for n in range(other_trails):
+        found[f"SG-PAD-{n:07d}"] = (n % 7, sha256(b"pad %d" % n).digest())
     if heads is not None:
         found = heads(found)
     memory = MemoryMap()

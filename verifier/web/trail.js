@@ -351,6 +351,7 @@ export function checkCompleteness(map, subject, trailResult, trust, { latest = f
  * pending), else the completeness verdict when the answer carries a map, else `valid`. */
 export function verifyTrail(answer, trust, options = {}) {
   if (typeof answer === "string") answer = parseJson(answer);
+  trust = trustFromKeys(trust);
   const trusted = describeTrust(trust);
   const log = options.log || (isObject(answer) && answer.log) || "suggestions";
   if (!LOGS.includes(log)) throw new Error(`log must be one of ${LOGS}`);
