@@ -24,12 +24,21 @@ RFC 9162 consistency proof from it (``ledger.tree``) and the next anchored batch
 
 Pushing is idempotent: two worker processes (active and standby) pushing at once only make a
 witness answer 409 to one of them, which then takes the size named.
+
+Witnesses are pushed to concurrently, each in a thread of its own (``run``: one loop per
+witness; ``push_all``: one pass, every witness at once), and every request to a witness has
+its own timeout (``timeout``, 10 s to answer, 5 s to connect): a witness that accepts the
+connection and never answers costs its own thread that long, then its backoff, and delays
+neither the other witnesses' cosignatures nor their next passes. A witness's state and
+backoff are its own (``witness_state`` rows and ``_backoff`` entries are per witness), so the
+threads share nothing but the HTTP client's connection pool and the session factory.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -50,7 +59,7 @@ log = logging.getLogger("civic.witnesses")
 PUSH_EVERY = 2.0  # seconds between passes when nothing failed
 RETRY_FIRST = 2.0
 RETRY_MAX = 300.0
-TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+TIMEOUT = httpx.Timeout(10.0, connect=5.0)  # per request to one witness
 BATCHES_PER_PASS = 100  # per witness and log, so one long backlog does not hold up the rest
 SIZE_TYPE = "text/x.tlog.size"
 MAX_ERROR = 500  # characters of an error kept
@@ -82,34 +91,44 @@ class WitnessPusher:
     client: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=TIMEOUT))
     every: float = PUSH_EVERY
     clock: Clock = utc_now
+    timeout: httpx.Timeout = field(default_factory=lambda: TIMEOUT)
     _backoff: dict[tuple[str, str], _Backoff] = field(default_factory=dict)
 
     def push_all(self) -> int:
-        """One pass over every log and witness; how many cosignatures were stored."""
+        """One pass over every witness and log, the witnesses concurrently (a thread each);
+        how many cosignatures were stored. Returns when the slowest witness is done, while
+        each other witness's cosignatures are stored as soon as it answers."""
+        if len(self.witnesses) < 2:
+            return sum(self.push_witness(witness) for witness in self.witnesses)
+        with ThreadPoolExecutor(len(self.witnesses), thread_name_prefix="witness") as pool:
+            return sum(pool.map(self.push_witness, self.witnesses))
+
+    def push_witness(self, witness: Witness) -> int:
+        """One pass over every log for one witness, each log after its backoff; how many
+        cosignatures were stored. A failure is logged and backs off that witness and log."""
         stored = 0
-        for witness in self.witnesses:
-            for log_name in sorted(self.keys.signers):
-                backoff = self._backoff.setdefault((witness.key, log_name), _Backoff())
-                now = self.clock().timestamp()
-                if now < backoff.not_before:
-                    continue
-                try:
-                    stored += self.push(witness, log_name)
-                except Exception as exc:  # one witness's failure, not the whole pass's
-                    backoff.failures += 1
-                    delay = min(RETRY_MAX, RETRY_FIRST * 2 ** (backoff.failures - 1))
-                    backoff.not_before = now + delay
-                    log.warning(
-                        "witness %s, log %s: %s (next try in %.0f s)",
-                        witness.name,
-                        log_name,
-                        exc,
-                        delay,
-                        # a failure of the store (not kept for /healthz) with its traceback
-                        exc_info=not isinstance(exc, PushFailed),
-                    )
-                else:
-                    backoff.failures, backoff.not_before = 0, 0.0
+        for log_name in sorted(self.keys.signers):
+            backoff = self._backoff.setdefault((witness.key, log_name), _Backoff())
+            now = self.clock().timestamp()
+            if now < backoff.not_before:
+                continue
+            try:
+                stored += self.push(witness, log_name)
+            except Exception as exc:  # one witness's failure, not the whole pass's
+                backoff.failures += 1
+                delay = min(RETRY_MAX, RETRY_FIRST * 2 ** (backoff.failures - 1))
+                backoff.not_before = now + delay
+                log.warning(
+                    "witness %s, log %s: %s (next try in %.0f s)",
+                    witness.name,
+                    log_name,
+                    exc,
+                    delay,
+                    # a failure of the store (not kept for /healthz) with its traceback
+                    exc_info=not isinstance(exc, PushFailed),
+                )
+            else:
+                backoff.failures, backoff.not_before = 0, 0.0
         return stored
 
     def push(self, witness: Witness, log_name: str) -> int:
@@ -183,6 +202,7 @@ class WitnessPusher:
                 witness.add_checkpoint_url,
                 content=body.encode("utf-8"),
                 headers={"Content-Type": "text/plain; charset=utf-8"},
+                timeout=self.timeout,
             )
         except httpx.HTTPError as exc:
             raise PushFailed(f"{type(exc).__name__}: {exc}") from None
@@ -275,14 +295,31 @@ class WitnessPusher:
             state.conflict, state.conflict_size = str(conflict)[:MAX_ERROR], conflict.size
 
     def run(self, stop: threading.Event) -> None:
-        """Push at once, then every ``every`` seconds, until ``stop`` is set."""
+        """Push to every witness at once, then every ``every`` seconds, until ``stop`` is set:
+        one loop per witness, each in its own thread, so that a slow witness never holds up
+        another's next pass."""
+        loops = [
+            threading.Thread(
+                target=self._run_witness,
+                args=(witness, stop),
+                name=f"witness {witness.name}",
+                daemon=True,
+            )
+            for witness in self.witnesses
+        ]
+        for loop in loops:
+            loop.start()
+        for loop in loops:
+            loop.join()
+        self.client.close()
+
+    def _run_witness(self, witness: Witness, stop: threading.Event) -> None:
         while not stop.is_set():
             try:
-                self.push_all()
+                self.push_witness(witness)
             except Exception:  # the database away: the next pass tries again
-                log.warning("witness push pass failed", exc_info=True)
+                log.warning("witness %s: push pass failed", witness.name, exc_info=True)
             stop.wait(self.every)
-        self.client.close()
 
     def start(self, stop: threading.Event) -> threading.Thread:
         # httpx logs every request at INFO: one line per checkpoint and witness would drown

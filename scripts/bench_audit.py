@@ -75,7 +75,10 @@ class _Head:
 
 
 def _records(
-    n: int, rng: random.Random, heads: dict[tuple[str, str], _Head]
+    n: int,
+    rng: random.Random,
+    heads: dict[tuple[str, str], _Head],
+    access_share: float = ACCESS_SHARE,
 ) -> Iterator[tuple[str, str, int, str, bytes, bytes, str]]:
     """(log, subject, seq, type, leaf hash, canonical, accepted_at) in acceptance order;
     ``heads`` is filled with each trail's head, as the service keeps them."""
@@ -84,7 +87,7 @@ def _records(
     body_text = "幸福路口的路灯坏了三周，晚上行人和电动车都看不清路面，请尽快修复。"
     for i in range(n):
         moment += timedelta(microseconds=rng.randint(2_000, 20_000))
-        if rng.random() < ACCESS_SHARE:
+        if rng.random() < access_share:
             log, subject = "access", f"staff-{rng.randrange(STAFF):03d}"
             kind = "pii.read"
             actor = {"role": "staff", "id": subject}
@@ -142,9 +145,17 @@ def _records(
         yield log, subject, seq, kind, leaf, canonical, _stored_time(moment)
 
 
-def build_store(path: Path, n_records: int, batch_size: int, seed: int = 2026) -> dict[str, Any]:
+def build_store(
+    path: Path,
+    n_records: int,
+    batch_size: int,
+    seed: int = 2026,
+    *,
+    access_share: float = ACCESS_SHARE,
+) -> dict[str, Any]:
     """A migrated SQLite store at ``path`` with ``n_records`` records and sealed batches
-    (state ``sealed``; ``anchor_batches`` anchors them). Returns the batches to anchor."""
+    (state ``sealed``; ``anchor_batches`` anchors them). Returns the batches to anchor.
+    ``access_share`` of the records go to the access log (0: all in the suggestions log)."""
     from core import tlog
     from core.canonical import canonical_bytes
     from core.merkle import merkle_root
@@ -191,7 +202,9 @@ def build_store(path: Path, n_records: int, batch_size: int, seed: int = 2026) -
         numbers[log] += 1
         leaves[log] = []
 
-    for log, subject, seq, kind, leaf, canonical, accepted in _records(n_records, rng, heads):
+    for log, subject, seq, kind, leaf, canonical, accepted in _records(
+        n_records, rng, heads, access_share
+    ):
         if checked < 200:  # the fast serialisation is RFC 8785 for these records
             assert canonical_bytes(json.loads(canonical)) == canonical
             checked += 1

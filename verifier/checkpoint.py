@@ -50,6 +50,7 @@ __all__ = [
     "CheckpointTrust",
     "MalformedKey",
     "check_receipt_checkpoint",
+    "cosigners",
     "trust_from_keys",
 ]
 
@@ -156,3 +157,21 @@ def check_receipt_checkpoint(
     if len(cosigned) < trust.quorum:
         return CheckpointCheck(Verdict.UNCONFIRMED, done, opened)
     return CheckpointCheck(None, done, opened)
+
+
+def cosigners(note: str, trust: CheckpointTrust) -> list[dict[str, object]]:
+    """The trusted witnesses whose cosignatures of ``note`` verify, each once (its name, key ID
+    in hex and the earliest timestamp it cosigned with), sorted by name; empty when the note
+    does not open under ``trust`` (not signed by the log key, a bad line, not a checkpoint)."""
+    try:
+        opened = open_checkpoint(note, trust.log_key, trust.witnesses)
+    except (BadSignature, UnknownKey, WrongOrigin, MalformedNote, MalformedCheckpoint):
+        return []
+    earliest: dict[tuple[str, bytes], int] = {}
+    for line in opened.cosignatures:
+        key = (line.name, line.key_id)
+        earliest[key] = min(earliest.get(key, line.timestamp), line.timestamp)
+    return [
+        {"name": name, "key_id": key_id.hex(), "timestamp": timestamp}
+        for (name, key_id), timestamp in sorted(earliest.items())
+    ]

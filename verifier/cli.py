@@ -17,7 +17,9 @@ tracking code, service or chain unreachable). ``audit`` exits 0 only when the st
 version 2 receipt from its cosigned checkpoint instead of the chain (PROTOCOL §11,
 ``verifier.checkpoint``); with ``--rpc`` as well, both.
 
-``civic-verify serve`` runs the verifier's HTTP service (``verifier.service``).
+``civic-verify serve`` runs the verifier's HTTP service (``verifier.service``); with
+``--log-key``, ``--witness`` and ``--quorum`` it checks receipts from their checkpoints as
+``civic-verify receipt`` does (without ``--rpc``: no chain; with it: both).
 ``civic-verify witness serve`` is a C2SP tlog-witness that cosigns checkpoints anchored on chain
 (``verifier.cosigning``); ``civic-verify witness keygen`` makes its key.
 ``civic-verify witness --log LOG --key KEYFILE --api URL`` follows a log's batches and attests
@@ -108,28 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     receipt.add_argument("path", metavar="PATH|-", help="receipt JSON file, or - for stdin")
     _chain_options(receipt, timeout_help="per RPC call")
-    receipt.add_argument(
-        "--log-key",
-        metavar="VKEY",
-        help="the log's verifier key (<origin>+<key id>+<base64>): check the receipt's signed "
-        "checkpoint instead of the chain (PROTOCOL §11); the chain is asked as well only when "
-        "--rpc is given",
-    )
-    receipt.add_argument(
-        "--witness",
-        metavar="VKEY",
-        action="append",
-        default=[],
-        help="a trusted witness's cosignature/v1 verifier key (repeat for each witness)",
-    )
-    receipt.add_argument(
-        "--quorum",
-        metavar="W",
-        type=_count,
-        default=None,
-        help="how many of the --witness keys must have cosigned (default: 1 when witnesses are "
-        "given, else 0)",
-    )
+    _checkpoint_options(receipt, "the receipt's")
     receipt.set_defaults(run=_run_receipt)
 
     trail = commands.add_parser(
@@ -186,6 +167,33 @@ def _log_options(parser: argparse.ArgumentParser, log_key_help: str) -> None:
         "--timeout", metavar="SECONDS", type=_seconds, default=10.0, help="per request"
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def _checkpoint_options(parser: argparse.ArgumentParser, whose: str) -> None:
+    """``--log-key``, ``--witness`` and ``--quorum`` (``receipt``, ``serve``); read by
+    ``_checkpoint_trust``."""
+    parser.add_argument(
+        "--log-key",
+        metavar="VKEY",
+        help=f"the log's verifier key (<origin>+<key id>+<base64>): check {whose} signed "
+        "checkpoint instead of the chain (PROTOCOL §11); the chain is asked as well only when "
+        "--rpc is given",
+    )
+    parser.add_argument(
+        "--witness",
+        metavar="VKEY",
+        action="append",
+        default=[],
+        help="a trusted witness's cosignature/v1 verifier key (repeat for each witness)",
+    )
+    parser.add_argument(
+        "--quorum",
+        metavar="W",
+        type=_count,
+        default=None,
+        help="how many of the --witness keys must have cosigned (default: 1 when witnesses are "
+        "given, else 0)",
+    )
 
 
 def _log_key(args: argparse.Namespace) -> Ed25519Verifier | None:
@@ -452,7 +460,10 @@ def _add_serve_command(commands: Any) -> None:
         help="run the verifier's HTTP service",
         description=(
             "Serve POST /verify/receipt, GET /verify/trail/{code} and GET /verify/batch/{log}/{n} "
-            "over HTTP (OpenAPI docs at /docs). Holds no database."
+            "over HTTP (OpenAPI docs at /docs). Holds no database. With --log-key, receipts are "
+            "checked from their cosigned checkpoints (PROTOCOL §11), as civic-verify receipt "
+            "--log-key does: without --rpc no chain is asked (trails and batches then answer "
+            "503), with --rpc the chain is asked as well and both must pass."
         ),
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
@@ -460,8 +471,10 @@ def _add_serve_command(commands: Any) -> None:
     serve.add_argument(
         "--rpc",
         metavar="URL",
-        help=f"chain JSON-RPC endpoint (default: ${RPC_ENV}, else {DEFAULT_RPC})",
+        help=f"chain JSON-RPC endpoint (default: ${RPC_ENV}, else {DEFAULT_RPC}; with --log-key: "
+        "none unless given)",
     )
+    _checkpoint_options(serve, "each receipt's")
     serve.add_argument(
         "--api",
         metavar="URL",
@@ -492,6 +505,9 @@ def _run_serve(args: argparse.Namespace, tools: _Tools) -> int:
 
     from verifier.service import CORS_ENV, cors_origins_from, create_verifier_app, default_port
 
+    trust = _checkpoint_trust(args)
+    # With the log's key the chain is a second, optional check: asked only when named.
+    rpc = _rpc_url(args) if trust is None or args.rpc is not None else None
     api = args.api or os.environ.get("CIVIC_API_URL") or f"http://127.0.0.1:{_api_port()}"
     try:
         origins = cors_origins_from(
@@ -507,7 +523,7 @@ def _run_serve(args: argparse.Namespace, tools: _Tools) -> int:
         sys.stderr.write("civic-verify: CIVIC_VERIFIER_PORT is not a port number\n")
         return EXIT_NO_VERDICT
     app = create_verifier_app(
-        rpc_url=_rpc_url(args),
+        rpc_url=rpc,
         api_url=api,
         reader_factory=tools.reader_factory,
         http_transport=tools.http_transport,
@@ -515,6 +531,7 @@ def _run_serve(args: argparse.Namespace, tools: _Tools) -> int:
         timeout=args.timeout,
         cache=not args.no_cache,
         production=os.environ.get("CIVIC_ENV", "").strip() == "production",
+        trust=trust,
     )
     uvicorn.run(app, host=args.host, port=port, log_level="info")
     return EXIT_VALID

@@ -39,6 +39,84 @@ RECEIPT_PATH = "/api/v1/records/{hash}/receipt"
 MAX_TRAIL = 1000  # records followed back from the tally to the opened record
 
 
+class ServiceClient:
+    """GETs from the service's public API over one HTTP client (kept alive between requests,
+    for callers that make many: ``civic-verify monitor``), every answer judged the same way:
+    ``unavailable`` is raised for a URL that is not http(s), no answer, a status other than
+    ``accept`` (any 2xx by default) or, from ``get_json``, an answer that is not strict JSON
+    (parsed as strictly as a receipt). A 404 is returned for the caller to name what is
+    unknown."""
+
+    def __init__(
+        self,
+        api: str,
+        unavailable: type[VerificationError],
+        *,
+        timeout: float,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        parts = urlsplit(api)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise unavailable(f"{api!r} is not an http(s) URL of the service")
+        self.given, self.api = api, api.rstrip("/")
+        self.unavailable, self.timeout = unavailable, timeout
+        self.client = httpx.Client(transport=transport, timeout=timeout, follow_redirects=True)
+
+    def get(
+        self,
+        path: str,
+        what: str,
+        *,
+        params: dict[str, int] | None = None,
+        accept: tuple[int, ...] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[str, httpx.Response | None]:
+        """``GET {api}{path}``: (url, the response), or (url, None) for a 404."""
+        url = self.api + path
+        try:
+            response = self.client.get(url, params=params, headers=headers)
+        except httpx.TimeoutException as exc:
+            raise self.unavailable(
+                f"no answer from {url} within {self.timeout:g} s ({exc})"
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise self.unavailable(f"cannot reach {self.given}: {exc}") from exc
+        status = response.status_code
+        if status == 404:
+            return url, None
+        if not (response.is_success if accept is None else status in accept):
+            raise self.unavailable(f"{url} answered HTTP {status}, not {what}")
+        return url, response
+
+    def get_json(
+        self,
+        path: str,
+        what: str,
+        *,
+        params: dict[str, int] | None = None,
+        accept: tuple[int, ...] | None = None,
+    ) -> tuple[str, int, Any]:
+        """(url, status, the answer parsed strictly), or (url, 404, None)."""
+        url, response = self.get(
+            path, what, params=params, accept=accept, headers={"Accept": "application/json"}
+        )
+        if response is None:
+            return url, 404, None
+        try:
+            return url, response.status_code, receipt_from_json(response.content)
+        except ReceiptMalformed as exc:
+            raise self.unavailable(f"{url} did not answer with strict JSON: {exc}") from exc
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> ServiceClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
 def _get_strict_json(
     api: str,
     path: str,
@@ -49,30 +127,9 @@ def _get_strict_json(
     transport: httpx.BaseTransport | None,
     accept: tuple[int, ...] | None = None,
 ) -> tuple[str, int, Any]:
-    """``GET {api}{path}``: (url, status, the answer parsed as strictly as a receipt), or
-    (url, 404, None) for the caller to name what is unknown. ``unavailable`` is raised for a
-    URL that is not http(s), no answer, another status than ``accept`` (any 2xx by default),
-    or an answer that is not strict JSON."""
-    parts = urlsplit(api)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise unavailable(f"{api!r} is not an http(s) URL of the service")
-    url = api.rstrip("/") + path
-    try:
-        with httpx.Client(transport=transport, timeout=timeout, follow_redirects=True) as client:
-            response = client.get(url, headers={"Accept": "application/json"})
-    except httpx.TimeoutException as exc:
-        raise unavailable(f"no answer from {url} within {timeout:g} s ({exc})") from exc
-    except httpx.HTTPError as exc:
-        raise unavailable(f"cannot reach {api}: {exc}") from exc
-    status = response.status_code
-    if status == 404:
-        return url, status, None
-    if not (response.is_success if accept is None else status in accept):
-        raise unavailable(f"{url} answered HTTP {status}, not {what}")
-    try:
-        return url, status, receipt_from_json(response.content)
-    except ReceiptMalformed as exc:
-        raise unavailable(f"{url} did not answer with strict JSON: {exc}") from exc
+    """One ``ServiceClient.get_json`` on a client of its own."""
+    with ServiceClient(api, unavailable, timeout=timeout, transport=transport) as service:
+        return service.get_json(path, what, accept=accept)
 
 
 # -- a suggestion's trail --------------------------------------------------------------------

@@ -26,7 +26,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
@@ -40,7 +39,7 @@ from core.records import LOGS, is_hex64
 from core.verdicts import Verdict
 from verifier.chain import ChainReader
 from verifier.errors import VerificationError
-from verifier.receipt import receipt_from_json
+from verifier.fetch import ServiceClient
 
 PAGE = 1000
 MAX_BATCHES = 10_000_000
@@ -77,45 +76,24 @@ class MonitorResult:
         }
 
 
-class _Service:
-    def __init__(self, api: str, timeout: float, transport: httpx.BaseTransport | None) -> None:
-        parts = urlsplit(api)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise MonitorUnavailable(f"{api!r} is not an http(s) URL of the service")
-        self.api = api.rstrip("/")
-        self.client = httpx.Client(transport=transport, timeout=timeout, follow_redirects=True)
+def _service(api: str, timeout: float, transport: httpx.BaseTransport | None) -> ServiceClient:
+    return ServiceClient(api, MonitorUnavailable, timeout=timeout, transport=transport)
 
-    def get(self, path: str, params: dict[str, int] | None = None) -> httpx.Response | None:
-        url = self.api + path
-        try:
-            response = self.client.get(url, params=params)
-        except httpx.HTTPError as exc:
-            raise MonitorUnavailable(f"cannot reach {url}: {exc}") from exc
-        if response.status_code == 404:
-            return None
-        if not response.is_success:
-            raise MonitorUnavailable(f"{url} answered HTTP {response.status_code}")
-        return response
 
-    def json(self, path: str, params: dict[str, int]) -> Any:
-        response = self.get(path, params)
-        if response is None:
-            raise MonitorUnavailable(f"{self.api}{path} answered 404")
-        try:
-            return receipt_from_json(response.content)
-        except VerificationError as exc:
-            raise MonitorUnavailable(f"{self.api}{path} did not answer strict JSON: {exc}") from exc
-
-    def close(self) -> None:
-        self.client.close()
+def _json(service: ServiceClient, path: str, what: str, params: dict[str, int]) -> Any:
+    """The service's strict JSON answer at ``path``; MonitorUnavailable for a 404 too."""
+    url, status, answer = service.get_json(path, what, params=params)
+    if status == 404:
+        raise MonitorUnavailable(f"{url} answered 404, not {what}")
+    return answer
 
 
 def _fetch_checkpoint(
-    service: _Service, log: str, batch: int, log_key: Ed25519Verifier | None
+    service: ServiceClient, log: str, batch: int, log_key: Ed25519Verifier | None
 ) -> Checkpoint | None:
     """Checkpoint ``batch`` of the log (None when the service has none), its signature checked
     under ``log_key`` when given. Raises NoteError, MalformedCheckpoint."""
-    response = service.get(f"/api/v1/logs/{log}/checkpoints/{batch}")
+    _url, response = service.get(f"/api/v1/logs/{log}/checkpoints/{batch}", "a checkpoint")
     if response is None:
         return None
     if log_key is not None:
@@ -124,9 +102,9 @@ def _fetch_checkpoint(
     return parse_checkpoint(text)
 
 
-def _consistency_proof(service: _Service, log: str, old: int, new: int) -> list[bytes]:
+def _consistency_proof(service: ServiceClient, log: str, old: int, new: int) -> list[bytes]:
     """The service's consistency proof from size ``old`` to ``new`` of the log."""
-    answer = service.json(f"/api/v1/logs/{log}/consistency", {"from": old, "to": new})
+    answer = _json(service, f"/api/v1/logs/{log}/consistency", "a proof", {"from": old, "to": new})
     path = answer.get("path") if isinstance(answer, dict) else None
     if not isinstance(path, list) or not all(isinstance(h, str) and is_hex64(h) for h in path):
         raise MonitorUnavailable(f"consistency {old}..{new}: not a proof")
@@ -148,7 +126,7 @@ def monitor_log(
     if log not in LOGS:
         raise MonitorUnavailable(f"unknown log {log!r}; logs are {', '.join(sorted(LOGS))}")
     result = MonitorResult(log)
-    service = _Service(api, timeout, transport)
+    service = _service(api, timeout, transport)
     try:
         checkpoints = _checkpoints(service, log, log_key, result)
         if result.verdict is not Verdict.VALID:
@@ -170,7 +148,7 @@ def monitor_log(
 
 
 def _checkpoints(
-    service: _Service, log: str, log_key: Ed25519Verifier | None, result: MonitorResult
+    service: ServiceClient, log: str, log_key: Ed25519Verifier | None, result: MonitorResult
 ) -> list[Checkpoint]:
     found: list[Checkpoint] = []
     for batch in range(MAX_BATCHES):
@@ -209,7 +187,7 @@ def _fail(
 
 
 def _against_chain(
-    service: _Service,
+    service: ServiceClient,
     chain: ChainReader,
     contract: str | None,
     log: str,
@@ -217,7 +195,7 @@ def _against_chain(
     result: MonitorResult,
 ) -> None:
     if contract is None:
-        export = service.json(f"/api/v1/anchors/{log}/0", {})
+        export = _json(service, f"/api/v1/anchors/{log}/0", "a batch", {})
         contract = export.get("contract") if isinstance(export, dict) else None
         if not isinstance(contract, str):
             raise MonitorUnavailable("the service names no registry for the log's batches")
@@ -238,7 +216,7 @@ def _against_chain(
 
 
 def _recompute(
-    service: _Service,
+    service: ServiceClient,
     log: str,
     checkpoints: list[Checkpoint],
     result: MonitorResult,
@@ -251,7 +229,9 @@ def _recompute(
     pending = list(enumerate(checkpoints))
     while tree.size < end:
         start, stop = tree.size, min(end, tree.size + PAGE)
-        answer = service.json(f"/api/v1/logs/{log}/entries", {"start": start, "end": stop})
+        answer = _json(
+            service, f"/api/v1/logs/{log}/entries", "entries", {"start": start, "end": stop}
+        )
         entries = answer.get("entries") if isinstance(answer, dict) else None
         if not isinstance(entries, list) or len(entries) != stop - start:
             raise MonitorUnavailable(f"entries {start}..{stop - 1}: not the entries asked for")
@@ -313,7 +293,7 @@ def _leaf(entry: Any, index: int, result: MonitorResult) -> bytes | None:
 
 
 def _consistency(
-    service: _Service, log: str, checkpoints: list[Checkpoint], result: MonitorResult
+    service: ServiceClient, log: str, checkpoints: list[Checkpoint], result: MonitorResult
 ) -> None:
     for batch in range(1, len(checkpoints)):
         old, new = checkpoints[batch - 1], checkpoints[batch]
@@ -383,7 +363,7 @@ def check_consistency(
     if not 0 < old <= new:
         raise MonitorUnavailable(f"need 1 <= from <= to; got from={old}, to={new}")
     result = ConsistencyResult(log, old, new, signatures_checked=log_key is not None)
-    service = _Service(api, timeout, transport)
+    service = _service(api, timeout, transport)
     try:
         found: dict[int, tuple[int, Checkpoint]] = {}
         for batch in range(MAX_BATCHES):

@@ -17,7 +17,18 @@ batch exports; every answer is checked against the chain.
   of the log's tree before the batch and the batch's leaves → the log's root at its end) and
   compared with ``batchOf`` on chain, the frontier with the root anchored for the batch before
   (``verify_batch_export``), with the attestation count.
-* ``GET /healthz``: whether the chain endpoint answers.
+* ``GET /healthz``: whether the chain endpoint answers, and what the service trusts.
+
+Version 2 receipts (PROTOCOL §11) carry their batch's cosigned checkpoint. Given ``trust``
+(``civic-verify serve --log-key VKEY [--witness VKEY …] [--quorum W]``, the meaning of
+``civic-verify receipt``), ``POST /verify/receipt`` checks that checkpoint: signed by the log's
+key, its size and root the receipt's, cosigned by at least W of the trusted witnesses. Without a
+chain endpoint (no ``--rpc``) that is step 4, and the service never asks a chain about receipts;
+with one, the chain is asked as well and both must pass (each is compared with the receipt's
+size and root, so both passing means they agree). The answer then names the trusted witnesses
+whose cosignatures verified (``cosigners``) and the trust roots asked (``trust_roots``). A
+service without a chain endpoint answers trails and batches, which are checked on chain only,
+with 503.
 
 Errors are ``{"error": <class name>, "detail": <message>}``, as in the API.
 
@@ -49,6 +60,7 @@ from verifier.batch import (
     verify_batch_export,
 )
 from verifier.chain import CachingChainReader, ChainReader, ReaderFactory, Web3ChainReader
+from verifier.checkpoint import CheckpointTrust, cosigners
 from verifier.errors import (
     ChainError,
     ChainUnreachable,
@@ -60,7 +72,7 @@ from verifier.errors import (
 from verifier.fetch import fetch_batch_export, fetch_trail
 from verifier.openapi import install_error_documentation
 from verifier.present import trail_answer
-from verifier.receipt import verify_receipt_json
+from verifier.receipt import receipt_from_json, verify_receipt_json
 from verifier.security import JSON_ONLY_CSP, SecurityHeaders, static_policy
 from verifier.trail import verify_trail
 
@@ -122,10 +134,14 @@ def _endpoint(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}"
 
 
+class NoChainEndpoint(VerificationError):
+    """The service was started without a chain endpoint (receipts from checkpoints only)."""
+
+
 def _status_of(exc: VerificationError) -> int:
     if isinstance(exc, UnknownTrackingCode | UnknownBatch):
         return 404
-    if isinstance(exc, ChainUnreachable):
+    if isinstance(exc, ChainUnreachable | NoChainEndpoint):
         return 503
     # The API unreachable or not answering with a trail/export; the chain answering nonsense.
     return 502
@@ -187,9 +203,29 @@ async def _read_limited(request: Request, limit: int) -> bytes:
 Count = Annotated[int, Query(ge=0, le=_MAX_COUNT)]
 
 
+def _receipt_cosigners(body: bytes, trust: CheckpointTrust) -> list[dict[str, object]]:
+    """The trusted witnesses that cosigned the receipt's checkpoint (none when it has none)."""
+    try:
+        receipt = receipt_from_json(body)
+    except VerificationError:
+        return []
+    note = receipt.get("checkpoint") if isinstance(receipt, dict) else None
+    return cosigners(note, trust) if isinstance(note, str) else []
+
+
+def _trust_summary(trust: CheckpointTrust | None) -> dict[str, Any] | None:
+    if trust is None:
+        return None
+    return {
+        "log_key": trust.log_key.verifier_key,
+        "witnesses": sorted(w.name for w in trust.witnesses),
+        "quorum": trust.quorum,
+    }
+
+
 def create_verifier_app(
     *,
-    rpc_url: str,
+    rpc_url: str | None,
     api_url: str,
     reader_factory: ReaderFactory = Web3ChainReader,
     http_transport: httpx.BaseTransport | None = None,
@@ -198,18 +234,36 @@ def create_verifier_app(
     cache: bool = True,
     max_receipt_bytes: int = MAX_RECEIPT_BYTES,
     production: bool = False,
+    trust: CheckpointTrust | None = None,
 ) -> FastAPI:
     """The verifier's FastAPI app (see the module doc).
 
     ``reader_factory(rpc_url, timeout)`` makes the chain reader (wrapped in a
-    ``CachingChainReader`` unless ``cache`` is False); ``http_transport`` carries requests to
+    ``CachingChainReader`` unless ``cache`` is False); ``rpc_url`` may be None only with
+    ``trust`` (receipts from their checkpoints alone); ``http_transport`` carries requests to
     the civic-ledger API at ``api_url`` (tests pass an ``httpx.MockTransport``). Every answer
     carries the security headers of docs/SECURITY.md; ``production`` adds HSTS.
     """
     if "*" in cors_origins:
         raise ValueError("the verifier allows only the portal's own origins, never '*'")
-    inner = reader_factory(rpc_url, timeout)
-    reader: ChainReader = CachingChainReader(inner) if cache else inner
+    if rpc_url is None and trust is None:
+        raise ValueError("the verifier needs a chain endpoint, the log's key, or both")
+    reader: ChainReader | None = None
+    if rpc_url is not None:
+        inner = reader_factory(rpc_url, timeout)
+        reader = CachingChainReader(inner) if cache else inner
+    trust_roots = [
+        name for name, given in (("checkpoint", trust), ("chain", reader)) if given is not None
+    ]
+
+    def chain_reader() -> ChainReader:
+        if reader is None:
+            raise NoChainEndpoint(
+                "this verifier was started without a chain endpoint (--log-key without --rpc): "
+                "it checks receipts from their checkpoints; trails and batches are checked on "
+                "chain"
+            )
+        return reader
 
     app = FastAPI(
         title="civic-ledger verifier",
@@ -258,8 +312,15 @@ def create_verifier_app(
             reader,
             min_confirmations=min_confirmations,
             min_attestations=min_attestations,
+            trust=trust,
         )
-        return result.to_dict()
+        answer = result.to_dict()
+        if trust is not None:
+            answer["trust_roots"] = trust_roots
+            # Named only once the checkpoint step ran (not for a receipt that failed before).
+            checked = any(check.name == "checkpoint" for check in result.checks)
+            answer["cosigners"] = _receipt_cosigners(body, trust) if checked else []
+        return answer
 
     @app.get(
         "/verify/trail/{tracking_code}",
@@ -276,10 +337,11 @@ def create_verifier_app(
         min_confirmations: Count = 0,
         min_attestations: Count = 0,
     ) -> dict[str, Any]:
+        chain = chain_reader()
         trail = fetch_trail(api_url, tracking_code, timeout=timeout, transport=http_transport)
         result = verify_trail(
             trail.records,
-            reader,
+            chain,
             subject=tracking_code,
             min_confirmations=min_confirmations,
             min_attestations=min_attestations,
@@ -303,23 +365,41 @@ def create_verifier_app(
     ) -> dict[str, Any]:
         if log not in LOGS:
             raise HTTPException(404, f"unknown log {log!r}; logs are {', '.join(sorted(LOGS))}")
+        chain = chain_reader()
         export = fetch_batch_export(api_url, log, n, timeout=timeout, transport=http_transport)
         if isinstance(export, str):
             return pending_batch(log, n, export).to_dict()
-        return verify_batch_export(export, reader, log=log, batch=n).to_dict()
+        return verify_batch_export(export, chain, log=log, batch=n).to_dict()
 
-    @app.get("/healthz", summary="Whether the chain endpoint answers")
+    @app.get("/healthz", summary="Whether the chain endpoint answers, and what is trusted")
     def healthz() -> JSONResponse:
+        checkpoints = _trust_summary(trust)
+        if rpc_url is None or reader is None:
+            return JSONResponse(
+                {
+                    "status": "ok",
+                    "chain": None,
+                    "checkpoints": checkpoints,
+                    "api": _endpoint(api_url),
+                }
+            )
         chain: dict[str, Any] = {"rpc": _endpoint(rpc_url)}
         try:
             chain.update(chain_id=reader.chain_id(), latest_block=reader.block_number())
         except (ChainError, ContractMismatch) as exc:
             chain["error"] = str(exc)
             return JSONResponse(
-                {"status": "chain_unreachable", "chain": chain, "api": _endpoint(api_url)},
+                {
+                    "status": "chain_unreachable",
+                    "chain": chain,
+                    "checkpoints": checkpoints,
+                    "api": _endpoint(api_url),
+                },
                 status_code=503,
             )
-        return JSONResponse({"status": "ok", "chain": chain, "api": _endpoint(api_url)})
+        return JSONResponse(
+            {"status": "ok", "chain": chain, "checkpoints": checkpoints, "api": _endpoint(api_url)}
+        )
 
     install_error_documentation(app, _ERROR_SCHEMA)
     return app

@@ -8,16 +8,19 @@ changes nothing.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import segno
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.datastructures import FormData, UploadFile
 
@@ -82,7 +85,7 @@ def _text(form: FormData, name: str) -> str:
 def _labels(request: Request) -> dict[str, str]:
     """The words portal.js puts on badges, in the page's language."""
     lang = language_of(request)
-    wanted = ("verdict.", "copy.", "verify.fetch_failed", "receipt.download")
+    wanted = ("verdict.", "copy.", "verify.fetch_failed", "receipt.download", "browser.")
     return {k: v[lang] for k, v in messages().items() if k.startswith(wanted)}
 
 
@@ -501,6 +504,57 @@ def _explain_receipt(
     return explained
 
 
+STATIC = Path(__file__).resolve().parent / "static"
+OFFLINE_FILE = "civic-verify-offline.html"
+
+
+def _csp_hash(text: str) -> str:
+    return (
+        "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode() + "'"
+    )
+
+
+def offline_verifier_html() -> str | None:
+    """The self-contained offline verifier (issue 17 item 5): static/offline/verifier.html with
+    the bundle (static/dist/civic-verify.js), its page script and its style inlined, and a CSP
+    that allows exactly those inline scripts and nothing from anywhere (``connect-src 'none'``).
+    None when the bundle has not been built (./scripts/setup builds it)."""
+    bundle_path = STATIC / "dist" / "civic-verify.js"
+    if not bundle_path.is_file():
+        return None
+    offline = STATIC / "offline"
+    bundle = bundle_path.read_text(encoding="utf-8").replace("</script", "<\\/script")
+    app = (offline / "verifier.js").read_text(encoding="utf-8").replace("</script", "<\\/script")
+    css = (offline / "verifier.css").read_text(encoding="utf-8")
+    csp = (
+        f"default-src 'none'; script-src {_csp_hash(bundle)} {_csp_hash(app)}; "
+        f"style-src {_csp_hash(css)}; img-src data:; connect-src 'none'; form-action 'none'; "
+        "base-uri 'none'"
+    )
+    built = "civic-verify.js sha256 " + hashlib.sha256(bundle.encode("utf-8")).hexdigest()[:16]
+    page = (offline / "verifier.html").read_text(encoding="utf-8")
+    page = page.replace("@CSP@", csp).replace("@CSS@", css).replace("@BUILT@", built)
+    before, after = page.split("@APP@", 1)
+    page = before + app + after
+    before, after = page.split("@BUNDLE@", 1)
+    return before + bundle + after
+
+
+@router.get("/verify/offline.html", name="portal_verify_offline", response_model=None)
+def verify_offline() -> Response:
+    """The offline verifier as one HTML file to keep (downloaded, opened from disk)."""
+    html = offline_verifier_html()
+    if html is None:
+        return PlainTextResponse(
+            "the browser verifier is not built: run ./scripts/setup", status_code=503
+        )
+    return Response(
+        html,
+        media_type="text/html; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{OFFLINE_FILE}"'},
+    )
+
+
 def _verify_page(
     request: Request,
     *,
@@ -522,6 +576,7 @@ def _verify_page(
         explained=explained,
         pending=pending,
         chain_down=chain_down,
+        labels=_labels(request),
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -96,3 +97,39 @@ def test_checkpoints_under_another_key_are_bad_signatures(
     )
     result = json.loads(capsys.readouterr().out)
     assert (code, result["verdict"], result["batch"]) == (1, "bad_signature", 0), result
+
+
+def test_a_service_that_cannot_answer_is_no_verdict_with_the_reason(
+    client: TestClient, anchored: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What the monitor fetches goes through verifier.fetch: no answer, another status and an
+    answer that is not strict JSON are 'no verdict' (exit 2), never a verdict on the log."""
+    real = bridge(client)
+    broken: dict[str, httpx.Response] = {}
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        for path, answer in broken.items():
+            if request.url.path.endswith(path):
+                return answer
+        return real.handle_request(request)
+
+    def monitor() -> tuple[int, str]:
+        code = main(
+            ["monitor", "--api", "http://testserver", "--json"],
+            http_transport=httpx.MockTransport(handle),
+            reader_factory=Web3ChainReader,
+        )
+        return code, capsys.readouterr().err
+
+    broken["/entries"] = httpx.Response(500, text="boom")
+    code, err = monitor()
+    assert code == 2 and "/entries answered HTTP 500, not entries" in err, err
+    broken["/entries"] = httpx.Response(200, content=b'{"entries": [], "entries": []}')
+    code, err = monitor()
+    assert code == 2 and "did not answer with strict JSON" in err, err
+    broken.clear()
+    broken["/consistency"] = httpx.Response(404, json={"detail": "no"})
+    code, err = monitor()
+    assert code == 2 and "answered 404, not a proof" in err, err
+    code = main(["monitor", "--api", "http://127.0.0.1:1", "--timeout", "2"])
+    assert code == 2 and "cannot reach http://127.0.0.1:1" in capsys.readouterr().err

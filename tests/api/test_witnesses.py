@@ -256,6 +256,112 @@ def test_409_422_and_conflicts(
         assert "size 7" in standing["conflict"]
 
 
+@pytest.fixture
+def stuck_witness() -> Iterator[str]:
+    """A witness URL whose socket accepts every connection, reads, and never answers."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    held: list[socket.socket] = []
+    done = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not done.is_set():
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                continue
+            held.append(connection)  # kept open, never answered
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/stuck"
+    finally:
+        done.set()
+        thread.join(5)
+        for connection in held:
+            connection.close()
+        listener.close()
+
+
+def test_a_stuck_witness_does_not_delay_a_healthy_ones_cosignatures(
+    database: Database, registry: Any, tmp_path: Path, witness_server: Any, stuck_witness: str
+) -> None:
+    url, doubles = witness_server
+    healthy = Cosigner("healthy.example.org", b"h" * 32)
+    stuck = Cosigner("stuck.example.org", b"s" * 32)
+    # The stuck witness first: pushed to one after the other, it would hold the healthy one
+    # up for the whole timeout.
+    witnesses = f"{stuck_witness}={stuck.verifier_key},{url}={healthy.verifier_key}"
+    settings = make_settings(database, tmp_path, witnesses=witnesses)
+    with TestClient(create_app(settings)) as client:
+        _submit(client, 4)
+        _anchor(database, registry, batch_max=2)  # ends 2 and 4
+        keys = LogKeys(settings)
+        doubles.append(WitnessDouble(healthy, keys.verifier_key("suggestions")))
+        timeout = 3.0
+        pusher = WitnessPusher(
+            database.sessions, keys, settings.witness_list, timeout=httpx.Timeout(timeout)
+        )
+        results: list[int] = []
+        started = time.monotonic()
+        passing = threading.Thread(target=lambda: results.append(pusher.push_all()))
+        passing.start()
+
+        def healthy_batches() -> list[int]:
+            with database.sessions() as session:
+                return sorted(
+                    session.scalars(
+                        select(WitnessCosignatureRow.batch).where(
+                            WitnessCosignatureRow.witness == healthy.name
+                        )
+                    ).all()
+                )
+
+        while healthy_batches() != [0, 1] and time.monotonic() - started < timeout:
+            time.sleep(0.02)
+        cosigned_after = time.monotonic() - started
+        assert healthy_batches() == [0, 1]
+        assert cosigned_after < timeout / 2, cosigned_after
+        assert passing.is_alive()  # the stuck witness still holds its own thread
+        passing.join(timeout * 3)
+        assert not passing.is_alive() and results == [2]
+        assert time.monotonic() - started >= timeout  # it waited for its own timeout only
+        with database.sessions() as session:
+            state = session.get(WitnessState, ("suggestions", stuck.name, stuck.verifier.key_id))
+            assert state is not None and state.size == 0
+            assert "Timeout" in (state.last_error or "")
+
+        # Running (civic-ledger worker): one loop per witness, so the healthy witness's next
+        # batches are cosigned while the stuck one hangs again after its backoff.
+        # A fresh pusher: no backoff, the stuck witness is asked (and hangs) at once.
+        stop = threading.Event()
+        pusher = WitnessPusher(
+            database.sessions,
+            keys,
+            settings.witness_list,
+            every=0.05,
+            timeout=httpx.Timeout(timeout),
+        )
+        running = pusher.start(stop)
+        try:
+            for more in (4, 6):
+                _submit(client, 2, start=more)
+                _anchor(database, registry, batch_max=2)
+                wanted = list(range(more // 2 + 1))
+                started = time.monotonic()
+                while healthy_batches() != wanted and time.monotonic() - started < timeout:
+                    time.sleep(0.02)
+                assert healthy_batches() == wanted
+                assert time.monotonic() - started < timeout / 2
+        finally:
+            stop.set()
+            running.join(timeout * 3)
+        assert not running.is_alive()
+
+
 def _detail(client: TestClient, database: Database) -> dict[str, Any]:
     with database.sessions.begin() as session:
         token = auth.add_account(session, role="inspector", name="监察 W").token

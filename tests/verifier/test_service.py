@@ -15,6 +15,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from core.checkpoint import Checkpoint, sign_checkpoint
+from core.cosignature import Cosigner
+from core.note import Ed25519Signer, decode_base64, encode_base64
 from ledger.chain import ChainClient
 from ledger.devchain import free_port
 from ledger.settings import Settings
@@ -23,6 +26,7 @@ from tests.fixtures.db import Database
 from tests.verifier.anchoring import Anchored, ExportService, anchor_batch, records_log
 from tests.verifier.fakes import Batch, FakeChain, suggestion_batch
 from verifier.chain import CachingChainReader, ChainReader, Web3ChainReader, log_id
+from verifier.checkpoint import CheckpointTrust
 from verifier.service import MAX_RECEIPT_BYTES, create_verifier_app
 
 API = "http://civic.test"
@@ -585,3 +589,152 @@ def test_serve_runs_the_app_with_its_settings(
 
     assert main(["serve", "--port", "0"]) == 2
     assert main(["serve", "--rpc", "ftp://nowhere"]) == 2
+
+
+# -- version 2: receipts from their cosigned checkpoints (PROTOCOL §11) ----------------------
+
+ORIGIN = "civic-ledger.localhost/suggestions"
+LOG_KEY = Ed25519Signer(ORIGIN, bytes([1]) * 32)
+WITNESS_1 = Cosigner("witness1.example", bytes([101]) * 32)
+WITNESS_2 = Cosigner("witness2.example", bytes([102]) * 32)
+NOW = 1_764_000_000
+
+
+def cosigned(
+    receipt: dict[str, Any], *witnesses: Cosigner, extra_lines: str = ""
+) -> dict[str, Any]:
+    """``receipt`` with its batch's checkpoint signed by LOG_KEY and cosigned by ``witnesses``."""
+    checkpoint = Checkpoint(
+        ORIGIN, receipt["proof"]["size"], bytes.fromhex(receipt["proof"]["root"])
+    )
+    note = sign_checkpoint(checkpoint, LOG_KEY)
+    note += "".join(w.cosign(checkpoint.text, NOW).line for w in witnesses) + extra_lines
+    return {**receipt, "checkpoint": note}
+
+
+def forged_line(receipt: dict[str, Any], claimed: Cosigner) -> str:
+    """A cosignature line naming ``claimed`` (its name and key ID) but signed by a key nobody
+    published: a cosignature by an unknown key posing as a trusted witness."""
+    impostor = Cosigner(claimed.name, bytes([7]) * 32)
+    text = Checkpoint(
+        ORIGIN, receipt["proof"]["size"], bytes.fromhex(receipt["proof"]["root"])
+    ).text
+    line = impostor.cosign(text, NOW).line
+    name, _, blob = line.rstrip("\n").rpartition(" ")
+    raw = decode_base64(blob)
+    return f"{name} {encode_base64(claimed.key_id + raw[4:])}\n"
+
+
+def offline_verifier(*witnesses: Cosigner, quorum: int, **kwargs: Any) -> TestClient:
+    def no_chain(rpc: str, timeout: float) -> Any:
+        raise AssertionError(f"the chain was asked ({rpc}) without an RPC endpoint")
+
+    trust = CheckpointTrust(LOG_KEY.verifier, tuple(w.verifier for w in witnesses), quorum)
+    app = create_verifier_app(
+        rpc_url=None, api_url=API, trust=trust, reader_factory=no_chain, **kwargs
+    )
+    return TestClient(app)
+
+
+def test_with_the_log_key_a_receipt_is_valid_offline_and_names_its_cosigners(
+    anchored: Anchored,
+) -> None:
+    receipt = cosigned(anchored.receipt(1), WITNESS_1, WITNESS_2)
+    with offline_verifier(WITNESS_1, WITNESS_2, quorum=2) as client:
+        result = post(client, receipt).json()
+        assert result["verdict"] == "valid", result["reason"]
+        assert "the chain was not asked" in result["reason"]
+        assert result["trust_roots"] == ["checkpoint"]
+        assert [(c["name"], c["key_id"], c["timestamp"]) for c in result["cosigners"]] == [
+            ("witness1.example", WITNESS_1.key_id.hex(), NOW),
+            ("witness2.example", WITNESS_2.key_id.hex(), NOW),
+        ]
+        # A receipt without a checkpoint has no trust root here.
+        bare = post(client, anchored.receipt(1)).json()
+        assert (bare["verdict"], bare["cosigners"]) == ("unconfirmed", [])
+        # Trails and batches are checked on chain: without one, no verdict (503).
+        for path in ("/verify/trail/SG-AAAA-BBBB-CCCC", "/verify/batch/suggestions/0"):
+            answer = client.get(path)
+            assert answer.status_code == 503, answer.text
+            assert answer.json()["error"] == "NoChainEndpoint"
+        health = client.get("/healthz").json()
+        assert (health["status"], health["chain"]) == ("ok", None)
+        assert health["checkpoints"] == {
+            "log_key": LOG_KEY.verifier_key,
+            "witnesses": ["witness1.example", "witness2.example"],
+            "quorum": 2,
+        }
+
+
+def test_a_cosignature_by_an_unknown_key_is_bad_signature(anchored: Anchored) -> None:
+    receipt = anchored.receipt(0)
+    forged = cosigned(receipt, extra_lines=forged_line(receipt, WITNESS_1))
+    with offline_verifier(WITNESS_1, quorum=1) as client:
+        result = post(client, forged).json()
+        assert result["verdict"] == "bad_signature", result["reason"]
+        assert "witness1.example" in result["reason"]
+        assert result["cosigners"] == []
+        # Under its own name and key ID, an untrusted witness's line is not counted at all.
+        untrusted = post(client, cosigned(receipt, WITNESS_2)).json()
+        assert (untrusted["verdict"], untrusted["cosigners"]) == ("unconfirmed", [])
+
+
+def test_fewer_trusted_cosigners_than_the_quorum_is_unconfirmed(anchored: Anchored) -> None:
+    receipt = cosigned(anchored.receipt(2), WITNESS_1)
+    with offline_verifier(WITNESS_1, WITNESS_2, quorum=2) as client:
+        result = post(client, receipt).json()
+        assert result["verdict"] == "unconfirmed"
+        assert result["reason"].startswith("1 of 2 trusted witnesses cosigned")
+        assert [c["name"] for c in result["cosigners"]] == ["witness1.example"]
+        # Step 5's on-chain counts cannot be had offline either.
+        required = post(
+            client, cosigned(anchored.receipt(2), WITNESS_1, WITNESS_2), min_confirmations=1
+        )
+        assert required.json()["verdict"] == "unconfirmed"
+
+
+def test_with_the_chain_as_well_checkpoint_and_chain_must_agree(
+    ganache: Any, anchored: Anchored
+) -> None:
+    trust = CheckpointTrust(LOG_KEY.verifier, (WITNESS_1.verifier,), 1)
+    app = create_verifier_app(rpc_url=ganache.rpc_url, api_url=API, trust=trust)
+    with TestClient(app) as client:
+        result = post(client, cosigned(anchored.receipt(0), WITNESS_1)).json()
+        assert result["verdict"] == "valid", result["reason"]
+        assert result["trust_roots"] == ["checkpoint", "chain"]
+        assert {c["name"] for c in result["checks"]} >= {"checkpoint", "anchored root and size"}
+        # A checkpoint, properly signed and cosigned, of a tree the chain did not anchor: the
+        # chain says otherwise and the verdict is the chain's.
+        other = records_log(6).receipt(0)
+        other["anchor"] = dict(anchored.anchor)
+        disagreeing = post(client, cosigned(other, WITNESS_1)).json()
+        assert disagreeing["verdict"] == "root_mismatch", disagreeing["reason"]
+        assert disagreeing["checks"][-1]["name"] != "checkpoint"
+
+
+def test_serve_takes_the_log_key_witnesses_and_quorum(
+    monkeypatch: pytest.MonkeyPatch, ganache: Any, anchored: Anchored
+) -> None:
+    import uvicorn
+
+    from verifier.cli import main
+
+    served: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: served.update(kwargs, app=app))
+
+    def no_chain(rpc: str, timeout: float) -> Any:
+        raise AssertionError(f"the chain was asked ({rpc}) without --rpc")
+
+    keys = ["--log-key", LOG_KEY.verifier_key, "--witness", WITNESS_1.verifier_key]
+    assert main(["serve", *keys, "--quorum", "1"], reader_factory=no_chain) == 0
+    with TestClient(served["app"]) as client:
+        result = post(client, cosigned(anchored.receipt(0), WITNESS_1)).json()
+        assert (result["verdict"], result["trust_roots"]) == ("valid", ["checkpoint"])
+    assert main(["serve", *keys, "--rpc", ganache.rpc_url]) == 0
+    with TestClient(served["app"]) as client:
+        result = post(client, cosigned(anchored.receipt(0))).json()
+        assert result["verdict"] == "unconfirmed"  # the default quorum is 1 with a witness
+        result = post(client, cosigned(anchored.receipt(0), WITNESS_1)).json()
+        assert (result["verdict"], result["trust_roots"]) == ("valid", ["checkpoint", "chain"])
+    assert main(["serve", "--witness", WITNESS_1.verifier_key]) == 2
+    assert main(["serve", *keys, "--quorum", "2"]) == 2
