@@ -27,7 +27,8 @@ from sqlalchemy.exc import DBAPIError
 
 from core.canonical import canonical_bytes
 from core.merkle import leaf_hash, merkle_root
-from core.records import build_record
+from core.records import MAP_SUBJECT, build_record
+from core.trailmap import MemoryMap, map_root
 from core.verdicts import TrailVerdict
 from ledger import auth, service, suggestions
 from ledger.models import RecordRow
@@ -49,11 +50,13 @@ pytestmark = pytest.mark.chain
 
 VAULT = Vault(secrets.token_bytes(32))
 LOG = "suggestions"
-BATCH_MAX = 5
+BATCH_MAX = 4
 # The suggestions log, four suggestions A–D, each submitted and moved three steps, one record
-# per transaction, interleaved: A0 B0 C0 D0 | A1 B1 C1 D1 | A2 B2 C2 D2 | A3 B3 C3 D3, so the
-# record of suggestion k at step s sits at position 4 * s + k. Batches of five:
-# batch 0 = positions 0–4, batch 1 = 5–9, batch 2 = 10–14, batch 3 = 15.
+# per transaction, interleaved, the worker sealing after each step: A0 B0 C0 D0 M0 | A1 B1 C1
+# D1 M1 | A2 B2 C2 D2 M2 | A3 B3 C3 D3 M3, where Mb is batch b's ledger.map_head record (the
+# last entry of every batch, PROTOCOL §10). So the record of suggestion k at step s sits at
+# position 5 * s + k and batch b's map head at 5 * b + 4. Batches of five entries:
+# batch 0 = positions 0–4, batch 1 = 5–9, batch 2 = 10–14, batch 3 = 15–19.
 STEPS = [
     ("SUBMITTED", "DEPUTY_ACCEPTED", {"role": "deputy", "id": "deputy-0000beef"}, {}),
     (
@@ -67,11 +70,17 @@ STEPS = [
 SUGGESTIONS = 4
 # How SQLite (query_only, or a file opened read-only) and PostgreSQL refuse a write.
 REFUSED = r"readonly database|read-only transaction"
-RECORDS = SUGGESTIONS * (1 + len(STEPS))
+BATCHES = 1 + len(STEPS)
+RECORDS = SUGGESTIONS * BATCHES + BATCHES  # the suggestions' records and one map head a batch
 
 
 def position(suggestion: int, step: int) -> int:
-    return SUGGESTIONS * step + suggestion
+    return (SUGGESTIONS + 1) * step + suggestion
+
+
+def map_head(batch: int) -> int:
+    """The position of batch ``batch``'s ledger.map_head record."""
+    return (SUGGESTIONS + 1) * batch + SUGGESTIONS
 
 
 @dataclass
@@ -138,31 +147,6 @@ def _append(db: Database, subject: str, frm: str, to: str, actor: Any, extra: An
 
 @pytest.fixture
 def store(database: Database, registry: Any, ganache: Any) -> Iterator[Store]:
-    codes = []
-    for i in range(SUGGESTIONS):
-        with database.sessions.begin() as session:
-            data = SuggestionIn(
-                title=f"幸福路第{i}号路灯不亮",
-                text="晚上路口一片漆黑，行人和电动车都看不清。",
-                category="城乡建设",
-                district="鼓楼区",
-            )
-            codes.append(
-                suggestions.submit(session, data, principal=None, vault=VAULT).tracking_code
-            )
-    for frm, to, actor, extra in STEPS:
-        for code in codes:
-            _append(database, code, frm, to, actor, extra)
-    for n in range(3):  # an account's reads of personal data: a trail in the access log
-        with database.sessions.begin() as session:
-            service.append_record(
-                session,
-                log="access",
-                type="pii.read",
-                subject="staff-7",
-                actor={"role": "staff", "id": "staff-7"},
-                body={"suggestion": codes[n], "field": "contact", "reason": "电话回访"},
-            )
     worker = AnchoringWorker(
         engine=database.engine,
         session_factory=database.sessions,
@@ -175,6 +159,35 @@ def store(database: Database, registry: Any, ganache: Any) -> Iterator[Store]:
             logs=["suggestions", "access"],
         ),
     )
+    codes = []
+    for i in range(SUGGESTIONS):
+        with database.sessions.begin() as session:
+            data = SuggestionIn(
+                title=f"幸福路第{i}号路灯不亮",
+                text="晚上路口一片漆黑，行人和电动车都看不清。",
+                category="城乡建设",
+                district="鼓楼区",
+            )
+            codes.append(
+                suggestions.submit(session, data, principal=None, vault=VAULT).tracking_code
+            )
+    while worker.step():  # a batch takes every waiting record: seal after each step
+        pass
+    for frm, to, actor, extra in STEPS:
+        for code in codes:
+            _append(database, code, frm, to, actor, extra)
+        while worker.step():
+            pass
+    for n in range(3):  # an account's reads of personal data: a trail in the access log
+        with database.sessions.begin() as session:
+            service.append_record(
+                session,
+                log="access",
+                type="pii.read",
+                subject="staff-7",
+                actor={"role": "staff", "id": "staff-7"},
+                body={"suggestion": codes[n], "field": "contact", "reason": "电话回访"},
+            )
     while worker.step():
         pass
     issued = {}
@@ -288,8 +301,12 @@ def test_a_clean_store_is_clean_and_the_cli_exits_0(
     by_log = {s.log: s for s in report.logs}
     assert by_log[LOG].records == RECORDS and by_log[LOG].batches == 4
     assert by_log[LOG].anchored_batches == 4 and by_log[LOG].chain_batches == 4
-    assert by_log[LOG].trails == SUGGESTIONS
-    assert by_log["access"].records == 3 and by_log["access"].trails == 1
+    # the suggestions' trails and the map's own trail (its map heads)
+    assert by_log[LOG].trails == SUGGESTIONS + 1
+    # the map replayed from the entries equals every map head (PROTOCOL §10)
+    assert by_log[LOG].map_heads == BATCHES
+    assert by_log["access"].records == 3 + 1 and by_log["access"].trails == 1 + 1
+    assert by_log["access"].map_heads == 1
     assert by_log["votes"].records == 0
     assert report.contract is not None and report.contract.lower() == store.contract.lower()
     assert report.to_dict()["clean"] is True
@@ -302,7 +319,7 @@ def test_a_clean_store_is_clean_and_the_cli_exits_0(
     assert "CLEAN" in out and f"{RECORDS:>10,} records" in out
     assert main([*argv, "--json"]) == 0
     answer = json.loads(capsys.readouterr().out)
-    assert answer["clean"] is True and answer["findings"] == [] and answer["records"] == 19
+    assert answer["clean"] is True and answer["findings"] == [] and answer["records"] == RECORDS + 4
 
 
 # -- the tamper suite ---------------------------------------------------------------------
@@ -329,7 +346,8 @@ def test_an_edited_record_is_altered(store: Store, change: Any) -> None:
     set_canonical(store.db, target.position, canonical_bytes(record))
 
     report = store.audit()
-    assert kinds(report) == [("altered", LOG, 5)]
+    # The row keeps its leaf hash: the map of trail heads, replayed from leaf hashes, agrees.
+    assert kinds(report) == [("altered", LOG, position(B, 1))]
     [found] = report.findings
     assert (found.batch, found.subject, found.seq) == (1, store.codes[B], 1)
     assert found.record_hash == target.leaf_hash.hex()
@@ -346,12 +364,19 @@ def test_a_record_rewritten_with_its_hash_is_named_by_its_batch_and_trail(store:
     set_canonical(store.db, target.position, forged, leaf_hash(forged))
 
     report = store.audit()
-    assert kinds(report) == [("altered", LOG, 5), ("broken_link", LOG, 9)]
+    assert kinds(report) == [
+        ("altered", LOG, position(B, 1)),
+        ("broken_link", LOG, position(B, 2)),
+        ("map_head_mismatch", LOG, map_head(1)),
+    ]
     [altered] = only(report, FindingKind.ALTERED)
     assert altered.batch == 1 and altered.seq == 1 and "rewritten" in altered.detail
     assert target.leaf_hash.hex() in altered.detail
     [link] = only(report, FindingKind.BROKEN_LINK)
     assert (link.subject, link.seq) == (store.codes[B], 2)
+    # Batch 1's map head committed to B's head as it was: the replayed map holds the new hash.
+    [mismatch] = only(report, FindingKind.MAP_HEAD_MISMATCH)
+    assert mismatch.batch == 1 and "map_root" in mismatch.detail
     # No receipt was issued for the forged hash; the next record still links to the old one.
     trail = store.verify_trail(B)
     assert trail.verdict is TrailVerdict.BROKEN_LINK and trail.first_bad == 2
@@ -359,12 +384,16 @@ def test_a_record_rewritten_with_its_hash_is_named_by_its_batch_and_trail(store:
 
 def test_a_deleted_record_is_missing_and_its_trail_has_a_gap(store: Store) -> None:
     gone = store.row(position(B, 1))
-    attack(store.db, ("DELETE FROM records WHERE log = :log AND position = 5", {"log": LOG}))
+    attack(store.db, (DELETE_AT, {"log": LOG, "p": position(B, 1)}))
 
     report = store.audit()
-    assert kinds(report) == [("gap", LOG, 9), ("missing", LOG, 5)]
+    assert kinds(report) == [
+        ("gap", LOG, position(B, 2)),
+        ("map_head_mismatch", LOG, map_head(1)),  # B's head in batch 1 is gone from the map
+        ("missing", LOG, position(B, 1)),
+    ]
     [missing] = only(report, FindingKind.MISSING)
-    assert missing.batch == 1 and "position 5" in missing.detail
+    assert missing.batch == 1 and f"position {position(B, 1)}" in missing.detail
     [gap] = only(report, FindingKind.GAP)
     assert (gap.subject, gap.seq) == (store.codes[B], 2) and "no record with seq 1" in gap.detail
     trail = store.verify_trail(B)
@@ -375,6 +404,9 @@ def test_a_deleted_record_is_missing_and_its_trail_has_a_gap(store: Store) -> No
     assert not_recomputed(report) == []
 
 
+DELETE_AT = "DELETE FROM records WHERE log = :log AND position = :p"
+
+
 def not_recomputed(report: AuditReport) -> list[str]:
     return [note for note in report.notes if "was not recomputed" in note]
 
@@ -382,14 +414,18 @@ def not_recomputed(report: AuditReport) -> list[str]:
 def test_after_a_hole_a_stored_frontier_must_fold_to_the_anchored_root(store: Store) -> None:
     attack(
         store.db,
-        ("DELETE FROM records WHERE log = :log AND position = 5", {"log": LOG}),
+        (DELETE_AT, {"log": LOG, "p": position(B, 1)}),
         (
             "UPDATE batches SET frontier = :f WHERE log = :log AND number = 2",
             {"f": hashlib.sha256(b"forged").digest() * 2, "log": LOG},
         ),
     )
     report = store.audit()
-    assert kinds(report) == [("gap", LOG, 9), ("missing", LOG, 5)]
+    assert kinds(report) == [
+        ("gap", LOG, position(B, 2)),
+        ("map_head_mismatch", LOG, map_head(1)),
+        ("missing", LOG, position(B, 1)),
+    ]
     assert not_recomputed(report) == [
         "suggestions: batch 2 was not recomputed: the log's tree before it could not be "
         "rebuilt from the records, nor taken from the store as anchored"
@@ -485,8 +521,13 @@ def test_a_record_forged_into_an_anchored_batch_is_inserted(store: Store) -> Non
     insert_row(store.db, 7, forged, code, 0, "suggestion.submitted")
 
     report = store.audit()
-    assert kinds(report) == [("inserted", LOG, 7)]
-    [found] = report.findings
+    # Every map head from batch 1 on now stands one position beyond the index it names, and
+    # the map replayed from the entries holds the forged trail, which no map head holds.
+    assert kinds(report) == [
+        ("inserted", LOG, 7),
+        *(("map_head_mismatch", LOG, map_head(b) + 1) for b in (1, 2, 3)),
+    ]
+    [found] = only(report, FindingKind.INSERTED)
     assert (found.batch, found.subject, found.seq) == (1, code, 0)
     assert found.record_hash == forged.record_hash
     for i in range(SUGGESTIONS):  # every trail still reads as before
@@ -498,10 +539,11 @@ def test_two_records_swapped_are_reordered(store: Store) -> None:
     swap_positions(store.db, first.position, second.position)
 
     report = store.audit()
-    assert kinds(report) == [("reordered", LOG, 6), ("reordered", LOG, 7)]
+    # Both stay before batch 1's map head: the map of trail heads is the same.
+    assert kinds(report) == [("reordered", LOG, first.position), ("reordered", LOG, second.position)]
     named = {f.position: (f.batch, f.subject, f.record_hash) for f in report.findings}
-    assert named[6] == (1, store.codes[D], second.leaf_hash.hex())
-    assert named[7] == (1, store.codes[C], first.leaf_hash.hex())
+    assert named[first.position] == (1, store.codes[D], second.leaf_hash.hex())
+    assert named[second.position] == (1, store.codes[C], first.leaf_hash.hex())
     # Each trail is still in order: only the audit sees the batch reordered.
     assert store.verify_trail(C).verdict is TrailVerdict.VALID
     assert store.verify_trail(D).verdict is TrailVerdict.VALID
@@ -511,7 +553,17 @@ def test_two_records_of_one_trail_swapped_are_reordered_and_break_it(store: Stor
     swap_positions(store.db, position(B, 1), position(B, 2))
 
     report = store.audit()
-    assert kinds(report) == [("broken_link", LOG, 5), ("reordered", LOG, 5), ("reordered", LOG, 9)]
+    # B's seq 1 and seq 2 are in batches 1 and 2: each batch is reordered (both records
+    # named in each), and both map heads hold another head of B than the entries give.
+    assert kinds(report) == [
+        ("broken_link", LOG, position(B, 1)),
+        ("map_head_mismatch", LOG, map_head(1)),
+        ("map_head_mismatch", LOG, map_head(2)),
+        ("reordered", LOG, position(B, 1)),
+        ("reordered", LOG, position(B, 1)),
+        ("reordered", LOG, position(B, 2)),
+        ("reordered", LOG, position(B, 2)),
+    ]
     [link] = only(report, FindingKind.BROKEN_LINK)
     assert link.seq == 2 and "out of order" in link.detail
 
@@ -522,7 +574,7 @@ def test_receipts_swapped_between_records_are_altered(store: Store) -> None:
     set_canonical(store.db, second.position, first.canonical)
 
     report = store.audit()
-    assert kinds(report) == [("altered", LOG, 6), ("altered", LOG, 11)]
+    assert kinds(report) == [("altered", LOG, first.position), ("altered", LOG, second.position)]
     assert {f.record_hash for f in report.findings} == {
         first.leaf_hash.hex(),
         second.leaf_hash.hex(),
@@ -535,15 +587,25 @@ def test_a_truncated_trail_is_seen_by_the_audit_not_by_the_trail_verifier(store:
     last = store.row(position(B, 3))
     attack(
         store.db,
-        ("DELETE FROM records WHERE log = :log AND position IN (9, 13)", {"log": LOG}),
+        (DELETE_AT, {"log": LOG, "p": position(B, 2)}),
+        (DELETE_AT, {"log": LOG, "p": position(B, 3)}),
     )
-    # The trail verifier cannot see records left off the end (PROTOCOL-NOTES, Trails).
+    # The version 1 trail checks cannot see records left off the end (PROTOCOL-NOTES, Trails);
+    # the map of trail heads can (tests/verifier/test_trail_map.py).
     assert store.verify_trail(B).verdict is TrailVerdict.VALID
 
     report = store.audit()
-    assert kinds(report) == [("missing", LOG, None), ("missing", LOG, 9), ("missing", LOG, 13)]
-    by_position = {f.position: f for f in report.findings}
-    assert by_position[9].batch == 1 and by_position[13].batch == 2
+    assert kinds(report) == [
+        ("map_head_mismatch", LOG, map_head(2)),
+        ("map_head_mismatch", LOG, map_head(3)),
+        ("missing", LOG, None),
+        ("missing", LOG, position(B, 2)),
+        ("missing", LOG, position(B, 3)),
+    ]
+    by_position = {f.position: f for f in only(report, FindingKind.MISSING)}
+    assert by_position[position(B, 2)].batch == 2 and by_position[position(B, 3)].batch == 3
+    # The map heads of batches 2 and 3 hold B's later heads; the entries left end at seq 1.
+    assert [f.batch for f in only(report, FindingKind.MAP_HEAD_MISMATCH)] == [2, 3]
     trail = by_position[None]
     assert (trail.subject, trail.seq, trail.record_hash) == (
         store.codes[B],
@@ -556,7 +618,8 @@ def test_a_truncated_trail_is_seen_by_the_audit_not_by_the_trail_verifier(store:
 def test_an_anchored_batch_the_store_lacks_is_a_missing_batch(store: Store) -> None:
     attack(
         store.db,
-        ("DELETE FROM records WHERE log = :log AND position = 15", {"log": LOG}),
+        # batch 3 whole: its records (positions 15–19, the map head last) and its row
+        ("DELETE FROM records WHERE log = :log AND position >= 15", {"log": LOG}),
         ("DELETE FROM batches WHERE log = :log AND number = 3", {"log": LOG}),
     )
     report = store.audit()
@@ -564,7 +627,12 @@ def test_an_anchored_batch_the_store_lacks_is_a_missing_batch(store: Store) -> N
     [batch] = only(report, FindingKind.MISSING_BATCH)
     assert batch.batch == 3 and "anchored on chain" in batch.detail
     missing = {(f.position, f.batch, f.subject) for f in only(report, FindingKind.MISSING)}
-    assert missing == {(15, 3, None), (None, None, store.codes[D])}
+    # the positions of batch 3, and the last record of every trail it ended (the map's too)
+    assert missing == {(15, 3, None)} | {
+        (None, None, subject) for subject in [*store.codes, MAP_SUBJECT]
+    }
+    [hole] = [f for f in only(report, FindingKind.MISSING) if f.position == 15]
+    assert "positions 15 to 19" in hole.detail
 
 
 def test_a_batch_left_unanchored_past_the_deadline_is_unanchored(store: Store) -> None:
@@ -576,10 +644,12 @@ def test_a_batch_left_unanchored_past_the_deadline_is_unanchored(store: Store) -
 
     assert store.audit().clean  # within the ten minutes
     report = store.audit(now=datetime.now(UTC) + timedelta(minutes=11))
-    assert kinds(report) == [("unanchored", LOG, None), ("unanchored", LOG, 18)]
+    # batch 4: the two records and its map head; then the record waiting to be sealed
+    waiting = RECORDS + 3
+    assert kinds(report) == [("unanchored", LOG, None), ("unanchored", LOG, waiting)]
     by_position = {f.position: f for f in report.findings}
     assert by_position[None].batch == 4 and "sealed" in by_position[None].detail
-    assert by_position[18].batch is None and "to be sealed" in by_position[18].detail
+    assert by_position[waiting].batch is None and "to be sealed" in by_position[waiting].detail
     argv = ["audit", "--database-url", store.db.url, "--rpc", store.rpc, "--deadline-minutes", "0"]
     assert main([*argv, "--no-progress"]) == 1
 
@@ -627,7 +697,7 @@ def test_a_batch_rewritten_with_its_records_differs_from_the_chain(store: Store)
                 .order_by(RecordRow.position)
             )
         )
-    leaves[10] = leaf_hash(forged)
+    leaves[target.position] = leaf_hash(forged)
     set_canonical(store.db, target.position, forged, leaf_hash(forged))
     attack(
         store.db,
@@ -638,10 +708,89 @@ def test_a_batch_rewritten_with_its_records_differs_from_the_chain(store: Store)
     )
     report = store.audit()
     assert sorted((f.kind.value, f.batch, f.position) for f in report.findings) == [
-        ("altered", 2, 10),
-        ("broken_link", 2, 14),
+        ("altered", 2, position(C, 2)),
+        ("broken_link", 3, position(C, 3)),
+        # batch 2's map head (unchanged) holds C's head as anchored, not as rewritten
+        ("map_head_mismatch", 2, map_head(2)),
         ("root_mismatch", 2, None),
     ]
+
+
+# -- the map of trail heads (PROTOCOL §10) -------------------------------------------------
+
+
+def test_a_map_head_rewritten_in_the_store_is_a_finding_naming_its_batch(store: Store) -> None:
+    """The map head of batch 2 rewritten (with its hash) to a map without suggestion B's
+    trail, as an operator hiding B's later steps would need: the replayed map differs."""
+    target = store.row(map_head(2))
+    record = json.loads(target.canonical)
+    assert record["type"] == "ledger.map_head" and record["subject"] == MAP_SUBJECT
+    assert record["body"]["batch"] == 2 and record["body"]["index"] == map_head(2)
+    without_b = MemoryMap()
+    for at in range(map_head(2)):
+        row = store.row(at)
+        if row.subject not in (MAP_SUBJECT, store.codes[B]):
+            without_b.set_heads([(row.subject, row.seq, row.leaf_hash)])
+    record["body"]["map_root"] = without_b.root.hex()
+    record["body"]["trails"] = SUGGESTIONS - 1
+    forged = canonical_bytes(record)
+    set_canonical(store.db, target.position, forged, leaf_hash(forged))
+
+    report = store.audit()
+    assert kinds(report) == [
+        ("altered", LOG, map_head(2)),
+        ("broken_link", LOG, map_head(3)),  # batch 3's map head links to the anchored one
+        ("map_head_mismatch", LOG, map_head(2)),
+    ]
+    [mismatch] = only(report, FindingKind.MAP_HEAD_MISMATCH)
+    assert (mismatch.batch, mismatch.subject, mismatch.seq) == (2, MAP_SUBJECT, 2)
+    assert mismatch.record_hash == leaf_hash(forged).hex()
+    assert f"map_root is '{without_b.root.hex()}'" in mismatch.detail
+    assert f"trails is {SUGGESTIONS - 1}, the entries give {SUGGESTIONS}" in mismatch.detail
+
+
+def test_a_map_head_the_sealer_got_wrong_is_found_though_it_is_anchored(store: Store) -> None:
+    """The sealer's stored map loses every trail (an operator, or a bug) before batch 4: its
+    map head is anchored as written, so every record, link and root checks out; only the
+    map replayed from the entries shows that batch 4's map head does not commit to them."""
+    with store.db.engine.begin() as conn:
+        conn.execute(text("DELETE FROM map_nodes WHERE log = :log"), {"log": LOG})
+    _append(store.db, store.codes[A], "IN_PROGRESS", "ANSWERED", {"role": "office", "id": "o"}, {})
+    while store.worker.step():
+        pass
+    head = store.row(RECORDS + 1)  # batch 4: A's new record, then its map head
+    assert json.loads(head.canonical)["type"] == "ledger.map_head"
+
+    report = store.audit()
+    assert kinds(report) == [("map_head_mismatch", LOG, RECORDS + 1)]
+    [mismatch] = report.findings
+    assert (mismatch.batch, mismatch.record_hash) == (4, head.leaf_hash.hex())
+    assert "map_root is" in mismatch.detail
+    assert by_log(report)[LOG].map_heads == BATCHES + 1
+
+
+def test_the_replayed_map_equals_every_map_head_of_a_clean_store(store: Store) -> None:
+    """What the audit replays is the map the sealer committed to, batch by batch."""
+    replay = MemoryMap()
+    for at in range(RECORDS):
+        row = store.row(at)
+        record = json.loads(row.canonical)
+        if row.subject != MAP_SUBJECT:
+            replay.set_heads([(row.subject, row.seq, row.leaf_hash)])
+            continue
+        assert record["body"] == {
+            "batch": at // (SUGGESTIONS + 1),
+            "index": at,
+            "map_root": replay.root.hex(),
+            "trails": len(replay),
+        }
+        assert replay.root == map_root(replay.pairs)  # incremental equals from scratch
+    report = store.audit()
+    assert report.clean and by_log(report)[LOG].map_heads == BATCHES
+
+
+def by_log(report: AuditReport) -> dict[str, Any]:
+    return {summary.log: summary for summary in report.logs}
 
 
 def test_an_erased_record_is_redacted_not_a_finding(store: Store) -> None:
@@ -716,7 +865,9 @@ def test_the_cli_names_the_record_and_exits_1(
     captured = capsys.readouterr()
     assert "NOT CLEAN: 1 finding" in captured.out
     assert "altered (1):" in captured.out
-    assert f"suggestions, batch 1, position 5, {store.codes[B]}, seq 1" in captured.out
+    assert (
+        f"suggestions, batch 1, position {position(B, 1)}, {store.codes[B]}, seq 1" in captured.out
+    )
     assert target.leaf_hash.hex() in captured.out
     assert "records" in captured.err and "100%" in captured.err  # the progress bar, forced
     assert main([*argv[:-1], "--json", "--contract", store.contract]) == 1

@@ -35,7 +35,15 @@ every log through the one read-only reader of the store (``ledger.reader``) and 
    (``broken_link``), times never backwards (``time_reversed``), and in the suggestions log the
    published state machine (``illegal_transition``); one finding per trail, naming its first
    bad record. The service's trail heads must agree with the records (a trail cut short at its
-   end is ``missing``: only an audit can see that).
+   end is ``missing``: only an audit can see that). The trails ``chain`` and ``ledger/map``
+   are no suggestions: no state machine.
+5. **The map of trail heads** (PROTOCOL §10). The map is replayed from the records in position
+   order (``verifier.audit.maps``: an in-memory map per log, updated once per batch with the
+   heads that moved), and each ``ledger.map_head`` record must say what the replay says: its
+   ``index`` its own position, ``batch`` the batch that covers it, ``map_root`` the replayed
+   root, ``trails`` the number of pairs. Else ``map_head_mismatch``, naming the batch and the
+   map head record: a map head the sealer got wrong (a trail left out, a head held back) is
+   found even though it is anchored and every record and link checks out.
 
 Every finding names its log and, where known, the batch, position, subject, seq and record hash.
 The store is ``clean`` when there is no finding.
@@ -44,8 +52,8 @@ The audit never writes: the reader's connection is read-only at the database lev
 
 Where each part lives: ``reading`` (the store and the chain, the one module that imports the
 store), ``log`` (the audit of one log, in the order above), the checks ``positions`` (1),
-``records`` (2), ``batches``, ``tree`` and ``diagnosis`` (3), ``trails`` (4), ``findings`` (the
-report's contents) and ``report`` (the report for people).
+``records`` (2), ``batches``, ``tree`` and ``diagnosis`` (3), ``trails`` (4), ``maps`` (5),
+``findings`` (the report's contents) and ``report`` (the report for people).
 """
 
 from __future__ import annotations

@@ -34,6 +34,9 @@ class FindingKind(StrEnum):
     BROKEN_LINK = "broken_link"
     TIME_REVERSED = "time_reversed"
     ILLEGAL_TRANSITION = "illegal_transition"
+    # PROTOCOL §10: a ledger.map_head record whose map_root, trails, index or batch is not
+    # what the map of trail heads replayed from the entries before it gives.
+    MAP_HEAD_MISMATCH = "map_head_mismatch"
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +135,7 @@ class LogSummary:
     pending_records: int = 0
     chain_batches: int | None = None
     trails: int = 0
+    map_heads: int = 0  # ledger.map_head records compared with the map replayed (§10)
     redacted: int = 0
     findings: int = 0
 
@@ -146,6 +150,7 @@ class LogSummary:
             "pending_records": self.pending_records,
             "chain_batches": self.chain_batches,
             "trails": self.trails,
+            "map_heads": self.map_heads,
             "redacted": self.redacted,
             "findings": self.findings,
         }

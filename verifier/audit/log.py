@@ -33,6 +33,7 @@ from verifier.audit.findings import (
     ReanchorEvent,
     RedactedRecord,
 )
+from verifier.audit.maps import MapReplay
 from verifier.audit.positions import PositionChecks
 from verifier.audit.reading import (
     ChainBatch,
@@ -93,7 +94,7 @@ class LogAudit:
         targets = anchored_targets(self.batches, chain_batches)
         tree = TreeScan(targets, self.batches)
         positions = PositionChecks(self.head, layout.sealed_end)
-        self.scan(found, positions, tree, trails)
+        self.scan(found, positions, tree, trails, MapReplay(found))
         self.summary.pending_records = max(0, self.head - layout.sealed_end)
         trails.close(audit.reader.trail_heads(log))
         shift = self.judge_batches(chain_batches, targets, tree, trails)
@@ -139,9 +140,10 @@ class LogAudit:
         positions: PositionChecks,
         tree: TreeScan,
         trails: TrailChecks,
+        heads: MapReplay,
     ) -> None:
         """Every record in position order: its position, the log's tree, its content, its
-        trail."""
+        trail, the map of trail heads."""
         audit, log = self.audit, self.log
         redactions = audit.redactions
         count = 0
@@ -162,12 +164,14 @@ class LogAudit:
                     assert checked.content is not None
                     audit.reanchored.append(reanchor_event(log, record, checked.content))
                 trails.step(record, checked.content)
+                heads.step(record, checked.content)
             count += len(chunk)
             audit.advance(len(chunk))
         tree.finish()
         positions.finish()
         self.summary.records = count
         self.summary.trails = len(trails.trails)
+        self.summary.map_heads = heads.checked
 
     def judge_batches(
         self,

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from core.records import CHAIN_SUBJECT
+from core.records import CHAIN_SUBJECT, MAP_SUBJECT
 from verifier.audit.findings import FindingKind, LogFindings
 from verifier.audit.reading import StoredRecord, StoredTrailHead
 from verifier.trail import SUGGESTIONS_LOG, StateMachine
@@ -73,10 +73,11 @@ class TrailChecks:
         """The next record of its trail, in position order (see ``walk``)."""
         trail = self.trails.get(record.subject)
         if trail is None:
-            # The chain's own trail (re-anchoring events) is no suggestion: no state machine.
+            # The chain's own trail (re-anchoring events) and the map's (its map heads,
+            # PROTOCOL §10) are no suggestions: no state machine.
             machine = (
                 StateMachine()
-                if self.with_state_machine and record.subject != CHAIN_SUBJECT
+                if self.with_state_machine and record.subject not in (CHAIN_SUBJECT, MAP_SUBJECT)
                 else None
             )
             trail = self.trails[record.subject] = TrailWalk(
