@@ -12,9 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from core.note import Ed25519Signer
-from tests.api.test_logs_api import _anchor
+from tests.api.test_logs_api import submit_anchored
 from tests.api.test_verify_tally import bridge
-from tests.api.test_workflow_api import SUGGESTION
 from tests.fixtures.db import Database
 from verifier.cli import main
 from verifier.errors import VerificationError
@@ -23,11 +22,8 @@ from verifier.monitor import check_consistency
 
 @pytest.fixture
 def anchored(client: TestClient, database: Database, registry: Any) -> Any:
-    for i in range(9):
-        r = client.post("/api/v1/suggestions", json={**SUGGESTION, "title": f"第 {i} 条"})
-        assert r.status_code == 201, r.text
-    batches = _anchor(database, registry, batch_max=4)
-    assert [b.end for b in batches] == [4, 8, 9]
+    batches = submit_anchored(client, database, registry, [4, 4, 1])[1]
+    assert [b.end for b in batches] == [5, 10, 12]  # each batch's records and its map head
     return registry
 
 
@@ -52,11 +48,11 @@ def test_anchored_sizes_of_an_honest_log_are_consistent(
     client: TestClient, anchored: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, result = _consistency(
-        client, capsys, "--from", "4", "--to", "9", "--log-key", _key(client)
+        client, capsys, "--from", "5", "--to", "12", "--log-key", _key(client)
     )
     assert (code, result["verdict"]) == (0, "valid"), result
     assert (result["from_batch"], result["to_batch"], result["signatures_checked"]) == (0, 2, True)
-    code, result = _consistency(client, capsys, "--from", "8", "--to", "8")
+    code, result = _consistency(client, capsys, "--from", "10", "--to", "10")
     assert (code, result["verdict"], result["signatures_checked"]) == (0, "valid", False)
 
 
@@ -77,9 +73,9 @@ def test_a_proof_that_does_not_verify_is_inconsistent(
         client,
         capsys,
         "--from",
-        "4",
+        "5",
         "--to",
-        "8",
+        "10",
         "--log-key",
         _key(client),
         transport=httpx.MockTransport(tampering),
@@ -92,8 +88,8 @@ def test_checkpoints_under_another_key_and_sizes_never_anchored(
     client: TestClient, anchored: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     other = Ed25519Signer("civic-ledger.localhost/suggestions", b"\x05" * 32).verifier_key
-    code, result = _consistency(client, capsys, "--from", "4", "--to", "8", "--log-key", other)
+    code, result = _consistency(client, capsys, "--from", "5", "--to", "10", "--log-key", other)
     assert (code, result["verdict"]) == (1, "bad_signature"), result
-    with pytest.raises(VerificationError, match="no checkpoint of log suggestions has size 5"):
-        check_consistency("http://testserver", "suggestions", 5, 8, transport=bridge(client))
+    with pytest.raises(VerificationError, match="no checkpoint of log suggestions has size 6"):
+        check_consistency("http://testserver", "suggestions", 6, 10, transport=bridge(client))
     assert main(["consistency", "--api", "http://testserver", "--from", "8", "--to", "4"]) != 0

@@ -16,8 +16,7 @@ from core.canonical import canonical_bytes
 from core.checkpoint import parse_checkpoint
 from core.merkle import leaf_hash
 from core.note import split_note
-from tests.api.test_logs_api import _anchor
-from tests.api.test_workflow_api import SUGGESTION
+from tests.api.test_logs_api import submit_anchored
 from tests.core.test_go_interop import Go, go  # noqa: F401 - the fixture, built once
 from tests.fixtures.db import Database
 
@@ -32,12 +31,7 @@ def test_go_opens_the_services_checkpoints_and_checks_its_proofs(
     registry: Any,
     go: Go,  # noqa: F811
 ) -> None:
-    hashes = []
-    for i in range(11):
-        r = client.post("/api/v1/suggestions", json={**SUGGESTION, "title": f"第 {i} 条"})
-        assert r.status_code == 201, r.text
-        hashes.append(r.json()["record_hash"])
-    batches = _anchor(database, registry, batch_max=4)
+    hashes, batches = submit_anchored(client, database, registry, [4, 4, 3])
     keys = client.get("/api/v1/logs/suggestions/keys").json()
 
     notes = [client.get(f"/api/v1/logs/suggestions/checkpoints/{b.number}").text for b in batches]

@@ -46,20 +46,35 @@ def _anchor(database: Database, registry: Any, batch_max: int) -> list[BatchRow]
         return list(session.scalars(select(BatchRow).order_by(BatchRow.number)))
 
 
+def submit_anchored(
+    client: TestClient, database: Database, registry: Any, sizes: list[int]
+) -> tuple[list[str], list[BatchRow]]:
+    """Suggestions in batches of ``sizes``, each batch sealed and anchored before the next
+    is submitted (a batch takes every waiting record, then its map head: PROTOCOL §10)."""
+    hashes: list[str] = []
+    batches: list[BatchRow] = []
+    for size in sizes:
+        for _ in range(size):
+            title = f"第 {len(hashes)} 条"
+            r = client.post("/api/v1/suggestions", json={**SUGGESTION, "title": title})
+            assert r.status_code == 201, r.text
+            hashes.append(r.json()["record_hash"])
+        batches = _anchor(database, registry, batch_max=size)
+    return hashes, batches
+
+
 def test_consistency_proofs_between_anchored_sizes_and_the_entries_behind_them(
     client: TestClient, database: Database, registry: Any
 ) -> None:
-    for i in range(11):
-        r = client.post("/api/v1/suggestions", json={**SUGGESTION, "title": f"第 {i} 条"})
-        assert r.status_code == 201, r.text
-    batches = _anchor(database, registry, batch_max=4)
+    batches = submit_anchored(client, database, registry, [4, 4, 3])[1]
     ends = [b.first_position + b.size for b in batches]
-    assert ends == [4, 8, 11]
+    assert ends == [5, 10, 14]  # each batch's records and its map head
 
-    listed = client.get("/api/v1/logs/suggestions/entries", params={"start": 0, "end": 11})
+    listed = client.get("/api/v1/logs/suggestions/entries", params={"start": 0, "end": 14})
     assert listed.status_code == 200, listed.text
     entries = listed.json()["entries"]
-    assert [e["index"] for e in entries] == list(range(11))
+    assert [e["index"] for e in entries] == list(range(14))
+    assert [entries[end - 1]["record"]["type"] for end in ends] == ["ledger.map_head"] * 3
     leaves = [leaf_hash(canonical_bytes(e["record"])) for e in entries]
     assert [leaf.hex() for leaf in leaves] == [e["leaf_hash"] for e in entries]
 
@@ -82,7 +97,7 @@ def test_consistency_proofs_between_anchored_sizes_and_the_entries_behind_them(
         r = client.get("/api/v1/logs/suggestions/consistency", params=params)
         assert r.status_code == 422, (params, r.text)
     assert client.get("/api/v1/logs/nope/consistency?from=4&to=8").status_code == 404
-    for start, end in ((0, 12), (5, 5), (0, 1001)):
+    for start, end in ((0, 15), (5, 5), (0, 1001)):
         r = client.get("/api/v1/logs/suggestions/entries", params={"start": start, "end": end})
         assert r.status_code == 422, (start, end, r.text)
 
@@ -93,11 +108,7 @@ def test_every_anchored_batch_has_a_checkpoint_signed_by_the_logs_published_key(
     """PROTOCOL §9: a C2SP signed note per anchored batch, body <origin>\\n<size>\\n<root>\\n,
     signed by the log's key (named by the origin); receipts carry their batch's (§11)."""
     assert client.get("/api/v1/logs/suggestions/checkpoint").status_code == 404  # none yet
-    hashes = []
-    for i in range(6):
-        r = client.post("/api/v1/suggestions", json={**SUGGESTION, "title": f"第 {i} 条"})
-        hashes.append(r.json()["record_hash"])
-    batches = _anchor(database, registry, batch_max=4)
+    hashes, batches = submit_anchored(client, database, registry, [4, 2])  # ends 5 and 8
 
     keys = client.get("/api/v1/logs/suggestions/keys").json()
     assert keys["origin"] == "civic-ledger.localhost/suggestions" and keys["witnesses"] == []
@@ -122,7 +133,7 @@ def test_every_anchored_batch_has_a_checkpoint_signed_by_the_logs_published_key(
     receipt = client.get(f"/api/v1/records/{hashes[5]}/receipt").json()
     assert receipt["v"] == 2 and receipt["proof"]["batch"] == 1
     opened = open_checkpoint(receipt["checkpoint"], verifier)
-    assert opened.checkpoint.size == receipt["proof"]["size"] == 6
+    assert opened.checkpoint.size == receipt["proof"]["size"] == 8
     assert opened.checkpoint.root.hex() == receipt["proof"]["root"]
 
     # Another key of the same name does not open it; a changed size breaks the signature.
@@ -130,6 +141,6 @@ def test_every_anchored_batch_has_a_checkpoint_signed_by_the_logs_published_key(
     with pytest.raises(NoteError):
         open_checkpoint(latest, other)
     with pytest.raises(NoteError):
-        open_checkpoint(latest.replace("\n6\n", "\n7\n", 1), verifier)
+        open_checkpoint(latest.replace("\n8\n", "\n9\n", 1), verifier)
     assert client.get("/api/v1/logs/suggestions/checkpoints/9").status_code == 404
     assert client.get("/api/v1/logs/nope/checkpoint").status_code == 404

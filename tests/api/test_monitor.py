@@ -16,9 +16,8 @@ from sqlalchemy import select
 from core.canonical import canonical_bytes
 from core.merkle import leaf_hash
 from ledger.models import RecordRow
-from tests.api.test_logs_api import _anchor
+from tests.api.test_logs_api import submit_anchored
 from tests.api.test_verify_tally import bridge
-from tests.api.test_workflow_api import SUGGESTION
 from tests.fixtures.db import Database
 from tests.verifier.test_audit import set_canonical
 from verifier.chain import Web3ChainReader
@@ -51,11 +50,8 @@ def _rewrite(database: Database, position: int, *, keep_hash: bool) -> None:
 
 @pytest.fixture
 def anchored(client: TestClient, database: Database, registry: Any) -> Any:
-    for i in range(9):
-        r = client.post("/api/v1/suggestions", json={**SUGGESTION, "title": f"第 {i} 条"})
-        assert r.status_code == 201, r.text
-    batches = _anchor(database, registry, batch_max=4)
-    assert [b.end for b in batches] == [4, 8, 9]
+    batches = submit_anchored(client, database, registry, [4, 4, 1])[1]
+    assert [b.end for b in batches] == [5, 10, 12]  # each batch's records and its map head
     return registry
 
 
@@ -65,7 +61,7 @@ def test_an_honest_log_is_recomputed_and_found_consistent_with_its_checkpoints_a
     rpc = anchored.client.w3.provider.endpoint_uri
     code, result = _monitor(client, capsys, "--rpc", rpc)
     assert (code, result["verdict"]) == (0, "valid"), result
-    assert (result["batches"], result["entries"]) == (3, 9)
+    assert (result["batches"], result["entries"]) == (3, 12)
 
 
 def test_a_record_changed_with_its_listed_hash_is_named_altered(
