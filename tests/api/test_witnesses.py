@@ -38,7 +38,7 @@ from core.cosignature import Cosigner
 from core.note import NoteError, decode_base64, open_note, parse_verifier_key
 from ledger import auth
 from ledger.checkpoints import LogKeys
-from ledger.models import WitnessCosignatureRow, WitnessState
+from ledger.models import BatchRow, WitnessCosignatureRow, WitnessState
 from ledger.settings import Settings
 from ledger.witness_pusher import WitnessPusher
 from ledger.witnesses import parse_witnesses
@@ -140,6 +140,19 @@ def _submit(client: TestClient, count: int, start: int = 0) -> list[str]:
     return hashes
 
 
+def _rounds(
+    client: TestClient, database: Database, registry: Any, sizes: list[int], start: int = 0
+) -> tuple[list[str], list[BatchRow]]:
+    """Batches of ``sizes`` suggestions, each anchored before the next is submitted (a batch
+    takes every waiting record and ends with its map head, PROTOCOL §10)."""
+    hashes: list[str] = []
+    batches: list[BatchRow] = []
+    for size in sizes:
+        hashes += _submit(client, size, start=start + len(hashes))
+        batches = _anchor(database, registry, batch_max=size)
+    return hashes, batches
+
+
 def test_the_pusher_collects_cosignatures_the_api_serves_them(
     database: Database, registry: Any, tmp_path: Path, witness_server: Any
 ) -> None:
@@ -149,8 +162,7 @@ def test_the_pusher_collects_cosignatures_the_api_serves_them(
         database, tmp_path, witnesses=f"{url}={cosigner.verifier_key}", witness_quorum=1
     )
     with TestClient(create_app(settings)) as client:
-        hashes = _submit(client, 6)
-        batches = _anchor(database, registry, batch_max=4)  # ends 4 and 6
+        hashes, batches = _rounds(client, database, registry, [4, 2])  # ends 5 and 8
         keys = LogKeys(settings)
         doubles.append(WitnessDouble(cosigner, keys.verifier_key("suggestions")))
         witness = doubles[0]
@@ -167,16 +179,16 @@ def test_the_pusher_collects_cosignatures_the_api_serves_them(
             )
             assert state is not None and state.size == 0 and "503" in (state.last_error or "")
 
-        # Then both batches, in order: old 0 with no proof, old 4 with a proof to 6.
+        # Then both batches, in order: old 0 with no proof, old 5 with a proof to 8.
         assert pusher.push(settings.witness_list[0], "suggestions") == 2
-        assert witness.requests[-2:] == [0, 4] and witness.size == 6
+        assert witness.requests[-2:] == [0, 5] and witness.size == 8
         with database.sessions() as session:
             rows = session.scalars(select(WitnessCosignatureRow)).all()
             assert [(r.log, r.batch) for r in rows] == [("suggestions", 0), ("suggestions", 1)]
             state = session.get(
                 WitnessState, ("suggestions", cosigner.name, cosigner.verifier.key_id)
             )
-            assert state is not None and state.size == 6 and state.last_error is None
+            assert state is not None and state.size == 8 and state.last_error is None
 
         log_key = parse_verifier_key(client.get("/api/v1/logs/suggestions/keys").json()["log"])
         listed = client.get("/api/v1/logs/suggestions/keys").json()["witnesses"]
@@ -191,7 +203,7 @@ def test_the_pusher_collects_cosignatures_the_api_serves_them(
         assert latest == client.get("/api/v1/logs/suggestions/checkpoints/1").text
         receipt = client.get(f"/api/v1/records/{hashes[0]}/receipt").json()
         opened = open_checkpoint(receipt["checkpoint"], log_key, [cosigner.verifier])
-        assert opened.checkpoint.size == 4 and len(opened.witnesses) == 1
+        assert opened.checkpoint.size == 5 and len(opened.witnesses) == 1
 
         # Nothing new: nothing sent.
         sent = len(witness.requests)
@@ -212,38 +224,37 @@ def test_409_422_and_conflicts(
     cosigner = Cosigner("witness.example.org", b"v" * 32)
     settings = make_settings(database, tmp_path, witnesses=f"{url}={cosigner.verifier_key}")
     with TestClient(create_app(settings)) as client:
-        _submit(client, 6)
-        batches = _anchor(database, registry, batch_max=2)  # ends 2, 4, 6
+        batches = _rounds(client, database, registry, [2, 2, 2])[1]  # ends 3, 6, 9
         keys = LogKeys(settings)
         witness_key = settings.witness_list[0]
         pusher = WitnessPusher(database.sessions, keys, settings.witness_list)
-        # The witness already cosigned size 4 (our batch 1) for us, and we lost that: the
-        # pusher sends old 0, takes 4 from the 409, gets 4 cosigned again, then 6.
+        # The witness already cosigned size 6 (our batch 1) for us, and we lost that: the
+        # pusher sends old 0, takes 6 from the 409, gets 6 cosigned again, then 9.
         doubles.append(
             WitnessDouble(
-                cosigner, keys.verifier_key("suggestions"), 4, bytes(batches[1].log_root or b"")
+                cosigner, keys.verifier_key("suggestions"), 6, bytes(batches[1].log_root or b"")
             )
         )
         witness = doubles[0]
         assert pusher.push(witness_key, "suggestions") == 2
-        assert witness.requests == [0, 4, 4] and witness.size == 6
+        assert witness.requests == [0, 6, 6] and witness.size == 9
         with database.sessions() as session:
             cosigned = session.scalars(select(WitnessCosignatureRow.batch)).all()
             assert sorted(cosigned) == [1, 2]
 
         # A 422 (a proof it refuses) is an error, kept, and retried.
         _submit(client, 2, start=6)
-        _anchor(database, registry, batch_max=2)  # end 8
+        _anchor(database, registry, batch_max=2)  # end 12
         witness.fail_next = [422]
         with pytest.raises(Exception, match="HTTP 422"):
             pusher.push(witness_key, "suggestions")
-        assert pusher.push(witness_key, "suggestions") == 1 and witness.size == 8
+        assert pusher.push(witness_key, "suggestions") == 1 and witness.size == 12
 
         # The witness names a size that is none of ours: a conflict, recorded, never retried
         # blindly, shown in /healthz/detail with the lag.
         witness.size = 7
         _submit(client, 2, start=8)
-        _anchor(database, registry, batch_max=2)  # end 10
+        _anchor(database, registry, batch_max=2)  # end 15
         sent = len(witness.requests)
         with pytest.raises(Exception, match="last cosigned size 7"):
             pusher.push(witness_key, "suggestions")
@@ -252,7 +263,7 @@ def test_409_422_and_conflicts(
         report = _detail(client, database)["witnesses"]
         assert report["ok"] is False and report["quorum"] == 1
         standing = report["witnesses"][cosigner.verifier_key]["logs"]["suggestions"]
-        assert standing["cosigned_size"] == 8 and standing["batches_behind"] == 1
+        assert standing["cosigned_size"] == 12 and standing["batches_behind"] == 1
         assert "size 7" in standing["conflict"]
 
 
@@ -297,8 +308,7 @@ def test_a_stuck_witness_does_not_delay_a_healthy_ones_cosignatures(
     witnesses = f"{stuck_witness}={stuck.verifier_key},{url}={healthy.verifier_key}"
     settings = make_settings(database, tmp_path, witnesses=witnesses)
     with TestClient(create_app(settings)) as client:
-        _submit(client, 4)
-        _anchor(database, registry, batch_max=2)  # ends 2 and 4
+        _rounds(client, database, registry, [2, 2])  # ends 3 and 6
         keys = LogKeys(settings)
         doubles.append(WitnessDouble(healthy, keys.verifier_key("suggestions")))
         timeout = 3.0
@@ -425,8 +435,7 @@ def test_the_real_witness_cosigns_what_the_pusher_sends(
                     ) from None
                 time.sleep(0.2)
         with TestClient(create_app(settings)) as client:
-            _submit(client, 5)
-            batches = _anchor(database, registry, batch_max=2)  # ends 2, 4, 5
+            batches = _rounds(client, database, registry, [2, 2, 1])[1]  # ends 3, 6, 8
             pusher = WitnessPusher(database.sessions, LogKeys(settings), [witness])
             assert pusher.push(witness, "suggestions") == 3
             log_key = parse_verifier_key(client.get("/api/v1/logs/suggestions/keys").json()["log"])
@@ -436,13 +445,13 @@ def test_the_real_witness_cosigns_what_the_pusher_sends(
                 assert opened.checkpoint.size == batch.end
                 assert opened.witnesses == {(witness.name, witness.verifier.key_id)}
             # A store that lost the witness's size (restored from a backup) sends old 0, is
-            # told 5 (409 text/x.tlog.size), and has nothing more to send.
+            # told 8 (409 text/x.tlog.size), and has nothing more to send.
             with database.sessions.begin() as session:
                 session.query(WitnessState).delete()
             assert pusher.push(witness, "suggestions") == 0
             with database.sessions() as session:
                 state = session.scalars(select(WitnessState)).one()
-                assert (state.size, state.conflict, state.last_error) == (5, None, None)
+                assert (state.size, state.conflict, state.last_error) == (8, None, None)
     finally:
         process.terminate()
         process.wait(10)
