@@ -168,3 +168,70 @@ class TrailVerification:
             "reason": self.reason,
             "records": [record.to_dict() for record in self.records],
         }
+
+
+class Completeness(StrEnum):
+    """Whether a trail shown is the whole trail as of a batch (PROTOCOL §11, "A complete
+    trail"), from the map of trail heads (§10); reported beside the trail's own verdict.
+
+    ``no_map`` is this verifier's word: the service showed no map proof (a version 1 service,
+    or no anchored batch with a map head yet), so completeness could not be checked. When the
+    receipt of the map head fails, the verdict is that receipt's (``not_anchored``,
+    ``root_mismatch``, ``wrong_chain``, ``bad_signature``, ``unconfirmed``, ``malformed``,
+    ``altered``); ``malformed`` also covers a map answer not shaped as the service promises.
+    """
+
+    COMPLETE = "complete"
+    TRUNCATED = "truncated"
+    HEAD_MISMATCH = "head_mismatch"
+    UNKNOWN_SUBJECT = "unknown_subject"
+    STALE = "stale"
+    ALTERED = "altered"
+    NO_MAP = "no_map"
+    MALFORMED = "malformed"
+    NOT_ANCHORED = "not_anchored"
+    ROOT_MISMATCH = "root_mismatch"
+    WRONG_CHAIN = "wrong_chain"
+    UNCONFIRMED = "unconfirmed"
+    BAD_SIGNATURE = "bad_signature"
+
+
+@dataclass(frozen=True, slots=True)
+class CompletenessVerification:
+    """The verdict on a trail's completeness, and what it rests on.
+
+    ``batch`` is the batch whose map was shown, ``latest_batch`` the latest anchored batch of
+    the log as the chain or the latest cosigned checkpoint says (None when unknown),
+    ``map_root`` and ``map_index`` the map head's root and position, ``head_seq``/``head_hash``
+    the trail head the map proves (None when it proves the subject has no trail).
+    ``map_head`` is the verification of the map head's receipt; ``checks`` every check made.
+    """
+
+    verdict: Completeness
+    reason: str
+    batch: int | None = None
+    latest_batch: int | None = None
+    map_root: str | None = None
+    map_index: int | None = None
+    head_seq: int | None = None
+    head_hash: str | None = None
+    map_head: ReceiptVerification | None = None
+    checks: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return self.verdict is Completeness.COMPLETE
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict.value,
+            "reason": self.reason,
+            "batch": self.batch,
+            "latest_batch": self.latest_batch,
+            "map_root": self.map_root,
+            "map_index": self.map_index,
+            "head_seq": self.head_seq,
+            "head_hash": self.head_hash,
+            "map_head": None if self.map_head is None else self.map_head.to_dict(),
+            "checks": list(self.checks),
+        }

@@ -45,15 +45,15 @@ from urllib.parse import urlsplit
 import httpx
 
 from core.note import Ed25519Verifier, NoteError, parse_verifier_key
-from core.verdicts import TrailVerdict, Verdict
+from core.verdicts import Completeness, TrailVerdict, Verdict
 from verifier.chain import Web3ChainReader
 from verifier.checkpoint import CheckpointTrust, trust_from_keys
 from verifier.errors import ReceiptUnreadable, UsageError, VerificationError
-from verifier.fetch import fetch_tally_inputs, fetch_trail
+from verifier.fetch import fetch_checkpoint, fetch_tally_inputs, fetch_trail
 from verifier.monitor import check_consistency, monitor_log
 from verifier.present import ProgressBar, show_receipt, show_tally, show_trail, writable, write_json
 from verifier.receipt import verify_receipt_json
-from verifier.trail import verify_trail
+from verifier.trail import SUGGESTIONS_LOG, verify_completeness, verify_trail
 
 DEFAULT_RPC = "http://127.0.0.1:8545"
 RPC_ENV = "CIVIC_CHAIN_RPC"
@@ -115,11 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     trail = commands.add_parser(
         "trail",
-        help="verify a suggestion's whole trail (PROTOCOL §5)",
+        help="verify a suggestion's whole trail, and that it is complete (PROTOCOL §5, §11)",
         description=(
             "Fetch a suggestion's trail from the service and verify every record's receipt "
-            "against the chain, the seq and prev links, the times and every transition of the "
-            "published state machine. Records left off the end cannot be seen this way."
+            "against the chain (or offline, from its cosigned checkpoint, with --log-key), the "
+            "seq and prev links, the times and every transition of the published state "
+            "machine; then, from the map of trail heads of the latest anchored batch, that the "
+            "trail shown is the whole trail (completeness: complete, truncated, head_mismatch, "
+            "unknown_subject, stale, altered). Exit 0 only for a valid and complete trail."
         ),
     )
     trail.add_argument("tracking_code", metavar="TRACKING_CODE", help="e.g. SG-7K2M-9QXD-4HTB")
@@ -127,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--api", metavar="URL", required=True, help="the service's base URL, e.g. https://host"
     )
     _chain_options(trail, timeout_help="per HTTP request and per RPC call")
+    _checkpoint_options(trail, "each receipt's (and the map head's)")
     trail.set_defaults(run=_run_trail)
 
     monitor = commands.add_parser(
@@ -274,19 +278,41 @@ def _run_receipt(args: argparse.Namespace, tools: _Tools) -> int:
 
 
 def _run_trail(args: argparse.Namespace, tools: _Tools) -> int:
+    trust = _checkpoint_trust(args)
     trail = fetch_trail(
         args.api, args.tracking_code, timeout=args.timeout, transport=tools.http_transport
     )
-    reader = tools.reader_factory(_rpc_url(args), args.timeout)
+    # With the log's key the chain is a second, optional check: asked only when named.
+    ask_chain = trust is None or args.rpc is not None
+    reader = tools.reader_factory(_rpc_url(args), args.timeout) if ask_chain else None
     result = verify_trail(
         trail.records,
         reader,
         subject=args.tracking_code,
         min_confirmations=args.min_confirmations,
         min_attestations=args.min_attestations,
+        trust=trust,
     )
-    show_trail(result, trail.state, sys.stdout, as_json=args.json)
-    return EXIT_VALID if result.verdict is TrailVerdict.VALID else EXIT_NOT_VALID
+    # Completeness (PROTOCOL §11): is the map's batch the latest? nextBatch on chain, else the
+    # log's latest cosigned checkpoint.
+    latest = None
+    if reader is None and trail.map is not None:
+        latest = fetch_checkpoint(
+            args.api, SUGGESTIONS_LOG, timeout=args.timeout, transport=tools.http_transport
+        )
+    completeness = verify_completeness(
+        trail.map,
+        trail.records,
+        reader,
+        subject=args.tracking_code,
+        trust=trust,
+        latest_checkpoint=latest,
+        min_confirmations=args.min_confirmations,
+        min_attestations=args.min_attestations,
+    )
+    show_trail(result, trail.state, sys.stdout, as_json=args.json, completeness=completeness)
+    whole = result.verdict is TrailVerdict.VALID and completeness.verdict is Completeness.COMPLETE
+    return EXIT_VALID if whole else EXIT_NOT_VALID
 
 
 def _run_monitor(args: argparse.Namespace, tools: _Tools) -> int:

@@ -143,6 +143,9 @@ class PublishedTrail:
 
     records: list[Any]
     state: str | None
+    # PROTOCOL §10/§11: the trail's head in the map of the latest anchored batch (the
+    # answer's "map"; None when the service shows none).
+    map: Any = None
 
 
 def fetch_trail(
@@ -161,7 +164,28 @@ def fetch_trail(
     if not isinstance(answer, dict) or not isinstance(answer.get("records"), list):
         raise TrailUnavailable(f"{url} did not answer with a trail (no records list)")
     state = answer.get("state")
-    return PublishedTrail(answer["records"], state if isinstance(state, str) else None)
+    return PublishedTrail(
+        answer["records"], state if isinstance(state, str) else None, answer.get("map")
+    )
+
+
+CHECKPOINT_PATH = "/api/v1/logs/{log}/checkpoint"
+
+
+def fetch_checkpoint(
+    api: str, log: str, *, timeout: float, transport: httpx.BaseTransport | None = None
+) -> str | None:
+    """``GET {api}/api/v1/logs/{log}/checkpoint``: the log's latest cosigned checkpoint (a
+    C2SP signed note, unverified), or None when the service has none (404). Raises
+    TrailUnavailable when there is no answer."""
+    with ServiceClient(api, TrailUnavailable, timeout=timeout, transport=transport) as service:
+        _, response = service.get(CHECKPOINT_PATH.format(log=quote(log, safe="")), "a checkpoint")
+    if response is None:
+        return None
+    try:
+        return response.content.decode("utf-8")
+    except UnicodeDecodeError:
+        return response.content.decode("utf-8", errors="replace")
 
 
 # -- what a tally check needs ---------------------------------------------------------------

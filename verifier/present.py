@@ -15,7 +15,13 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-from core.verdicts import ReceiptVerification, TrailRecordResult, TrailVerification, Verdict
+from core.verdicts import (
+    CompletenessVerification,
+    ReceiptVerification,
+    TrailRecordResult,
+    TrailVerification,
+    Verdict,
+)
 from core.workflow import CHINESE_NAMES, SuggestionState
 
 if TYPE_CHECKING:  # the tally's checks (and core.voting) load only when a tally is checked
@@ -165,15 +171,38 @@ def show_receipt(result: ReceiptVerification, out: TextIO, *, as_json: bool) -> 
     out.write(writable(format_report(result, ok_mark=marks["ok"], bad_mark=marks["bad"]), out))
 
 
+def format_completeness(
+    result: CompletenessVerification, *, marks: dict[str, str] | None = None
+) -> str:
+    """Whether the trail shown is the whole trail (PROTOCOL §11): the verdict, then the checks
+    that passed, in order."""
+    marks = marks or dict(UNICODE_MARKS)
+    lines = [f"COMPLETENESS {result.verdict.value.upper()}: {result.reason}"]
+    lines += [_indented(f"{marks['ok']} {check}", 2) for check in result.checks]
+    return "\n".join(lines) + "\n"
+
+
 def show_trail(
-    result: TrailVerification, service_state: str | None, out: TextIO, *, as_json: bool
+    result: TrailVerification,
+    service_state: str | None,
+    out: TextIO,
+    *,
+    as_json: bool,
+    completeness: CompletenessVerification | None = None,
 ) -> None:
-    """Write a trail's verification to ``out``: the timeline, or JSON."""
+    """Write a trail's verification to ``out``: the timeline, or JSON; with ``completeness``,
+    its verdict too (separately: ``"completeness"`` in JSON)."""
     if as_json:
-        write_json(trail_answer(result, service_state), out)
+        answer = trail_answer(result, service_state)
+        if completeness is not None:
+            answer["completeness"] = completeness.to_dict()
+        write_json(answer, out)
         return
     marks = marks_for(out, ("ok", "bad", "pending", "arrow"))
-    out.write(writable(format_timeline(result, service_state=service_state, marks=marks), out))
+    text = format_timeline(result, service_state=service_state, marks=marks)
+    if completeness is not None:
+        text += format_completeness(completeness, marks=marks)
+    out.write(writable(text, out))
 
 
 def show_tally(result: TallyVerification, out: TextIO, *, as_json: bool) -> None:

@@ -54,10 +54,30 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from core import trailmap
 from core.canonical import CanonicalizationError, canonical_bytes
+from core.checkpoint import MalformedCheckpoint, WrongOrigin, open_checkpoint
 from core.merkle import leaf_hash
-from core.records import LOGS, RecordShapeError, RecordType, check_record_shape, is_hex64, parse_at
-from core.verdicts import TrailRecordResult, TrailVerdict, TrailVerification, Verdict
+from core.note import BadSignature, MalformedNote, UnknownKey
+from core.records import (
+    LOGS,
+    MAP_HEAD_TYPE,
+    MAP_SUBJECT,
+    RecordShapeError,
+    RecordType,
+    check_record_shape,
+    is_hex64,
+    parse_at,
+)
+from core.trailmap import MapProofError
+from core.verdicts import (
+    Completeness,
+    CompletenessVerification,
+    TrailRecordResult,
+    TrailVerdict,
+    TrailVerification,
+    Verdict,
+)
 from core.workflow import (
     FOLLOW_UP_CATEGORIES,
     INITIAL,
@@ -69,7 +89,8 @@ from core.workflow import (
     allowed_next,
     evaluation_outcome,
 )
-from verifier.chain import ChainReader
+from verifier.chain import ChainReader, log_id
+from verifier.checkpoint import CheckpointTrust
 from verifier.receipt import verify_receipt
 
 SUGGESTIONS_LOG = "suggestions"
@@ -424,18 +445,20 @@ def _fail(
 
 def verify_trail(
     entries: Any,
-    chain: ChainReader,
+    chain: ChainReader | None,
     *,
     log: str = SUGGESTIONS_LOG,
     subject: str | None = None,
     min_confirmations: int = 0,
     min_attestations: int = 0,
+    trust: CheckpointTrust | None = None,
 ) -> TrailVerification:
     """Verify the entries of a trail listing (in seq order) against ``chain``, PROTOCOL §5.
 
     ``subject`` is the tracking code (or other subject) every record must be about; when None,
     the first visible record's subject is taken. ``min_confirmations``/``min_attestations`` are
-    passed to every receipt's step 5. Never raises for a bad trail; raises ChainUnreachable /
+    passed to every receipt's step 5. With ``trust`` each version 2 receipt's step 4 is also
+    (without ``chain``, only) done offline from its checkpoint (PROTOCOL §11). Never raises for a bad trail; raises ChainUnreachable /
     ChainError when the chain cannot be asked, ValueError for an unknown ``log``.
     """
     if log not in LOGS:
@@ -445,10 +468,10 @@ def verify_trail(
     if not entries:
         return _fail(TrailVerdict.GAP, subject, log, "the trail is empty: no record with seq 0")
 
-    reader = AskOnce(chain)
+    reader = AskOnce(chain) if chain is not None else None
     walk = _Walk(log, subject, entries)
     results = [
-        _judge(index, entry, walk, reader, min_confirmations, min_attestations)
+        _judge(index, entry, walk, reader, min_confirmations, min_attestations, trust)
         for index, entry in enumerate(entries)
     ]
     return _conclude(results, walk)
@@ -458,9 +481,10 @@ def _judge(
     index: int,
     raw: Any,
     walk: _Walk,
-    chain: ChainReader,
+    chain: ChainReader | None,
     min_confirmations: int,
     min_attestations: int,
+    trust: CheckpointTrust | None = None,
 ) -> TrailRecordResult:
     """Checks 1 to 8 on the entry at ``index``; its first failing check is its problem."""
     problems: list[tuple[TrailVerdict, str]] = []
@@ -500,6 +524,7 @@ def _judge(
             chain,
             min_confirmations=min_confirmations,
             min_attestations=min_attestations,
+            trust=trust,
         )
         receipt_verdict, proven_hash = checked.verdict, checked.record_hash
         if checked.verdict not in _ACCEPTED_RECEIPTS:
@@ -634,3 +659,307 @@ def _conclude(results: list[TrailRecordResult], walk: _Walk) -> TrailVerificatio
         f"anchored, every link, time and transition in order{reached}",
         walk.log,
     )
+
+
+# -- completeness (PROTOCOL §10 and §11, "A complete trail") ---------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Shown:
+    """One record of the trail as shown: its seq (the entry's place when its content is
+    erased), its record hash, and whether its receipt places it in batch ``<= b`` (before the
+    map head of batch b, the last entry of its batch); pending records come after."""
+
+    seq: int
+    record_hash: str
+    before: bool
+
+
+def _shown(entries: list[Any], log: str, batch: int) -> list[_Shown]:
+    shown = []
+    for place, raw in enumerate(entries):
+        if not isinstance(raw, Mapping):
+            continue
+        record, receipt = raw.get("record"), raw.get("receipt")
+        seq = record.get("seq") if isinstance(record, Mapping) else None
+        if not isinstance(seq, int) or isinstance(seq, bool):
+            seq = place
+        record_hash = raw.get("record_hash")
+        before = False
+        if raw.get("status") == ANCHORED and isinstance(receipt, Mapping):
+            proof = receipt.get("proof")
+            if isinstance(proof, Mapping) and proof.get("log") == log:
+                at = proof.get("batch")
+                before = isinstance(at, int) and not isinstance(at, bool) and at <= batch
+        shown.append(_Shown(seq, record_hash if isinstance(record_hash, str) else "", before))
+    return shown
+
+
+def _latest_from_checkpoint(
+    note: str | None, trust: CheckpointTrust
+) -> tuple[int | None, Completeness | None, str]:
+    """The size of the log's latest cosigned checkpoint, or the verdict that it cannot be
+    trusted: (size, None, what was checked) or (None, verdict, why)."""
+    if note is None:
+        return (
+            None,
+            Completeness.UNCONFIRMED,
+            ("the service gave no latest checkpoint: whether the map is the latest is unknown"),
+        )
+    key = trust.log_key
+    try:
+        opened = open_checkpoint(note, key, trust.witnesses)
+    except BadSignature as exc:
+        return (
+            None,
+            Completeness.BAD_SIGNATURE,
+            (f"the latest checkpoint's line by {exc.name}+{exc.key_id.hex()} does not verify"),
+        )
+    except (UnknownKey, WrongOrigin) as exc:
+        return None, Completeness.WRONG_CHAIN, f"the latest checkpoint is not this log's: {exc}"
+    except (MalformedNote, MalformedCheckpoint) as exc:
+        return None, Completeness.MALFORMED, f"the latest checkpoint is not a checkpoint: {exc}"
+    cosigned = len(opened.witnesses)
+    if cosigned < trust.quorum:
+        return (
+            None,
+            Completeness.UNCONFIRMED,
+            (
+                f"the latest checkpoint is cosigned by {cosigned} trusted witnesses, "
+                f"{trust.quorum} required"
+            ),
+        )
+    size = opened.checkpoint.size
+    return (
+        size,
+        None,
+        (
+            f"the latest checkpoint, signed by the log key and cosigned by {cosigned} trusted "
+            f"witnesses, has size {size}"
+        ),
+    )
+
+
+def verify_completeness(
+    answer: Any,
+    entries: Any,
+    chain: ChainReader | None,
+    *,
+    subject: str,
+    log: str = SUGGESTIONS_LOG,
+    trust: CheckpointTrust | None = None,
+    latest_checkpoint: str | None = None,
+    min_confirmations: int = 0,
+    min_attestations: int = 0,
+) -> CompletenessVerification:
+    """Whether ``entries`` (a trail listing, as for ``verify_trail``) are the whole trail of
+    ``subject`` as of the latest anchored batch, from ``answer``: the trail answer's ``map``
+    (``{"log", "subject", "batch", "map_head": <receipt>, "proof"}``, or None).
+
+    In order (PROTOCOL §11): the map head's receipt is valid (on ``chain``, or offline from
+    its checkpoint with ``trust``; its verdict otherwise); the map head is batch b's
+    ``ledger.map_head`` record of this log; the map proof reaches its ``map_root`` and its key
+    is SHA-256(subject) (``altered``); the head the map proves is the shown record with that
+    seq (``truncated`` when the trail shown stops before it, ``head_mismatch`` when another
+    record is shown there or a record shown in batch b or before goes beyond it,
+    ``unknown_subject`` when the map proves no trail yet records are shown in batch b or
+    before); and batch b is the latest anchored batch (``nextBatch − 1`` on ``chain``, else
+    the size of ``latest_checkpoint``, the log's latest checkpoint, checked with ``trust``):
+    else ``stale``. Raises ChainUnreachable/ChainError when the chain cannot be asked.
+    """
+    checks: list[str] = []
+
+    def verdict(v: Completeness, reason: str, **known: Any) -> CompletenessVerification:
+        return CompletenessVerification(v, reason, checks=checks, **known)
+
+    if answer is None:
+        return verdict(
+            Completeness.NO_MAP,
+            "the service showed no map of trail heads: completeness cannot be checked",
+        )
+    if (
+        not isinstance(answer, Mapping)
+        or not isinstance(answer.get("batch"), int)
+        or isinstance(answer.get("batch"), bool)
+        or not isinstance(answer.get("map_head"), Mapping)
+        or "proof" not in answer
+    ):
+        return verdict(
+            Completeness.MALFORMED,
+            "the map is not an object with batch, map_head (a receipt) and proof",
+        )
+    batch: int = answer["batch"]
+    if answer.get("log", log) != log:
+        return verdict(
+            Completeness.ALTERED, f"the map is of the {answer.get('log')!r} log, not {log!r}"
+        )
+
+    # The map head's receipt: on chain, or offline from its checkpoint.
+    head_receipt = answer["map_head"]
+    checked = verify_receipt(
+        head_receipt,
+        chain,
+        min_confirmations=min_confirmations,
+        min_attestations=min_attestations,
+        trust=trust,
+    )
+    if checked.verdict is not Verdict.VALID:
+        word = Completeness.ALTERED if checked.verdict is Verdict.REDACTED else None
+        return verdict(
+            word or Completeness(checked.verdict.value),
+            f"the map head's receipt: {checked.reason}",
+            batch=batch,
+            map_head=checked,
+        )
+    checks.append(f"the receipt of the map head of batch {batch} is valid")
+    head, proof_of_head = head_receipt["record"], head_receipt["proof"]
+    body = head.get("body") if isinstance(head, Mapping) else None
+    body = body if isinstance(body, Mapping) else {}
+    index = proof_of_head["index"] if head_receipt.get("v") == 2 else body.get("index")
+    problem = None
+    if head.get("type") != MAP_HEAD_TYPE or head.get("subject") != MAP_SUBJECT:
+        problem = f"the record is a {head.get('type')!r} of {head.get('subject')!r}"
+    elif head.get("log") != log or proof_of_head["log"] != log:
+        problem = f"it is of the {head.get('log')!r} log, not {log!r}"
+    elif body.get("batch") != batch or proof_of_head["batch"] != batch:
+        problem = (
+            f"its body names batch {body.get('batch')!r} and its receipt batch "
+            f"{proof_of_head['batch']}, not batch {batch}"
+        )
+    elif body.get("index") != index:
+        problem = f"its body names index {body.get('index')!r}, its receipt {index}"
+    elif not isinstance(body.get("map_root"), str) or not is_hex64(body["map_root"]):
+        problem = "its body has no map_root"
+    if problem is not None:
+        return verdict(
+            Completeness.ALTERED, f"the map head is not batch {batch}'s: {problem}", batch=batch
+        )
+    map_root = body["map_root"]
+    known: dict[str, Any] = {
+        "batch": batch,
+        "map_root": map_root,
+        "map_index": index,
+        "map_head": checked,
+    }
+    checks.append(f"it is the map head of batch {batch}, at index {index}, map_root {map_root}")
+
+    # The map proof.
+    if answer.get("subject", subject) != subject:
+        return verdict(
+            Completeness.ALTERED,
+            f"the map proof is for {answer.get('subject')!r}, not {subject!r}",
+            **known,
+        )
+    try:
+        proven = trailmap.verify(
+            bytes.fromhex(map_root), subject, trailmap.parse_proof(answer["proof"])
+        )
+    except MapProofError as exc:
+        return verdict(Completeness.ALTERED, f"the map proof: {exc}", **known)
+    if proven is None:
+        checks.append(f"the map proves that {subject} had no trail as of batch {batch}")
+    else:
+        known["head_seq"], known["head_hash"] = proven[0], proven[1].hex()
+        checks.append(
+            f"the map proves the head of {subject} as of batch {batch}: seq {proven[0]}, "
+            f"record hash {proven[1].hex()}"
+        )
+
+    # The trail shown against the map.
+    shown = _shown(entries if isinstance(entries, list) else [], log, batch)
+    before = [s for s in shown if s.before]
+    if proven is None:
+        if before:
+            return verdict(
+                Completeness.UNKNOWN_SUBJECT,
+                f"the map of batch {batch} proves {subject} has no trail, yet the record with "
+                f"seq {before[0].seq} ({before[0].record_hash}) is shown anchored in batch "
+                f"{batch} or before",
+                **known,
+            )
+    else:
+        seq, leaf = proven[0], proven[1].hex()
+        at = [s for s in shown if s.seq == seq]
+        beyond = [s for s in before if s.seq > seq]
+        if not at and all(s.seq < seq for s in shown):
+            last = f"seq {shown[-1].seq}" if shown else "no record"
+            return verdict(
+                Completeness.TRUNCATED,
+                f"the map of batch {batch} holds seq {seq} (record hash {leaf}) of {subject}; "
+                f"the trail shown ends at {last}",
+                **known,
+            )
+        if not at:
+            return verdict(
+                Completeness.HEAD_MISMATCH,
+                f"the map holds seq {seq} (record hash {leaf}); the trail shown has no record "
+                "with that seq",
+                **known,
+            )
+        if at[0].record_hash != leaf:
+            return verdict(
+                Completeness.HEAD_MISMATCH,
+                f"the map holds seq {seq} as record hash {leaf}; the trail shows "
+                f"{at[0].record_hash}",
+                **known,
+            )
+        if not at[0].before:
+            return verdict(
+                Completeness.HEAD_MISMATCH,
+                f"the map of batch {batch} holds seq {seq}, which the trail shows anchored "
+                f"after batch {batch} (or pending)",
+                **known,
+            )
+        if beyond:
+            return verdict(
+                Completeness.HEAD_MISMATCH,
+                f"the map of batch {batch} holds seq {seq}, yet the record with seq "
+                f"{beyond[0].seq} is shown anchored in batch {batch} or before",
+                **known,
+            )
+        checks.append(f"it is the record with seq {seq} of the trail shown, none beyond it")
+
+    # Freshness: batch b is the latest anchored batch of the log.
+    if chain is not None:
+        next_batch = getattr(chain, "next_batch", None)
+        if next_batch is None:  # a reader that cannot ask nextBatch cannot tell freshness
+            return verdict(
+                Completeness.UNCONFIRMED,
+                "the chain reader cannot ask nextBatch: whether the map is the latest is unknown",
+                **known,
+            )
+        latest = int(next_batch(proof_of_head_contract(head_receipt), log_id(log))) - 1
+        known["latest_batch"] = latest
+        if latest != batch:
+            return verdict(
+                Completeness.STALE,
+                f"the map is of batch {batch}, but nextBatch on chain says batch {latest} is "
+                "the latest anchored",
+                **known,
+            )
+        checks.append(f"batch {batch} is the latest anchored (nextBatch − 1 on chain)")
+    else:
+        assert trust is not None  # else the map head's receipt is unconfirmed
+        size, failed, said = _latest_from_checkpoint(latest_checkpoint, trust)
+        if failed is not None:
+            return verdict(failed, said, **known)
+        checks.append(said)
+        if size is not None and size > proof_of_head["size"]:
+            return verdict(
+                Completeness.STALE,
+                f"the map is of batch {batch} (size {proof_of_head['size']}), but the log's "
+                f"latest cosigned checkpoint has size {size}",
+                **known,
+            )
+        checks.append(f"batch {batch} is the latest cosigned checkpoint's")
+    return verdict(
+        Completeness.COMPLETE,
+        f"the trail shown is the whole trail of {subject} as of batch {batch}, the latest",
+        **known,
+    )
+
+
+def proof_of_head_contract(receipt: Mapping[str, Any]) -> str:
+    """The registry a (valid) receipt names."""
+    contract: str = receipt["anchor"]["contract"]
+    return contract

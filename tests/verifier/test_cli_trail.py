@@ -1,7 +1,10 @@
 """civic-verify trail: the service answered through httpx.MockTransport, the chain by FakeChain.
 
-Exit codes: 0 only for a valid trail, 1 for any other verdict (pending included), 2 when no
-verdict could be reached (unknown tracking code, service or chain unreachable, usage).
+Exit codes: 0 only for a valid and complete trail, 1 for any other verdict (pending included),
+2 when no verdict could be reached (unknown tracking code, service or chain unreachable, usage).
+These answers are a version 1 service's: no map of trail heads, so a valid trail's completeness
+is ``no_map`` (not checked) and the exit is ``NO_MAP``, 1. Completeness against the real
+service, its map and the chain: tests/verifier/test_trail_map.py.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from verifier.chain import ChainReader
 from verifier.cli import main
 
 API = "http://civic.example"
+NO_MAP = 1  # the exit of a valid trail whose completeness could not be checked
 TRAIL_URL = f"{API}/api/v1/suggestions/{SUBJECT}/trail"
 
 
@@ -97,7 +101,7 @@ def test_a_valid_trail_prints_its_timeline_and_exits_0(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     service = Service(trail_answer(seal_trail(loop, chain)))
-    assert run(service, factory, "--rpc", "http://node.example:8545") == 0
+    assert run(service, factory, "--rpc", "http://node.example:8545") == NO_MAP
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"trail of {SUBJECT} in the 'suggestions' log, 12 records"
     assert lines[1] == (
@@ -110,9 +114,13 @@ def test_a_valid_trail_prints_its_timeline_and_exits_0(
     assert lines[10] == (
         "  9  2026-11-27T09:39:00.123Z  staff    suggestion.transition  办结 → 跟踪落实  ✓ valid"
     )
-    assert len(lines) == 15
+    assert len(lines) == 16
     assert lines[13].startswith("VALID: 12 records, seq 0 to 11: every receipt anchored")
     assert lines[14] == "state reached: 办结 (CLOSED)"
+    assert lines[15] == (
+        "COMPLETENESS NO_MAP: the service showed no map of trail heads: completeness cannot "
+        "be checked"
+    )
     [request] = service.requests
     assert str(request.url) == TRAIL_URL
     assert request.method == "GET"
@@ -123,9 +131,10 @@ def test_json_output(
     loop: list[SealedRecord], chain: FakeChain, factory: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     service = Service(trail_answer(seal_trail(loop, chain)))
-    assert run(service, factory, "--json", api=API + "/") == 0
+    assert run(service, factory, "--json", api=API + "/") == NO_MAP
     result = json.loads(capsys.readouterr().out)
     assert result["verdict"] == "valid"
+    assert result["completeness"]["verdict"] == "no_map"
     assert result["tracking_code"] == SUBJECT
     assert result["state"] == result["service_state"] == "CLOSED"
     assert result["first_bad"] is None
@@ -170,7 +179,8 @@ def test_a_failing_receipt_is_marked(
     lines = capsys.readouterr().out.splitlines()
     assert lines[1].endswith("→ 已提交  ✗ unconfirmed")
     assert lines[2].startswith("     ✗ unconfirmed: receipt: 21 confirmations")
-    assert run(service, factory, "--min-confirmations", "21", "--min-attestations", "2") == 0
+    assert run(service, factory, "--min-confirmations", "21", "--min-attestations", "2") == NO_MAP
+    assert "VALID: 12 records" in capsys.readouterr().out
     capsys.readouterr()
 
 
@@ -179,8 +189,9 @@ def test_an_erased_record_is_shown_as_redacted(
 ) -> None:
     entries = seal_trail(loop, chain)
     entries[2] = redacted_entry(entries[2])
-    assert run(Service(trail_answer(entries)), factory) == 0
+    assert run(Service(trail_answer(entries)), factory) == NO_MAP
     lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("VALID: ") for line in lines)
     assert lines[3] == "  ?  (time erased)             ?        (content erased)  ✓ redacted"
     assert lines[4].startswith("       the record's content was erased (删除请求 (PIPL art. 47))")
 
@@ -189,8 +200,9 @@ def test_a_state_the_records_do_not_reach_is_pointed_out(
     loop: list[SealedRecord], chain: FakeChain, factory: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     service = Service(trail_answer(seal_trail(loop[:5], chain), state="CLOSED"))
-    assert run(service, factory) == 0  # the records are sound; the service's summary is not
+    assert run(service, factory) == NO_MAP  # the records are sound; the service's summary is not
     out = capsys.readouterr().out
+    assert "VALID: 5 records" in out
     assert (
         "note: the service says the suggestion is 办结 (CLOSED); its records reach ANSWERED" in out
     )

@@ -498,7 +498,8 @@ def test_trail_route_against_the_real_api_and_chain(
                 assert result["records"][0]["receipt_verdict"] == "valid"
 
                 batch = client.get("/verify/batch/suggestions/0").json()
-                assert batch["verdict"] == "valid" and batch["size"] == 3
+                # the three suggestions and the batch's ledger.map_head record (PROTOCOL §10)
+                assert batch["verdict"] == "valid" and batch["size"] == 4
 
                 unknown = client.get("/verify/trail/SG-0000-0000-0000")
                 assert unknown.status_code == 404
