@@ -69,7 +69,8 @@ def test_submit_anchor_verify_and_detect_alteration(service: Service, tmp_path: 
     receipt, waited = service.receipt(record_hash, timeout=30)
     assert waited <= 2 * 2.0, f"receipt took {waited:.2f}s, more than twice the anchor interval"
     assert receipt["record"]["subject"] == accepted[0].json()["tracking_code"]
-    assert receipt["proof"]["size"] == 3 and len(receipt["proof"]["path"]) == 2
+    # the three suggestions and the map head after them (PROTOCOL §10)
+    assert receipt["proof"]["size"] == 4 and len(receipt["proof"]["path"]) == 2
 
     path = tmp_path / "receipt.json"
     path.write_text(json.dumps(receipt, ensure_ascii=False))
@@ -109,7 +110,10 @@ def test_submit_anchor_verify_and_detect_alteration(service: Service, tmp_path: 
         f"{service.api}/api/v1/anchors/suggestions/{receipt['proof']['batch']}", timeout=5
     ).json()
     assert batch["root"] == receipt["proof"]["root"] and batch["tx"] == receipt["anchor"]["tx"]
-    assert {r.json()["record_hash"] for r in accepted} == set(batch["leaf_hashes"])
+    # the suggestions, then the batch's map head (PROTOCOL §10)
+    assert [r.json()["record_hash"] for r in accepted] == batch["leaf_hashes"][:-1]
+    last = httpx.get(f"{service.api}/api/v1/records/{batch['leaf_hashes'][-1]}/receipt", timeout=5)
+    assert last.json()["record"]["type"] == "ledger.map_head", last.text
 
     public = httpx.get(f"{service.api}/healthz", timeout=5)
     assert public.status_code == 200, public.text

@@ -39,13 +39,15 @@ def test_the_verify_page_names_the_witnesses_that_cosigned(
         witness_quorum=1,
     )
     with TestClient(create_app(settings)) as client:
-        hashes = _submit(client, 6)
-        first, second = _anchor(database, registry, batch_max=4)  # ends 4 and 6
+        hashes = _submit(client, 4)
+        [first] = _anchor(database, registry, batch_max=4)  # end 5 (and its map head)
+        hashes += _submit(client, 2, start=4)
+        first, second = _anchor(database, registry, batch_max=2)  # end 8
         keys = LogKeys(settings)
         log_key = keys.signers["suggestions"].verifier
         # The first batch's checkpoint cosigned, stored as the pusher stores what it verified.
         text = open_note(keys.checkpoint(first), [log_key]).text
-        assert parse_checkpoint(text).size == 4
+        assert parse_checkpoint(text).size == 5
         with database.sessions.begin() as session:
             session.add(
                 WitnessCosignatureRow(
@@ -77,7 +79,7 @@ def test_the_verify_page_names_the_witnesses_that_cosigned(
         assert "尚无见证方联署此检查点。" in chinese.text
 
         # A checkpoint changed in the receipt does not open with the log's key: a warning.
-        receipt["checkpoint"] = receipt["checkpoint"].replace("\n6\n", "\n7\n", 1)
+        receipt["checkpoint"] = receipt["checkpoint"].replace("\n8\n", "\n9\n", 1)
         client.get("/verify?lang=en")  # the language the form is posted in (the cookie)
         page = verify(client, receipt=json.dumps(receipt, ensure_ascii=False))
         assert page.status_code == 200
