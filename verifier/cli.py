@@ -140,7 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
             "Fetch every checkpoint of a log and all its entries from the service, recompute "
             "the log's tree from the records themselves, and check each checkpoint's root, the "
             "consistency proofs between consecutive checkpoints and, with --rpc, each "
-            "checkpoint against batchOf on chain. Reports the first problem, naming its batch."
+            "checkpoint against batchOf on chain; replay the map of trail heads from the "
+            "entries and check every ledger.map_head (PROTOCOL §10, map_head_mismatch). "
+            "Reports the first problem, naming its batch."
         ),
     )
     _log_options(monitor, "every checkpoint's signature must verify under it")

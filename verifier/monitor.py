@@ -19,6 +19,10 @@ O(n) hashing, O(log n) memory). Where the root of the first N entries is not che
 proof fails, the verdict is ``inconsistent`` naming batch b: the log shown is not the log
 that was checkpointed. With ``--rpc``, ``batchOf(b)`` must hold each checkpoint's root and size
 (``root_mismatch`` otherwise, ``not_anchored`` when it holds nothing).
+
+Beside the tree, the map of trail heads (PROTOCOL §10) is replayed from the entries
+(``MapReplay``): every ``ledger.map_head`` must commit to the map its entries give, else
+``map_head_mismatch`` naming the batch and the entry.
 """
 
 from __future__ import annotations
@@ -30,12 +34,12 @@ from typing import Any
 import httpx
 
 from contracts.registry import log_id
-from core import tlog
+from core import tlog, trailmap
 from core.canonical import CanonicalizationError, canonical_bytes
 from core.checkpoint import Checkpoint, MalformedCheckpoint, open_checkpoint, parse_checkpoint
 from core.merkle import ZERO_ROOT, leaf_hash
 from core.note import Ed25519Verifier, NoteError, split_note
-from core.records import LOGS, is_hex64
+from core.records import LOGS, MAP_HEAD_TYPE, MAP_SUBJECT, is_hex64
 from core.verdicts import Verdict
 from verifier.chain import ChainReader
 from verifier.errors import VerificationError
@@ -225,6 +229,7 @@ def _recompute(
     """Append every entry to the tree, keeping only its right edge, and compare the root at
     each checkpoint's size."""
     tree = tlog.Frontier()
+    heads = MapReplay()  # PROTOCOL §10: the map of trail heads, replayed beside the tree
     end = checkpoints[-1].size
     pending = list(enumerate(checkpoints))
     while tree.size < end:
@@ -241,7 +246,9 @@ def _recompute(
             if leaf is None:
                 return
             leaves.append(leaf)
-        for leaf in leaves:
+        for offset, leaf in enumerate(leaves):
+            batch_here = pending[0][0] if pending else None
+            heads.step(entries[offset], tree.size, batch_here)
             tree.append(leaf)
             if pending and tree.size == pending[0][1].size:
                 batch, checkpoint = pending.pop(0)
@@ -256,9 +263,70 @@ def _recompute(
                         "log that was checkpointed",
                     )
                     return
+                if heads.mismatch is not None:  # in entries that are the checkpointed ones
+                    _fail(result, Verdict.MAP_HEAD_MISMATCH, *heads.mismatch)
+                    return
         result.entries = tree.size
         if progress is not None:
             progress(tree.size)
+    result.notes += heads.notes
+
+
+class MapReplay:
+    """The map of trail heads (PROTOCOL §10) replayed from the entries in order: each
+    ``ledger.map_head`` record must commit to the map of every entry before it (its
+    ``map_root`` and ``trails``), at its own ``index``, in the batch that holds it; else the
+    verdict is ``map_head_mismatch`` naming the batch and the entry. The heads that moved are
+    applied once per map head (``core.trailmap.MemoryMap``). A redacted entry hides its
+    subject, so the map is not replayed past it (a note says so)."""
+
+    def __init__(self) -> None:
+        self.map = trailmap.MemoryMap()
+        self.changes: dict[bytes, bytes] = {}
+        self.blind_from: int | None = None  # the first redacted entry
+        self.notes: list[str] = []
+        self.mismatch: tuple[int | None, str, int] | None = None
+
+    def step(self, entry: Any, index: int, batch: int | None) -> None:
+        """Take the entry at ``index`` (in ``batch``). A map head that fails sets
+        ``mismatch`` (batch, detail, index), reported once its batch's root is found sound."""
+        record = entry.get("record")
+        if self.blind_from is not None:
+            return
+        if not isinstance(record, dict):  # redacted: whose trail moved is not shown
+            self.blind_from = index
+            self.notes.append(
+                f"entry {index} is redacted (its subject is not shown): the map of trail heads "
+                "is not replayed from there"
+            )
+            return
+        subject, seq = record.get("subject"), record.get("seq")
+        if subject != MAP_SUBJECT:
+            if isinstance(subject, str) and isinstance(seq, int) and 0 <= seq < 2**64:
+                leaf = bytes.fromhex(entry["leaf_hash"])
+                self.changes[trailmap.key_of(subject)] = trailmap.value_of(seq, leaf)
+            return
+        if record.get("type") != MAP_HEAD_TYPE:
+            return
+        root = self.map.update(self.changes)
+        self.changes = {}
+        given = record.get("body")
+        body: dict[str, Any] = given if isinstance(given, dict) else {}
+        expected = {"map_root": root.hex(), "trails": len(self.map), "index": index}
+        if batch is not None:
+            expected["batch"] = batch
+        wrong = [
+            f"{name} is {body.get(name)!r}, the entries give {want!r}"
+            for name, want in expected.items()
+            if body.get(name) != want
+        ]
+        if wrong and self.mismatch is None:
+            self.mismatch = (
+                batch,
+                f"the map head at entry {index} (batch {batch}) does not commit to the map of "
+                "trail heads its entries give: " + "; ".join(wrong),
+                index,
+            )
 
 
 def _leaf(entry: Any, index: int, result: MonitorResult) -> bytes | None:

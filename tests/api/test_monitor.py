@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from core.canonical import canonical_bytes
 from core.merkle import leaf_hash
@@ -129,3 +129,25 @@ def test_a_service_that_cannot_answer_is_no_verdict_with_the_reason(
     assert code == 2 and "answered 404, not a proof" in err, err
     code = main(["monitor", "--api", "http://127.0.0.1:1", "--timeout", "2"])
     assert code == 2 and "cannot reach http://127.0.0.1:1" in capsys.readouterr().err
+
+
+def test_a_map_head_whose_root_differs_from_the_entries_is_named_with_its_batch(
+    client: TestClient, database: Database, anchored: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The sealer's stored map loses every trail before batch 3 (an operator, or a bug): the
+    map head it writes is anchored and checkpointed as written, so the tree and every
+    checkpoint check out; the map replayed from the entries does not."""
+    code, result = _monitor(client, capsys)
+    assert (code, result["verdict"]) == (0, "valid"), result  # batches 0-2's map heads agree
+    with database.engine.begin() as conn:
+        conn.execute(text("DELETE FROM map_nodes WHERE log = 'suggestions'"))
+    submit_anchored(client, database, anchored, [1])
+    rpc = anchored.client.w3.provider.endpoint_uri
+    code, result = _monitor(client, capsys, "--rpc", rpc)
+    assert (code, result["verdict"], result["batch"], result["index"]) == (
+        1,
+        "map_head_mismatch",
+        3,
+        13,  # batch 3: entry 12 (the new suggestion), then its map head
+    ), result
+    assert "map_root is" in result["detail"] and "entry 13 (batch 3)" in result["detail"]
