@@ -839,7 +839,9 @@ def _add_audit_command(commands: Any) -> None:
             "connection, recompute each log's tree from its records and compare its root at "
             "every batch's end with the root anchored on chain, and report "
             "altered, missing, inserted and reordered records, broken trails, anchored batches "
-            "the store lacks and batches left unanchored. Exit status: 0 only when the store is "
+            "the store lacks, batches left unanchored and map heads that do not commit to the "
+            "map of trail heads the records give (map_head_mismatch). Exit status: 0 only when "
+            "the store is "
             f"clean, {EXIT_NOT_VALID} when there are findings, {EXIT_NO_VERDICT} when it could "
             "not audit."
         ),

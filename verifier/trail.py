@@ -828,6 +828,11 @@ def verify_completeness(
         )
     elif body.get("index") != index:
         problem = f"its body names index {body.get('index')!r}, its receipt {index}"
+    elif head_receipt.get("v") == 2 and index != proof_of_head["size"] - 1:
+        problem = (
+            f"it is entry {index}, not the last entry of its batch (the tree of batch {batch} "
+            f"has {proof_of_head['size']} entries)"
+        )
     elif not isinstance(body.get("map_root"), str) or not is_hex64(body["map_root"]):
         problem = "its body has no map_root"
     if problem is not None:
