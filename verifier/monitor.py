@@ -44,6 +44,7 @@ from core.verdicts import Verdict
 from verifier.chain import ChainReader
 from verifier.errors import VerificationError
 from verifier.fetch import ServiceClient
+from verifier.headmap import HeadMap
 
 PAGE = 1000
 MAX_BATCHES = 10_000_000
@@ -277,11 +278,11 @@ class MapReplay:
     ``ledger.map_head`` record must commit to the map of every entry before it (its
     ``map_root`` and ``trails``), at its own ``index``, in the batch that holds it; else the
     verdict is ``map_head_mismatch`` naming the batch and the entry. The heads that moved are
-    applied once per map head (``core.trailmap.MemoryMap``). A redacted entry hides its
+    applied once per map head (``verifier.headmap.HeadMap``). A redacted entry hides its
     subject, so the map is not replayed past it (a note says so)."""
 
     def __init__(self) -> None:
-        self.map = trailmap.MemoryMap()
+        self.map = HeadMap()
         self.changes: dict[bytes, bytes] = {}
         self.blind_from: int | None = None  # the first redacted entry
         self.notes: list[str] = []
@@ -312,7 +313,7 @@ class MapReplay:
         self.changes = {}
         given = record.get("body")
         body: dict[str, Any] = given if isinstance(given, dict) else {}
-        expected = {"map_root": root.hex(), "trails": len(self.map), "index": index}
+        expected = {"map_root": root.hex(), "trails": self.map.trails, "index": index}
         if batch is not None:
             expected["batch"] = batch
         wrong = [

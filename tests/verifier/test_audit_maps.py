@@ -1,4 +1,4 @@
-"""The audit's in-memory map of trail heads (``verifier.audit.maps.HeadMap``) gives the map
+"""The in-memory map of trail heads the audit and the monitor replay (``verifier.headmap``) gives the map
 root of PROTOCOL §10 exactly as ``core.trailmap`` defines it, batch after batch."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.trailmap import EMPTY, MemoryMap, key_of, map_root, value_of
-from verifier.audit.maps import HeadMap
+from verifier.headmap import HeadMap
 
 heads = st.tuples(
     st.text(min_size=1, max_size=12), st.integers(0, 2**64 - 1), st.binary(min_size=32, max_size=32)
