@@ -37,7 +37,8 @@ def format_audit(report: AuditReport, *, store: str | None = None) -> str:
         on_chain = f", {s.chain_batches} on chain" if s.chain_batches is not None else ""
         lines.append(
             f"  {s.log:<12} {s.records:>10,} records, {s.trails:,} trails, {s.batches:,} batches "
-            f"({s.anchored_batches:,} anchored{on_chain}), {s.pending_records:,} waiting to be "
+            f"({s.anchored_batches:,} anchored{on_chain}), {s.map_heads:,} map heads checked, "
+            f"{s.pending_records:,} waiting to be "
             f"sealed, {s.redacted:,} erased: {s.findings:,} finding{'s' if s.findings != 1 else ''}"
         )
     for note in report.notes:
@@ -45,7 +46,8 @@ def format_audit(report: AuditReport, *, store: str | None = None) -> str:
     if report.clean:
         lines.append(
             "CLEAN: every record hashes to its record hash, the log's tree recomputed from the "
-            "records gives every batch's anchored root, every trail is whole"
+            "records gives every batch's anchored root, every trail is whole, every map head "
+            "commits to the map of trail heads the records give"
         )
     else:
         lines.append(f"NOT CLEAN: {len(report.findings)} finding(s)")
