@@ -338,4 +338,10 @@ def test_verify_completeness_judges_the_trail_shown_against_the_map(live: Live) 
         verify_completeness(answer["map"], [], chain, subject=live.a).verdict
         is Completeness.TRUNCATED
     )
+    # A trail cut short at any length before the map's head is truncated.
+    for code in (live.a, live.b):
+        shown = live.trail(code)
+        for kept in range(len(shown["records"])):
+            cut = verify_completeness(shown["map"], shown["records"][:kept], chain, subject=code)
+            assert cut.verdict is Completeness.TRUNCATED, (code, kept, cut.reason)
     assert TrailVerdict.VALID.value == "valid"
