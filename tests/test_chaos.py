@@ -654,7 +654,9 @@ def test_two_worker_processes_started_at_once_anchor_each_batch_once(
                         BatchRow.log == "suggestions", BatchRow.state == "anchored"
                     )
                 ).all()
-                return sum(r.size for r in rows) if head.sealed_until == head.next_position else -1
+                # each batch: its records, then its map head (PROTOCOL §10)
+                done = sum(r.size - 1 for r in rows)
+                return done if head.sealed_until == head.next_position else -1
 
         deadline = time.monotonic() + 60
         while anchored() != total:
@@ -684,7 +686,7 @@ def test_two_worker_processes_started_at_once_anchor_each_batch_once(
     assert [b.first_position for b in batches] == [
         sum(b.size for b in batches[:i]) for i in range(n)
     ]
-    assert sum(b.size for b in batches) == total and all(b.state == "anchored" for b in batches)
+    assert sum(b.size for b in batches) == total + n and all(b.state == "anchored" for b in batches)
     client = registry.client
     assert client.next_batch(registry.address, "suggestions") == n
     for b in batches:

@@ -124,6 +124,14 @@ def _restore(db: Database, backup: Path) -> None:
         )
 
 
+def _batches_of(db: Database, registry: Any, count: int, subject: str = "staff-7") -> None:
+    """``count`` batches of BATCH_MAX records each, anchored one after another (a batch takes
+    every waiting record, then its map head: BATCH_MAX + 1 entries)."""
+    for _ in range(count):
+        append_records(db, BATCH_MAX, subject=subject)
+        _anchor_all(db, registry)
+
+
 def _counts(db: Database) -> tuple[int, int]:
     with db.sessions() as session:
         records = session.scalar(select(func.count()).select_from(RecordRow))
@@ -134,15 +142,13 @@ def _counts(db: Database) -> tuple[int, int]:
 def test_an_audit_proves_what_a_restore_from_an_old_backup_lacks(
     database: Database, registry: Any, ganache: Any, tmp_path: Path
 ) -> None:
-    append_records(database, 3 * BATCH_MAX)
-    _anchor_all(database, registry)  # batches 0, 1, 2
+    _batches_of(database, registry, 3)  # batches 0, 1, 2
     backup = tmp_path / "nightly.backup"
     _backup(database, backup)
 
-    append_records(database, 2 * BATCH_MAX, subject="staff-8")
-    _anchor_all(database, registry)  # batches 3, 4: on chain, not in the backup
+    _batches_of(database, registry, 2, subject="staff-8")  # 3, 4: on chain, not in the backup
     append_records(database, 3, subject="staff-9")  # accepted, never anchored: the RPO
-    assert _counts(database) == (5 * BATCH_MAX + 3, 5)
+    assert _counts(database) == (5 * (BATCH_MAX + 1) + 3, 5)
     lost_roots = {}
     for number in (3, 4):
         on_chain = registry.client.batch_of(registry.address, LOG, number)
@@ -150,7 +156,7 @@ def test_an_audit_proves_what_a_restore_from_an_old_backup_lacks(
         lost_roots[number] = on_chain.root.hex()
 
     _restore(database, backup)
-    assert _counts(database) == (3 * BATCH_MAX, 3)
+    assert _counts(database) == (3 * (BATCH_MAX + 1), 3)
 
     # With the worker stopped, as during a restore, the audit judges every chain batch.
     with open_store(database.url) as store:
@@ -161,7 +167,7 @@ def test_an_audit_proves_what_a_restore_from_an_old_backup_lacks(
     for finding in missing:
         assert "anchored on chain" in finding.detail
         assert lost_roots[finding.batch] in finding.detail  # type: ignore[index]
-        assert f"{BATCH_MAX} records" in finding.detail
+        assert f"{BATCH_MAX + 1} records" in finding.detail  # and its map head
     # Nothing else is wrong with what was restored: batches 0–2 and their records check out,
     # and nothing at all points at the three records that were never anchored.
     assert [f.kind for f in report.findings] == [FindingKind.MISSING_BATCH] * 2
@@ -182,8 +188,7 @@ def test_an_audit_proves_what_a_restore_from_an_old_backup_lacks(
 def test_a_complete_restore_audits_clean(
     database: Database, registry: Any, ganache: Any, tmp_path: Path
 ) -> None:
-    append_records(database, 2 * BATCH_MAX)
-    _anchor_all(database, registry)
+    _batches_of(database, registry, 2)
     backup = tmp_path / "latest.backup"
     _backup(database, backup)  # taken after the last anchor: nothing anchored is missing
     _restore(database, backup)
