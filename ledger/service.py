@@ -20,8 +20,8 @@ from core.clock import Clock, utc_now
 from core.merkle import HASH_SIZE, node_hash
 from core.records import LOGS, SealedRecord, build_record, format_at, is_hex64
 from ledger import checkpoints, tree
-from ledger import trailmap as maps
 from ledger import repository as repo
+from ledger import trailmap as maps
 from ledger.errors import BatchNotFound, InvalidInput, RecordNotFound
 from ledger.models import BatchRow, LogHead, RecordRow
 from ledger.repository import ReadTarget, StoredBatch, StoredRecord

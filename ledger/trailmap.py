@@ -71,9 +71,7 @@ def current_reader(session: Session, log: str) -> trailmap.NodeReader:
                 f"SELECT prefix, hash, pair FROM map_nodes WHERE log = {mark} "  # noqa: S608
                 f"AND depth = {mark} AND prefix IN ({', '.join([mark] * len(prefixes))})"
             )
-            for prefix, hash_, pair in connection.exec_driver_sql(
-                sql, (log, depth, *prefixes)
-            ):
+            for prefix, hash_, pair in connection.exec_driver_sql(sql, (log, depth, *prefixes)):
                 found[prefixes[bytes(prefix)]] = _node(hash_, pair)
         return found
 
@@ -166,13 +164,12 @@ def _write(session: Session, log: str, batch: int, written: Mapping[Position, No
         rows,
     )
     cursor.executemany(
-        f"INSERT INTO map_node_versions ({_COLUMNS}) VALUES ({values})", rows  # noqa: S608
+        f"INSERT INTO map_node_versions ({_COLUMNS}) VALUES ({values})",
+        rows,  # noqa: S608
     )
 
 
-def seal(
-    session: Session, head: LogHead, batch: int, clock: Clock = utc_now
-) -> SealedRecord:
+def seal(session: Session, head: LogHead, batch: int, clock: Clock = utc_now) -> SealedRecord:
     """End batch ``batch`` of the log with its ``ledger.map_head`` record (PROTOCOL §10):
     bring the map up to every entry so far and append the record at the log's next position.
     ``head`` is the log's head row, locked by the sealer's transaction."""

@@ -36,7 +36,7 @@ from core.clock import Clock, utc_now
 from core.merkle import merkle_root
 from core.records import LOGS
 from ledger import repository as repo
-from ledger import tree, trailmap
+from ledger import trailmap, tree
 from ledger.chain import (
     AnchorReceipt,
     ChainClient,

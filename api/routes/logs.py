@@ -63,6 +63,8 @@ async def map_proof(
     return await run_read(
         state, lambda reader: service.map_proof(reader, log, subject, batch), driver=True
     )
+
+
 _NOTE = {
     "content": {"text/plain": {}},
     "description": "a C2SP signed note: the log's signature and the witnesses' cosignatures",

@@ -61,7 +61,8 @@ def test_every_subject_is_proven_in_or_out_of_the_map_of_any_anchored_batch(
             assert r.status_code == 200, r.text
             seq, leaf = _check(r.json(), code, reader)
             assert seq == 0 and leaf.hex() in {
-                e["record_hash"] for e in client.get(f"/api/v1/suggestions/{code}/trail").json()["records"]
+                e["record_hash"]
+                for e in client.get(f"/api/v1/suggestions/{code}/trail").json()["records"]
             }
         for code in [*absent, "SG-NEVER-SEEN", "任何/主体"]:  # no trail: proven absent
             r = client.get(f"/api/v1/logs/suggestions/map/{code}", params={"batch": batch})

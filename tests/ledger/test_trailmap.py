@@ -137,8 +137,10 @@ def test_a_rebuilt_map_gives_every_batchs_root_and_a_changed_record_is_named(
 
     attack(  # a record changed under the map, past the append-only triggers
         database,
-        ("UPDATE records SET leaf_hash = :h WHERE log = 'suggestions' AND position = 3",
-         {"h": bytes(32)}),
+        (
+            "UPDATE records SET leaf_hash = :h WHERE log = 'suggestions' AND position = 3",
+            {"h": bytes(32)},
+        ),
     )
     with database.sessions.begin() as session, pytest.raises(RuntimeError, match="batch 0"):
         maps.rebuild(session, session.get(LogHead, "suggestions"))
@@ -151,8 +153,13 @@ def test_a_store_sealed_before_the_map_catches_up_at_its_next_seal(database: Dat
         head = session.get(LogHead, "suggestions")
         session.add(
             BatchRow(
-                log="suggestions", number=0, first_position=0, size=6, root=bytes(32),
-                state="sealed", sealed_at=datetime.now(UTC),
+                log="suggestions",
+                number=0,
+                first_position=0,
+                size=6,
+                root=bytes(32),
+                state="sealed",
+                sealed_at=datetime.now(UTC),
             )
         )
         head.sealed_until = 6

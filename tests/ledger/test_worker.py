@@ -65,7 +65,9 @@ def test_records_are_sealed_anchored_and_every_receipt_verifies(
     _release(worker)
 
 
-def test_a_batch_takes_every_waiting_record_and_ends_with_the_map_head(database: Database, registry) -> None:  # type: ignore[no-untyped-def]
+def test_a_batch_takes_every_waiting_record_and_ends_with_the_map_head(
+    database: Database, registry
+) -> None:  # type: ignore[no-untyped-def]
     worker = _worker(database, registry, batch_max=10, anchor_interval=3600.0)
     append_records(database, 9)
     assert worker.step() is False  # fewer than batch_max wait, and not for long
