@@ -164,8 +164,8 @@ def _write(session: Session, log: str, batch: int, written: Mapping[Position, No
         rows,
     )
     cursor.executemany(
-        f"INSERT INTO map_node_versions ({_COLUMNS}) VALUES ({values})",
-        rows,  # noqa: S608
+        f"INSERT INTO map_node_versions ({_COLUMNS}) VALUES ({values})",  # noqa: S608
+        rows,
     )
 
 
