@@ -87,7 +87,7 @@
   function getText(url) {
     return fetch(url, { headers: { "Accept": "application/json, text/plain" }, credentials: "same-origin" })
       .then(function (r) {
-        if (!r.ok) { var e = new Error(url + ": " + r.status); e.status = r.status; throw e; }
+        if (!r.ok || r.status === 202) { var e = new Error(url + ": " + r.status); e.status = r.status; throw e; }
         return r.text();
       });
   }
