@@ -4,7 +4,8 @@
   a time (``js.ask({...})``), so property tests do not start a process per example;
 * ``keys``: a test log key and witness keys, with ``cosigned(size, root)`` making the C2SP
   checkpoint of PROTOCOL §9 for the assets' log, signed and cosigned;
-* the portal fixtures (``portal``, ``browser``, ``page``, ``new_page``) of tests/portal.
+* ``portal``: tests/portal's whole running service (the browser tests launch their own
+  Chromium, with the flags they need, in test_browser.py).
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ import pytest
 
 from core.checkpoint import Checkpoint, sign_checkpoint
 from core.cosignature import Cosigner
-from core.note import Ed25519Signer, sign_note
-from tests.portal.conftest import browser, new_page, page, portal
+from core.note import Ed25519Signer
+from tests.portal.conftest import portal
 
-__all__ = ["browser", "new_page", "page", "portal"]
+__all__ = ["portal"]
 
 ROOT = Path(__file__).resolve().parents[2]
 ORACLE = Path(__file__).with_name("js") / "oracle.mjs"
@@ -113,4 +114,4 @@ def keys() -> Keys:
     return Keys()
 
 
-__all__ += ["Keys", "Oracle", "sign_note"]
+__all__ += ["Keys", "Oracle"]

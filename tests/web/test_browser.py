@@ -19,7 +19,6 @@ core) served through the same proxy, the page shows ``complete`` and ``truncated
 
 from __future__ import annotations
 
-import base64
 import copy
 import json
 import time
@@ -258,6 +257,8 @@ def synthetic_rewrite(answer: dict[str, Any], keys: Keys) -> Any:
             ],
         }
     ).encode()
+    head = answer["map"]["map_head"]["proof"]
+    latest = keys.cosigned(head["size"], bytes.fromhex(head["root"]))
 
     def rewrite(path: str, body: bytes) -> bytes | None:
         if path.endswith("/trail"):
@@ -265,7 +266,7 @@ def synthetic_rewrite(answer: dict[str, Any], keys: Keys) -> Any:
         if path == "/api/v1/logs/suggestions/keys":
             return keys_answer
         if path == "/api/v1/logs/suggestions/checkpoint":
-            return b"no checkpoint here"
+            return latest.encode()
         return None
 
     return rewrite
@@ -330,4 +331,26 @@ def test_the_offline_file_is_an_attachment_that_needs_nothing_else(portal: Servi
     html = answer.text
     assert "connect-src 'none'" in html and "window.CivicVerify" not in html.split("<script>")[0]
     assert "src=" not in html.lower().replace("data-src", "")
-    assert base64 is not None
+
+
+def test_live_receipts_get_the_python_offline_verdict(js: Any, anchored: dict[str, Any]) -> None:
+    """Receipts produced by the running service: JavaScript and Python agree offline."""
+    from verifier.checkpoint import trust_from_keys
+    from verifier.receipt import verify_receipt
+
+    keys = anchored["keys"]
+    witnesses = [w["key"] for w in keys["witnesses"]]
+    quorum = 1 if witnesses else 0
+    trust = {"logKey": keys["log"], "witnesses": witnesses, "quorum": quorum}
+    checkpoint_trust = trust_from_keys(keys["log"], witnesses, quorum)
+    for entry in anchored["answer"]["records"]:
+        receipt = entry["receipt"]
+        expected = verify_receipt(receipt, None, trust=checkpoint_trust).verdict.value
+        answer = js.ask({"op": "receipt", "receipt": json.dumps(receipt), "trust": trust})
+        assert answer["verdict"] == expected == "valid"
+        forged = copy.deepcopy(anchored["answer"])
+        forge_last_cosignature(forged)
+    receipt = forged["records"][-1]["receipt"]
+    expected = verify_receipt(receipt, None, trust=checkpoint_trust).verdict.value
+    answer = js.ask({"op": "receipt", "receipt": json.dumps(receipt), "trust": trust})
+    assert answer["verdict"] == expected == "bad_signature"

@@ -277,3 +277,73 @@ def test_stale_when_a_later_checkpoint_is_cosigned(js: Oracle, keys: Keys) -> No
     same = keys.cosigned(size, bytes.fromhex(answer["map"]["map_head"]["proof"]["root"]))
     got = completeness(js, answer, keys.trust(1), latest=True, latestCheckpoint=same)
     assert got["verdict"] == "complete", got
+
+
+def _variants(keys: Keys) -> dict[str, tuple[dict[str, Any], str | None]]:
+    """Trail answers with a map, and the latest checkpoint given with them."""
+
+    def other_head(heads: dict[str, Any]) -> dict[str, Any]:
+        seq, _ = heads["SG-7K2M-9QXD-4HTB"]
+        return heads | {"SG-7K2M-9QXD-4HTB": (seq, bytes(32))}
+
+    def no_subject(heads: dict[str, Any]) -> dict[str, Any]:
+        return {s: v for s, v in heads.items() if s != "SG-7K2M-9QXD-4HTB"}
+
+    def latest_of(answer: dict[str, Any], more: int = 0) -> str:
+        proof = answer["map"]["map_head"]["proof"]
+        root = bytes.fromhex(proof["root"]) if not more else bytes(range(32))
+        return keys.cosigned(proof["size"] + more, root)
+
+    cases: dict[str, tuple[dict[str, Any], str | None]] = {}
+    honest = trail_answer(keys)
+    cases["honest"] = (honest, latest_of(honest))
+    cases["stale"] = (honest, latest_of(honest, 3))
+    cases["no latest checkpoint"] = (honest, None)
+    cases["latest not cosigned"] = (
+        honest,
+        keys.cosigned(honest["map"]["map_head"]["proof"]["size"], bytes(32), witnesses=[]),
+    )
+    later = trail_answer(keys, records=8, after=2)
+    cases["records after the map head"] = (later, latest_of(later))
+    dropped = trail_answer(keys)
+    dropped["records"].pop()
+    cases["truncated"] = (dropped, latest_of(dropped))
+    for name, change in (("head_mismatch", other_head), ("unknown_subject", no_subject)):
+        answer = trail_answer(keys, heads=change)
+        cases[name] = (answer, latest_of(answer))
+    bent = trail_answer(keys)
+    bent["map"]["proof"]["siblings"][0] = "11" * 32
+    cases["altered proof"] = (bent, latest_of(bent))
+    no_map = trail_answer(keys)
+    no_map["map"] = None
+    cases["no map"] = (no_map, None)
+    bad = trail_answer(keys)
+    bad["map"]["map_head"]["record"]["body"]["map_root"] = "33" * 32
+    cases["altered map head"] = (bad, latest_of(bad))
+    return cases
+
+
+def test_completeness_verdicts_equal_pythons(js: Oracle, keys: Keys) -> None:
+    """JavaScript and ``verifier.trail.verify_completeness`` (offline, with the latest
+    cosigned checkpoint) agree on every variant; skipped until the Python one exists."""
+    import verifier.trail as python_trail
+
+    verify_completeness = getattr(python_trail, "verify_completeness", None)
+    if verify_completeness is None:
+        pytest.skip("verifier.trail.verify_completeness (issue 17 item 3) is not here yet")
+    trust = keys.trust(1)
+    checkpoint_trust = trust_from_keys(trust["logKey"], trust["witnesses"], trust["quorum"])
+    seen = set()
+    for name, (answer, latest) in _variants(keys).items():
+        expected = verify_completeness(
+            answer["map"],
+            answer["records"],
+            None,
+            subject=answer["tracking_code"],
+            trust=checkpoint_trust,
+            latest_checkpoint=latest,
+        ).verdict.value
+        got = completeness(js, answer, trust, latest=True, latestCheckpoint=latest)
+        assert got["completeness"]["verdict"] == expected, (name, got, expected)
+        seen.add(expected)
+    assert {"complete", "stale", "truncated", "head_mismatch", "unknown_subject", "altered"} <= seen

@@ -8,7 +8,14 @@ import { MapProofError, verifyMapProof } from "./map.js";
 import { leafHash } from "./merkle.js";
 import { checkReceiptCheckpoint, trustFromKeys, verifyReceipt, describeTrust } from "./receipt.js";
 import { LOGS, checkRecordShape, isObject, parseAt } from "./records.js";
-import { openCheckpoint } from "./note.js";
+import {
+  BadSignature,
+  MalformedCheckpoint,
+  MalformedNote,
+  UnknownKey,
+  WrongOrigin,
+  openCheckpoint,
+} from "./note.js";
 
 // core/workflow.py: the published state machine of a suggestion.
 export const TRANSITIONS = {
@@ -278,70 +285,129 @@ export function verifyTrailEntries(entries, trust, { log = "suggestions", subjec
   return { verdict: "valid", state, first_bad: null, records: results, subject, reason: `${results.length} records: every receipt anchored, every link, time and transition in order${state ? "; it reaches " + state : ""}` };
 }
 
-/** §11 "A complete trail as of batch b" for the `map` member of a trail answer
- * ({batch, map_head: <v2 receipt of batch b's ledger.map_head record>, proof}) and the trail's
- * verified records. {verdict: complete | truncated | head_mismatch | unknown_subject | stale |
- * altered | <the map head receipt's failing verdict>, reason, batch, head}. */
-export function checkCompleteness(map, subject, trailResult, trust, { latest = false, latestCheckpoint = null } = {}) {
-  const parsedTrust = trustFromKeys(trust);
-  const out = (verdict, reason, extra = {}) => ({ verdict, reason, batch: isObject(map) ? map.batch : null, ...extra });
-  if (!isObject(map) || !isObject(map.map_head) || !isObject(map.proof)) {
-    return out("malformed", "the map member is {batch, map_head, proof}");
+function isInt(value) {
+  return typeof value === "number" && Number.isInteger(value);
+}
+
+/** The records of the trail as shown: seq (the entry's place when its content is erased),
+ * record hash, and whether its receipt places it in batch <= b (before batch b's map head, the
+ * last entry of its batch); pending records come after. As verifier/trail.py `_shown`. */
+function shownRecords(entries, log, batch) {
+  const shown = [];
+  (Array.isArray(entries) ? entries : []).forEach((raw, place) => {
+    if (!isObject(raw)) return;
+    const record = raw.record;
+    let seq = isObject(record) ? record.seq : null;
+    if (!isInt(seq)) seq = place;
+    let before = false;
+    const receipt = raw.receipt;
+    if (raw.status === "anchored" && isObject(receipt) && isObject(receipt.proof) && receipt.proof.log === log) {
+      before = isInt(receipt.proof.batch) && receipt.proof.batch <= batch;
+    }
+    shown.push({ seq, recordHash: typeof raw.record_hash === "string" ? raw.record_hash : "", before });
+  });
+  return shown;
+}
+
+/** Freshness offline: the size of the log's latest cosigned checkpoint, or why it cannot be
+ * trusted ({size} or {verdict, reason}). */
+function latestFromCheckpoint(note, trust) {
+  if (note === null || note === undefined) {
+    return { verdict: "unconfirmed", reason: "the service gave no latest checkpoint: whether the map is the latest is unknown" };
   }
-  const head = verifyReceipt(map.map_head, parsedTrust);
-  if (head.verdict !== "valid") return out(head.verdict, `the map head's receipt: ${head.reason}`, { head });
+  let opened;
+  try {
+    opened = openCheckpoint(note, trust.logKey, trust.witnesses);
+  } catch (e) {
+    if (e instanceof BadSignature) return { verdict: "bad_signature", reason: `the latest checkpoint's line by ${e.keyName}+${toHex(e.keyId)} does not verify` };
+    if (e instanceof UnknownKey || e instanceof WrongOrigin) return { verdict: "wrong_chain", reason: `the latest checkpoint is not this log's: ${e.message}` };
+    if (e instanceof MalformedNote || e instanceof MalformedCheckpoint) return { verdict: "malformed", reason: `the latest checkpoint is not a checkpoint: ${e.message}` };
+    throw e;
+  }
+  if (opened.witnesses.length < trust.quorum) {
+    return { verdict: "unconfirmed", reason: `the latest checkpoint is cosigned by ${opened.witnesses.length} trusted witnesses, ${trust.quorum} required` };
+  }
+  return { size: opened.checkpoint.size };
+}
+
+/** §11 "A complete trail as of batch b", as verifier/trail.py verify_completeness checks it
+ * offline: `map` is the trail answer's member ({log, subject, batch, map_head: <v2 receipt of
+ * batch b's ledger.map_head record>, proof}, or null), `entries` the trail listing as shown.
+ * {verdict, reason, batch, mapRoot, headSeq, headHash, cosigners}: complete | truncated |
+ * head_mismatch | unknown_subject | stale | altered | no_map | malformed | the map head
+ * receipt's failing verdict (unconfirmed, bad_signature, wrong_chain, root_mismatch). With
+ * `latest`, batch b must be the latest: `latestCheckpoint` (the log's latest cosigned
+ * checkpoint) may not be larger than the map head's tree (else stale). */
+export function checkCompleteness(map, entries, subject, trust, { log = "suggestions", latest = false, latestCheckpoint = null } = {}) {
+  trust = trustFromKeys(trust);
+  const known = {};
+  const out = (verdict, reason) => ({ verdict, reason, ...known });
+  if (map === null || map === undefined) {
+    return out("no_map", "the service showed no map of trail heads: completeness cannot be checked");
+  }
+  if (!isObject(map) || !isInt(map.batch) || !isObject(map.map_head) || !("proof" in map)) {
+    return out("malformed", "the map is not an object with batch, map_head (a receipt) and proof");
+  }
+  const batch = map.batch;
+  known.batch = batch;
+  if ((map.log === undefined ? log : map.log) !== log) return out("altered", `the map is of the ${JSON.stringify(map.log)} log, not '${log}'`);
+  const head = verifyReceipt(map.map_head, trust);
+  known.cosigners = head.cosigners;
+  if (head.verdict !== "valid") {
+    return out(head.verdict === "redacted" ? "altered" : head.verdict, `the map head's receipt: ${head.reason}`);
+  }
   const rec = head.record;
-  const body = rec.body;
-  if (rec.type !== MAP_HEAD || rec.subject !== MAP_SUBJECT) {
-    return out("altered", `the map head's record is ${rec.type} about ${rec.subject}, not ${MAP_HEAD} about ${MAP_SUBJECT}`, { head });
-  }
-  if (!isObject(body) || body.batch !== map.batch || head.proof.batch !== map.batch || body.index !== head.proof.index || head.proof.index !== head.proof.size - 1 || !isHex64(body.map_root)) {
-    return out("altered", `the map head's body ${JSON.stringify(body)} is not the last entry of batch ${map.batch} (entry ${head.proof.index} of ${head.proof.size})`, { head });
+  const proof = map.map_head.proof;
+  const body = isObject(rec.body) ? rec.body : {};
+  const index = map.map_head.v === 2 ? proof.index : body.index;
+  let problem = null;
+  if (rec.type !== MAP_HEAD || rec.subject !== MAP_SUBJECT) problem = `the record is a '${rec.type}' of '${rec.subject}'`;
+  else if (rec.log !== log || proof.log !== log) problem = `it is of the '${rec.log}' log, not '${log}'`;
+  else if (body.batch !== batch || proof.batch !== batch) problem = `its body names batch ${JSON.stringify(body.batch)} and its receipt batch ${proof.batch}, not batch ${batch}`;
+  else if (body.index !== index) problem = `its body names index ${JSON.stringify(body.index)}, its receipt ${index}`;
+  else if (!isHex64(body.map_root)) problem = "its body has no map_root";
+  if (problem !== null) return out("altered", `the map head is not batch ${batch}'s: ${problem}`);
+  known.mapRoot = body.map_root;
+  if ((map.subject === undefined ? subject : map.subject) !== subject) {
+    return out("altered", `the map proof is for ${JSON.stringify(map.subject)}, not ${JSON.stringify(subject)}`);
   }
   let proven;
   try {
     proven = verifyMapProof(body.map_root, subject, map.proof);
   } catch (e) {
-    if (e instanceof MapProofError) return out("altered", `the map proof: ${e.message}`, { head });
+    if (e instanceof MapProofError) return out("altered", `the map proof: ${e.message}`);
     throw e;
   }
-  const headIndex = head.proof.index;
-  const records = trailResult.records;
-  // A record is before the map head when its receipt places it there; pending ones are after.
-  const before = records.filter((r) => r.receipt_index !== null && r.receipt_index < headIndex);
+  const shown = shownRecords(entries, log, batch);
+  const before = shown.filter((s) => s.before);
   if (proven.absent) {
     if (before.length) {
-      return out("unknown_subject", `the map of batch ${map.batch} proves ${subject} has no trail, yet ${before.length} of its records come before the map head (entry ${headIndex})`, { head, proven });
+      return out("unknown_subject", `the map of batch ${batch} proves ${subject} has no trail, yet the record with seq ${before[0].seq} (${before[0].recordHash}) is shown anchored in batch ${batch} or before`);
     }
   } else {
-    const { seq, leafHash: provenHash } = proven.member;
-    const shown = records.filter((r) => r.seq !== null);
-    const atSeq = records.find((r) => r.seq === seq);
-    const lastSeq = shown.length ? Math.max(...shown.map((r) => r.seq)) : -1;
-    if (seq > lastSeq) {
-      return out("truncated", `the map of batch ${map.batch} holds seq ${seq} (${provenHash}) of ${subject}; the trail shown ends at seq ${lastSeq}`, { head, proven });
+    const { seq, leafHash } = proven.member;
+    known.headSeq = seq;
+    known.headHash = leafHash;
+    const at = shown.filter((s) => s.seq === seq);
+    const beyond = before.filter((s) => s.seq > seq);
+    if (!at.length && shown.every((s) => s.seq < seq)) {
+      const last = shown.length ? `seq ${shown[shown.length - 1].seq}` : "no record";
+      return out("truncated", `the map of batch ${batch} holds seq ${seq} (record hash ${leafHash}) of ${subject}; the trail shown ends at ${last}`);
     }
-    if (!atSeq || atSeq.record_hash !== provenHash) {
-      return out("head_mismatch", `the map of batch ${map.batch} holds ${provenHash} at seq ${seq}; the trail shows ${atSeq ? atSeq.record_hash : "no record"} there`, { head, proven });
-    }
-    const beyond = before.find((r) => r.seq !== null && r.seq > seq);
-    if (beyond) {
-      return out("head_mismatch", `seq ${beyond.seq} is entry ${beyond.receipt_index}, before the map head (entry ${headIndex}), but the map's head is seq ${seq}`, { head, proven });
+    if (!at.length) return out("head_mismatch", `the map holds seq ${seq} (record hash ${leafHash}); the trail shown has no record with that seq`);
+    if (at[0].recordHash !== leafHash) return out("head_mismatch", `the map holds seq ${seq} as record hash ${leafHash}; the trail shows ${at[0].recordHash}`);
+    if (!at[0].before) return out("head_mismatch", `the map of batch ${batch} holds seq ${seq}, which the trail shows anchored after batch ${batch} (or pending)`);
+    if (beyond.length) return out("head_mismatch", `the map of batch ${batch} holds seq ${seq}, yet the record with seq ${beyond[0].seq} is shown anchored in batch ${batch} or before`);
+  }
+  if (latest) {
+    const fresh = latestFromCheckpoint(latestCheckpoint, trust);
+    if (fresh.verdict) return out(fresh.verdict, fresh.reason);
+    if (fresh.size > BigInt(proof.size)) {
+      return out("stale", `the map is of batch ${batch} (size ${proof.size}), but the log's latest cosigned checkpoint has size ${fresh.size}`);
     }
   }
-  if (latest && latestCheckpoint) {
-    try {
-      const opened = openCheckpoint(latestCheckpoint, parsedTrust.logKey, parsedTrust.witnesses);
-      if (opened.witnesses.length >= parsedTrust.quorum && opened.checkpoint.size > BigInt(head.proof.size)) {
-        return out("stale", `batch ${map.batch} ends at entry ${head.proof.size}; the latest cosigned checkpoint has ${opened.checkpoint.size} entries`, { head, proven });
-      }
-    } catch (e) {
-      // An unreadable latest checkpoint proves nothing about freshness; say so below.
-      return out("complete", `the trail is whole as of batch ${map.batch} (the latest checkpoint could not be checked: ${e.message})`, { head, proven, freshness: "unchecked" });
-    }
-  }
-  const what = proven.absent ? "the subject had no trail" : `its head is seq ${proven.member.seq}`;
-  return out("complete", `the trail shown is the whole trail as of batch ${map.batch}: ${what}, map root ${body.map_root}, cosigned by ${head.cosigners.join(", ") || "no witness"}`, { head, proven });
+  const what = proven.absent ? `${subject} had no trail` : `its head is seq ${proven.member.seq}`;
+  return out("complete", `the trail shown is the whole trail of ${subject} as of batch ${batch}${latest ? ", the latest" : ""}: ${what}, map root ${body.map_root}, cosigned by ${head.cosigners.join(", ") || "no witness"}`);
 }
 
 /** Verify a trail answer of GET /api/v1/suggestions/{code}/trail (object or JSON text):
@@ -360,11 +426,14 @@ export function verifyTrail(answer, trust, options = {}) {
   const trail = verifyTrailEntries(entries, trust, { log, subject });
   const cosigners = [...new Set(trail.records.flatMap((r) => r.cosigners || []))].sort();
   let completeness = null;
-  if (isObject(answer) && answer.map) {
-    completeness = checkCompleteness(answer.map, trail.subject || subject, trail, trust, options);
+  if (isObject(answer)) {
+    const map = answer.map === undefined ? null : answer.map;
+    completeness = checkCompleteness(map, entries, trail.subject || subject, trust, { ...options, log });
   }
+  // The whole trail's word: the §5 verdict unless it is valid, then the completeness verdict
+  // (no_map: completeness cannot be proven, the trail is `valid` as far as it goes).
   let verdict = trail.verdict;
-  if (verdict === "valid") verdict = completeness ? completeness.verdict : "valid";
+  if (verdict === "valid" && completeness && completeness.verdict !== "no_map") verdict = completeness.verdict;
   const reason = verdict === trail.verdict ? trail.reason : completeness.reason;
   return { verdict, reason, trail, completeness, records: trail.records, subject: trail.subject || subject, trusted, cosigners, state: trail.state };
 }

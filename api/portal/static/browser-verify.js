@@ -87,7 +87,7 @@
   function getText(url) {
     return fetch(url, { headers: { "Accept": "application/json, text/plain" }, credentials: "same-origin" })
       .then(function (r) {
-        if (!r.ok) { var e = new Error(url + ": " + r.status); e.status = r.status; throw e; }
+        if (!r.ok || r.status === 202) { var e = new Error(url + ": " + r.status); e.status = r.status; throw e; }
         return r.text();
       });
   }
@@ -116,7 +116,8 @@
         root.setAttribute("data-verify-ms", String(t1 - t0));
         root.setAttribute("data-total-ms", String(t1 - started));
         showTrail(root, result, trailText);
-        return result.verdict === "pending" ? "pending" : "done";
+        /* Not anchored yet, or the witnesses have not cosigned yet: ask again. */
+        return result.verdict === "pending" || result.verdict === "unconfirmed" ? "pending" : "done";
       });
     }).catch(function (e) {
       setBadge(root.querySelector("#browser-verdict"), "unreachable", label("browser.failed") + ": " + e.message);
@@ -133,10 +134,7 @@
     var comp = root.querySelector("#browser-completeness");
     if (result.completeness) {
       setBadge(comp, result.completeness.verdict, result.completeness.reason);
-    } else if (comp) {
-      comp.className = "hint";
-      comp.removeAttribute("data-verdict");
-      comp.textContent = label("browser.no_map", "no map yet");
+      if (result.completeness.verdict === "no_map") { comp.title = label("browser.no_map", "no map yet"); }
     }
     showTrust(root, result.trusted);
     showCosigners(root, result.cosigners);

@@ -70,9 +70,8 @@
     if (data && typeof data === "object" && !Array.isArray(data) && Array.isArray(data.records)) {
       result = V.verifyTrail(text, trust, {});
       $("trail-verdict").textContent = result.trail.verdict + ": " + result.trail.reason;
-      $("completeness").textContent = result.completeness
-        ? result.completeness.verdict + ": " + result.completeness.reason
-        : "no map in this trail: completeness cannot be proven";
+      $("completeness").textContent = result.completeness.verdict + ": " + result.completeness.reason;
+      $("completeness").setAttribute("data-verdict", result.completeness.verdict);
       result.records.forEach(function (r) {
         var word = !r.ok ? r.verdict : r.status === "pending" ? "pending" : r.receipt_verdict;
         var li = item($("records"), "seq " + r.seq + " · " + (r.type || "") + " · " + r.record_hash + (r.problem ? " · " + r.problem : ""), word);
