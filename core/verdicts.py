@@ -28,8 +28,14 @@ class Verdict(StrEnum):
     BAD_SIGNATURE = "bad_signature"
     # PROTOCOL §8: an anchored tree does not extend an earlier one.
     INCONSISTENT = "inconsistent"
-    # PROTOCOL §10, for a monitor following a log (never a receipt's): a ledger.map_head
-    # record whose map_root, trails, index or batch is not what the entries before it give.
+
+
+class MapVerdict(StrEnum):
+    """What replaying a log's map of trail heads (PROTOCOL §10) from its entries finds beyond
+    the receipt verdicts (``civic-verify monitor``; the audit's finding of the same name):
+    a ``ledger.map_head`` record whose map_root, trails, index or batch is not what the
+    entries before it give."""
+
     MAP_HEAD_MISMATCH = "map_head_mismatch"
 
 

@@ -1,7 +1,8 @@
 """``civic-verify``: check civic-ledger receipts and trails against the chain (PROTOCOL §5).
 
 ``civic-verify receipt PATH`` checks one receipt; ``civic-verify trail CODE --api URL`` fetches a
-suggestion's trail from the service and checks every record, its links and its transitions.
+suggestion's trail from the service and checks every record, its links and its transitions,
+and from the map of trail heads that it is the whole trail as of the latest anchored batch.
 The service is trusted for nothing but handing over the records: anchoring is read from the
 chain. ``civic-verify audit --database-url URL`` is the inspectors' audit of a whole store
 (``verifier.audit``), read through a read-only connection. ``civic-verify tally SIM_ID --api

@@ -40,7 +40,7 @@ from core.checkpoint import Checkpoint, MalformedCheckpoint, open_checkpoint, pa
 from core.merkle import ZERO_ROOT, leaf_hash
 from core.note import Ed25519Verifier, NoteError, split_note
 from core.records import LOGS, MAP_HEAD_TYPE, MAP_SUBJECT, is_hex64
-from core.verdicts import Verdict
+from core.verdicts import MapVerdict, Verdict
 from verifier.chain import ChainReader
 from verifier.errors import VerificationError
 from verifier.fetch import ServiceClient
@@ -60,7 +60,7 @@ class MonitorResult:
     (and entry, for an altered one)."""
 
     log: str
-    verdict: Verdict = Verdict.VALID
+    verdict: Verdict | MapVerdict = Verdict.VALID
     detail: str = ""
     batch: int | None = None
     index: int | None = None
@@ -182,7 +182,7 @@ def _checkpoints(
 
 def _fail(
     result: MonitorResult,
-    verdict: Verdict,
+    verdict: Verdict | MapVerdict,
     batch: int | None,
     detail: str,
     index: int | None = None,
@@ -265,7 +265,7 @@ def _recompute(
                     )
                     return
                 if heads.mismatch is not None:  # in entries that are the checkpointed ones
-                    _fail(result, Verdict.MAP_HEAD_MISMATCH, *heads.mismatch)
+                    _fail(result, MapVerdict.MAP_HEAD_MISMATCH, *heads.mismatch)
                     return
         result.entries = tree.size
         if progress is not None:

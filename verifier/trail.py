@@ -42,9 +42,12 @@ reply category) is reported as not checked, never as illegal.
 A pending entry (no receipt yet) is checked from its record like any other; if nothing fails,
 the trail's verdict is ``pending``, not ``valid``.
 
-What no trail verification can see: records left off the end. A trail cut short is still
-internally valid; only an audit of the whole log (every batch, every position) can show that a
-trail is complete.
+What these checks cannot see: records left off the end. A trail cut short is still internally
+valid. ``verify_completeness`` (below) sees it from the map of trail heads (PROTOCOL §10, §11):
+the service's proof of the subject's head in the map of the latest anchored batch, whose
+``ledger.map_head`` record is itself anchored. It gives its own verdict (``Completeness``),
+beside the trail's: ``complete``, ``truncated``, ``head_mismatch``, ``unknown_subject``,
+``stale`` or ``altered`` (and ``no_map`` when the service shows none).
 """
 
 from __future__ import annotations
