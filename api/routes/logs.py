@@ -113,4 +113,10 @@ def log_keys(log: Log, state: StateDep) -> dict[str, Any]:
     if log not in keys.signers:
         raise BatchNotFound(f"unknown log {log!r}; logs are {', '.join(sorted(keys.signers))}")
     witnesses = [{"name": w.name, "key": w.key, "url": w.url} for w in state.settings.witness_list]
-    return {"log": keys.verifier_key(log), "origin": keys.signers[log].name, "witnesses": witnesses}
+    return {
+        "log": keys.verifier_key(log),
+        "origin": keys.signers[log].name,
+        "witnesses": witnesses,
+        # how many of them must cosign a checkpoint for it to count as cosigned (PROTOCOL §11)
+        "quorum": state.settings.resolved_witness_quorum,
+    }

@@ -193,6 +193,7 @@ def test_the_pusher_collects_cosignatures_the_api_serves_them(
         log_key = parse_verifier_key(client.get("/api/v1/logs/suggestions/keys").json()["log"])
         listed = client.get("/api/v1/logs/suggestions/keys").json()["witnesses"]
         assert listed == [{"name": cosigner.name, "key": cosigner.verifier_key, "url": url}]
+        assert client.get("/api/v1/logs/suggestions/keys").json()["quorum"] == 1
         for batch in batches:
             note = client.get(f"/api/v1/logs/suggestions/checkpoints/{batch.number}").text
             opened = open_checkpoint(note, log_key, [cosigner.verifier])

@@ -81,7 +81,9 @@
   function trustFrom(keys) {
     var witnesses = (keys.witnesses || []).map(function (w) { return w.key; });
     /* At least one institution other than the operator, when any is published. */
-    return { logKey: keys.log, witnesses: witnesses, quorum: witnesses.length ? 1 : 0 };
+    // The deployment's quorum (CIVIC_WITNESS_QUORUM) as /keys publishes it; 1 when it is silent.
+    var quorum = typeof keys.quorum === "number" ? keys.quorum : 1;
+    return { logKey: keys.log, witnesses: witnesses, quorum: witnesses.length ? Math.min(quorum, witnesses.length) : 0 };
   }
 
   function getText(url) {
