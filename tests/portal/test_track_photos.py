@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,9 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import select, update
 
+from api.limits import body_bytes_for
 from ledger.models import Attachment, SuggestionRow
+from ledger.schemas import SuggestionIn
 from tests.api.conftest import People
 from tests.api.test_workflow_api import step
 from tests.fixtures import images
@@ -210,3 +213,19 @@ def test_the_track_page_shows_them_to_those_handling_it_and_public_ones_to_all(
     other = _submit_with_photos(portal_client, ("r.png", images.png(seed=13), "image/png"))
     other_code, _ = _code_and_token(other.text)
     assert portal_client.get(f"/track/{other_code}/files/{photos[0]}").status_code == 404
+
+
+def test_the_form_with_photos_may_be_larger_than_a_form_without(
+    portal_client: TestClient, database: Database
+) -> None:
+    """The body limit of ``POST /`` is the text's (body_bytes_for(SuggestionIn)) for a plain
+    form, and CIVIC_MAX_ATTACHMENT_BYTES more for a form with files (api/app.py)."""
+    noise = Image.frombytes("RGB", (500, 500), os.urandom(500 * 500 * 3))
+    out = io.BytesIO()
+    noise.save(out, "PNG")
+    photo = out.getvalue()
+    assert body_bytes_for(SuggestionIn) < len(photo) < 2 * 1024 * 1024
+    answer = _submit_with_photos(portal_client, ("noise.png", photo, "image/png"))
+    assert answer.status_code == 201, answer.text[:300]
+    code, _ = _code_and_token(answer.text)
+    assert len(_cited(database, code)) == 1
