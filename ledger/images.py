@@ -186,6 +186,15 @@ def strip(data: bytes, declared: str) -> Stripped:
     """``data``, an image of the ``declared`` type (its signature already checked), decoded,
     turned upright and encoded again without any metadata, with its thumbnail.
     ImageTooLarge (413) or UnreadableImage (415) otherwise."""
+    try:
+        return _strip(data, declared)
+    except CivicError:
+        raise
+    except Exception as exc:  # any failure on untrusted bytes is a refusal
+        raise UnreadableImage(f"the image cannot be decoded: {exc}") from None
+
+
+def _strip(data: bytes, declared: str) -> Stripped:
     image = _decode(data, declared)
     lossless = False
     if declared == WEBP:
@@ -201,4 +210,9 @@ def strip(data: bytes, declared: str) -> Stripped:
 def thumbnail_of(data: bytes, media_type: str) -> bytes:
     """The thumbnail of a stored image (one stored before images were stripped included:
     only its pixels are read)."""
-    return _thumbnail(_decode(data, media_type))
+    try:
+        return _thumbnail(_decode(data, media_type))
+    except CivicError:
+        raise
+    except Exception as exc:  # a stored file that no longer decodes
+        raise UnreadableImage(f"the image cannot be decoded: {exc}") from None
