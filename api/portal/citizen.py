@@ -4,6 +4,12 @@ The handlers call the very functions the JSON API calls (``ledger.suggestions``,
 ``ledger.service.receipt``, ``verifier.receipt``) in the request's unit of work; they never
 call the API over HTTP. A refused form is shown again with its message and a 4xx status, and
 changes nothing.
+
+The submit form takes photos (``photos``: a phone offers its camera), stored as the API stores
+uploads (``ledger.attachments.store``: checked, stripped of EXIF and GPS data, encoded again)
+in the submission's transaction and cited by it. The track page shows a suggestion's photos
+and reply document to whom may read them (``api.portal.attachments``), the citizen after
+entering their token in its form (``POST /track/{code}/files``).
 """
 
 from __future__ import annotations
