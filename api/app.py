@@ -117,6 +117,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "/workbench/": settings.max_attachment_bytes,
         },
         exact={"/api/v1/suggestions": submission, "/": submission},
+        # the portal's form with its photos (each within the upload limits, in all this)
+        multipart={"/": submission + settings.max_attachment_bytes},
         page=portal.body_too_large_page,
     )
     app.add_middleware(RefuseNulInUrl)

@@ -63,6 +63,7 @@ def body_bytes_for(model: type[BaseModel]) -> int:
 
 class BodySizeLimit:
     """ASGI middleware: 413 when Content-Length, or the bytes actually sent, exceed the limit:
+    ``multipart[path]`` for a ``multipart/form-data`` body (a form with files), else
     ``exact[path]``, else the first ``overrides`` prefix the path starts with, else ``limit``.
 
     ``page`` answers a browser's page request (a portal form) with an HTML page instead of
@@ -75,14 +76,18 @@ class BodySizeLimit:
         overrides: dict[str, int] | None = None,
         exact: dict[str, int] | None = None,
         page: PageRefusal | None = None,
+        multipart: dict[str, int] | None = None,
     ) -> None:
         self.app = app
         self.default = limit
         self.overrides = overrides or {}
         self.exact = exact or {}
         self.page = page
+        self.multipart = multipart or {}
 
-    def limit_for(self, path: str) -> int:
+    def limit_for(self, path: str, content_type: bytes = b"") -> int:
+        if path in self.multipart and content_type.lower().startswith(b"multipart/form-data"):
+            return self.multipart[path]
         if path in self.exact:
             return self.exact[path]
         for prefix, limit in self.overrides.items():
@@ -94,7 +99,8 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.limit_for(scope.get("path", ""))
+        content_type = next((v for n, v in scope.get("headers", ()) if n == b"content-type"), b"")
+        limit = self.limit_for(scope.get("path", ""), content_type)
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 try:

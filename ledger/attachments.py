@@ -10,6 +10,14 @@ set by ``require_cited``); a record of another suggestion citing it is refused (
 ``AttachmentOfAnotherSuggestion``), since who may read a file follows from the suggestion it
 belongs to (``ledger.suggestions.may_read_attachment``, docs/SECURITY.md "Attachments").
 
+An image (JPEG, PNG, WebP; HEIC when Pillow reads it) is not stored as uploaded: it is
+decoded, turned upright and encoded again without EXIF, GPS, XMP, comments or colour profile
+(``ledger.images``), and the stored file is that stripped one: its SHA-256, the attachment's
+identity returned by the upload and cited by records, is the hash of the stored bytes. A
+JPEG thumbnail (``<sha256>.thumb``) is kept beside each image; it is derived data, in no
+record, served by the rule of its file (``thumbnail``). Documents (PDF, text) are stored as
+they are.
+
 An upload that no record cites is removed after a grace period (``remove_uncited``, run by
 the housekeeping thread of ``civic-ledger worker``): a record that cites files marks them
 (``require_cited``) in its own transaction, so a file is either cited or removable, never
@@ -29,17 +37,23 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from ledger import filetypes
+from ledger import filetypes, images
 from ledger import repository as repo
 from ledger.errors import CivicError, Conflict, InvalidInput, NotFound
 from ledger.models import Attachment
 
 log = logging.getLogger("civic.attachments")
-_FILE_NAME = re.compile(r"^\.?([0-9a-f]{64})(\.tmp)?$")
+_FILE_NAME = re.compile(r"^\.?([0-9a-f]{64})(\.thumb)?(\.tmp)?$")
+THUMBNAIL_SUFFIX = ".thumb"
 
 ALLOWED_TYPES = frozenset(
     {"image/jpeg", "image/png", "image/webp", "application/pdf", "text/plain"}
 )
+#: What an upload may be declared as: the stored types, and HEIC/HEIF photos, which are
+#: converted to JPEG (or refused with 415 when this Pillow cannot read them).
+UPLOAD_TYPES = ALLOWED_TYPES | images.HEIC_TYPES
+#: The uploads that are decoded and stripped before they are stored.
+STRIPPED_TYPES = filetypes.IMAGE_TYPES | images.HEIC_TYPES
 #: Every type a download may be served as: the allowed ones, and bytes for a stored file
 #: whose content is not the type it was stored as.
 SERVED_TYPES = ALLOWED_TYPES | {filetypes.OPAQUE}
@@ -66,16 +80,26 @@ class StoredAttachment:
 def store(
     session: Session, directory: Path, data: bytes, content_type: str, uploaded_by: str
 ) -> StoredAttachment:
+    """Store an upload (checked, and stripped when it is an image) and return its identity.
+
+    Every refusal comes before anything is written, row or file: 422 for a type not taken
+    or an empty file, 415 ``ContentMismatch`` for bytes that are not the declared type, 413
+    ``ImageTooLarge`` for an image over ``images.MAX_PIXELS``, 415 ``UnreadableImage`` for
+    one Pillow cannot decode."""
     media_type = content_type.split(";", 1)[0].strip().lower()
-    if media_type not in ALLOWED_TYPES:
+    if media_type not in UPLOAD_TYPES:
         raise InvalidInput(
-            f"attachments may be {', '.join(sorted(ALLOWED_TYPES))}; got {media_type or 'no content type'}"
+            f"attachments may be {', '.join(sorted(UPLOAD_TYPES))}; got {media_type or 'no content type'}"
         )
     if not data:
         raise InvalidInput("the attachment is empty")
     problem = filetypes.mismatch(media_type, data)
     if problem is not None:  # before anything is written: nothing is stored
         raise ContentMismatch(f"the file is not {media_type}: {problem}")
+    thumb: bytes | None = None
+    if media_type in STRIPPED_TYPES:
+        stripped = images.strip(data, media_type)
+        data, media_type, thumb = stripped.data, stripped.media_type, stripped.thumbnail
     sha = hashlib.sha256(data).hexdigest()
     now = datetime.now(UTC)
     directory.mkdir(parents=True, exist_ok=True)
@@ -90,11 +114,13 @@ def store(
             os.utime(path)  # the clean-up spares files touched within the grace period
         else:  # removed on this host meanwhile (another host's row): write it again
             _write(directory, sha, data)
+        _keep_thumbnail(directory, sha, thumb)
         return StoredAttachment(sha, existing.size, existing.content_type)
     if path.exists():
         os.utime(path)
     else:
         _write(directory, sha, data)
+    _keep_thumbnail(directory, sha, thumb)
     session.add(
         Attachment(
             sha256=sha,
@@ -108,13 +134,23 @@ def store(
     return StoredAttachment(sha, len(data), media_type)
 
 
-def _write(directory: Path, sha: str, data: bytes) -> None:
-    tmp = directory / f".{sha}.tmp"
+def _write(directory: Path, name: str, data: bytes) -> None:
+    tmp = directory / f".{name}.tmp"
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, directory / sha)
+    os.replace(tmp, directory / name)
+
+
+def _keep_thumbnail(directory: Path, sha: str, thumb: bytes | None) -> None:
+    if thumb is None:
+        return
+    path = directory / (sha + THUMBNAIL_SUFFIX)
+    if path.exists():
+        os.utime(path)
+    else:
+        _write(directory, sha + THUMBNAIL_SUFFIX, thumb)
 
 
 def require_cited(
@@ -157,7 +193,8 @@ def remove_uncited(
     marked it first, and it stays, or finds it gone and is refused), then, after that commit,
     the files of this host's directory that have no row and were not written or uploaded
     again within the grace period (``store`` touches them), so that a file whose row another
-    host removed goes too, and a file being stored right now never does."""
+    host removed goes too, and a file being stored right now never does. A thumbnail goes
+    with its file."""
     cutoff = now.timestamp() - grace_seconds
     with sessions.begin() as session:
         rows = repo.delete_uncited_attachments(session, datetime.fromtimestamp(cutoff, UTC))
@@ -226,4 +263,34 @@ def load(directory: Path, row: Attachment) -> Served:
         media_type=media_type,
         inline=media_type in filetypes.IMAGE_TYPES,
         filename=f"{row.sha256}.{filetypes.EXTENSIONS[media_type]}",
+    )
+
+
+def thumbnail(directory: Path, row: Attachment) -> Served:
+    """The thumbnail of ``row``'s image (whoever asks was already allowed to read the file):
+    a JPEG of at most ``images.THUMBNAIL_SIZE`` pixels a side, kept beside the file. One
+    missing (a file stored before thumbnails were made, or on another host), or whose bytes
+    are not a JPEG, is made again from the file, whose hash is checked first. A file that is
+    not a verified image has no thumbnail (404)."""
+    if row.content_type not in filetypes.IMAGE_TYPES:
+        raise NotFound(f"attachment {row.sha256} is not an image and has no thumbnail")
+    path = directory / (row.sha256 + THUMBNAIL_SUFFIX)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        data = b""
+    if filetypes.mismatch(filetypes.JPEG, data) is not None:
+        served = load(directory, row)
+        if not served.inline:
+            raise NotFound(f"attachment {row.sha256} is not an image and has no thumbnail")
+        try:
+            data = images.thumbnail_of(served.data, served.media_type)
+        except CivicError:
+            raise NotFound(f"attachment {row.sha256} has no thumbnail") from None
+        _write(directory, row.sha256 + THUMBNAIL_SUFFIX, data)
+    return Served(
+        data=data,
+        media_type=filetypes.JPEG,
+        inline=True,
+        filename=f"{row.sha256}-thumbnail.jpg",
     )

@@ -15,6 +15,10 @@ image/jpeg        start with ``FF D8 FF``: the SOI marker and the next marker's 
 image/webp        start with ``RIFF``, a four-byte size, ``WEBP`` and the first chunk's
                   FourCC ``VP8␠``, ``VP8L`` or ``VP8X`` (RFC 9649 §2.5, §2.7)
 application/pdf   start with ``%PDF-`` (ISO 32000-1 §7.5.2)
+image/heic        an ISO base media file: a ``ftyp`` box first (bytes 4–8) whose major
+(image/heif)      brand is an HEIF one, ``heic``, ``heix``, ``mif1``… (ISO/IEC 23008-12
+                  §10); taken as an upload only, to be converted to JPEG or refused
+                  (``ledger.images``), never stored as such
 text/plain        are UTF-8 without a NUL, and do not start like markup: the first
                   character after any byte-order marks and white space is not ``<``
 ================  ==================================================================
@@ -41,6 +45,7 @@ PNG, JPEG, WEBP, PDF, TEXT = (
     "application/pdf",
     "text/plain",
 )
+HEIC, HEIF = "image/heic", "image/heif"
 #: What a file that fails its check is served as: bytes, to be saved, never shown.
 OPAQUE = "application/octet-stream"
 #: The image types: a file verified as one of them may be shown in a browser (``inline``).
@@ -48,7 +53,8 @@ IMAGE_TYPES = frozenset({PNG, JPEG, WEBP})
 #: The file name extension a download gets, by the type it is served as.
 EXTENSIONS = {PNG: "png", JPEG: "jpg", WEBP: "webp", PDF: "pdf", TEXT: "txt", OPAQUE: "bin"}
 
-_SIGNATURE_NAMES = {PNG: "PNG", JPEG: "JPEG", WEBP: "WebP", PDF: "PDF"}
+_SIGNATURE_NAMES = {PNG: "PNG", JPEG: "JPEG", WEBP: "WebP", PDF: "PDF", HEIC: "HEIF", HEIF: "HEIF"}
+_HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
 _WEBP_CHUNKS = (b"VP8 ", b"VP8L", b"VP8X")
 _MARKUP = re.compile(r"[\s\ufeff]*<")  # white space (Unicode's) and BOMs, then a tag
 
@@ -64,6 +70,8 @@ def signature_type(data: bytes) -> str | None:
         return WEBP
     if data.startswith(b"%PDF-"):
         return PDF
+    if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS:
+        return HEIC
     return None
 
 
@@ -82,7 +90,7 @@ def mismatch(declared: str, data: bytes) -> str | None:
     if expected is None:
         return f"{declared} is not a type whose content can be checked"
     found = signature_type(data)
-    if found == declared:
+    if found == declared or (found == HEIC and declared == HEIF):
         return None
     if found is not None:
         what = f"it is {found}"

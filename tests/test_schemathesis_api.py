@@ -42,6 +42,7 @@ from api.app import create_app
 from core.voting.ballots import public_key_hex
 from ledger import auth
 from tests.api.conftest import make_settings
+from tests.fixtures import images
 from tests.fixtures.db import BACKENDS, Database
 from voting.ballots import generate_key
 
@@ -58,7 +59,7 @@ CONFORMANCE = [
 # /healthz (and its detail) answers 503 (documented) when the chain is unreachable, as it is
 # here on purpose.
 DEGRADED_BY_DESIGN = frozenset({"GET /healthz", "GET /healthz/detail"})
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+PNG = images.png()  # a real image: uploads of images are decoded and stripped
 
 
 def fuzz_settings() -> Callable[[Any], Any]:

@@ -4,6 +4,12 @@ The handlers call the very functions the JSON API calls (``ledger.suggestions``,
 ``ledger.service.receipt``, ``verifier.receipt``) in the request's unit of work; they never
 call the API over HTTP. A refused form is shown again with its message and a 4xx status, and
 changes nothing.
+
+The submit form takes photos (``photos``: a phone offers its camera), stored as the API stores
+uploads (``ledger.attachments.store``: checked, stripped of EXIF and GPS data, encoded again)
+in the submission's transaction and cited by it. The track page shows a suggestion's photos
+and reply document to whom may read them (``api.portal.attachments``), the citizen after
+entering their token in its form (``POST /track/{code}/files``).
 """
 
 from __future__ import annotations
@@ -25,6 +31,13 @@ from pydantic import ValidationError
 from starlette.datastructures import FormData, UploadFile
 
 from api.deps import ReadSessionDep, SessionDep, StateDep, client_address
+from api.portal.attachments import (
+    citizen_of,
+    clear_citizen_cookie,
+    set_citizen_cookie,
+    shown_files,
+    track_visitors,
+)
 from api.portal.csrf import verify_csrf
 from api.portal.errors import PageError
 from api.portal.i18n import language_of, messages
@@ -36,7 +49,7 @@ from core.checkpoint import open_checkpoint
 from core.records import RecordType, is_hex64
 from core.verdicts import ReceiptVerification
 from core.workflow import EvaluationLevel, SuggestionState, evaluation_outcome
-from ledger import auth, ratelimit, service, suggestions
+from ledger import attachments, auth, ratelimit, service, suggestions
 from ledger import repository as repo
 from ledger.auth import Forbidden, Principal, Role, Unauthenticated
 from ledger.errors import CivicError, NotFound
@@ -67,6 +80,8 @@ CATEGORIES: tuple[tuple[str, str], ...] = (
     ("其他", "category.other"),
 )
 SUBMIT_FIELDS = ("title", "text", "category", "district", "contact_name", "contact_phone")
+#: The most photos one submission takes (the schema's ``attachments``, ``max_length``).
+MAX_PHOTOS = 10
 
 
 async def form_data(request: Request) -> FormData:
@@ -170,6 +185,45 @@ def submit_page(request: Request) -> HTMLResponse:
     return _submit_form(request)
 
 
+def _store_photos(
+    session: Any,
+    state: Any,
+    photos: list[UploadFile],
+    principal: Principal | None,
+    errors: FieldErrors,
+) -> tuple[list[str], int]:
+    """Store the form's photos as ``POST /api/v1/attachments`` would (each checked, stripped
+    of EXIF and GPS data and encoded again, ``ledger.attachments.store``), within the
+    submission's transaction: their hashes, or the status of the first refusal (0 when none),
+    whose message is added to ``errors``. The size limit of each is the API's:
+    CIVIC_ANONYMOUS_ATTACHMENT_BYTES without an account, CIVIC_MAX_ATTACHMENT_BYTES with."""
+    settings = state.settings
+    limit = settings.max_attachment_bytes if principal else settings.anonymous_attachment_bytes
+    uploader = principal.id if principal else "anonymous"
+    hashes: list[str] = []
+    for photo in photos:
+        name = (photo.filename or "")[:80]
+        media_type = (photo.content_type or "").split(";", 1)[0].strip().lower()
+        if media_type not in attachments.STRIPPED_TYPES:
+            errors.add("photos", "submit.photos.not_image", file=name)
+            return hashes, 415
+        photo.file.seek(0)
+        content = photo.file.read(limit + 1)
+        if len(content) > limit:
+            errors.add("photos", "submit.photos.too_big", file=name, max=limit // (1024 * 1024))
+            return hashes, 413
+        try:
+            stored = attachments.store(
+                session, settings.attachments_dir, content, photo.content_type or "", uploader
+            )
+        except CivicError as exc:
+            errors.add("photos", "submit.photos.refused", file=name, detail=exc.message)
+            return hashes, exc.status_code
+        if stored.sha256 not in hashes:
+            hashes.append(stored.sha256)
+    return hashes, 0
+
+
 def _qr_data_uri(url: str) -> str:
     return str(segno.make(url, error="m").png_data_uri(scale=5, border=2))
 
@@ -186,16 +240,35 @@ def submit(request: Request, form: FormDep, session: SessionDep, state: StateDep
         errors = FieldErrors(general=[("submit.error.role", {"role": principal.role.value})])
         return _submit_form(request, 403, values, errors)
     data, errors = _parse_submission(form)
-    if data is None:
+    photos = [
+        f for f in form.getlist("photos") if isinstance(f, UploadFile) and (f.filename or f.size)
+    ]
+    if len(photos) > MAX_PHOTOS:
+        errors.add("photos", "submit.photos.too_many", max=MAX_PHOTOS)
+    if data is None or errors:
         return _submit_form(request, 422, values, errors)
     if principal is None:  # anonymous submissions are rate limited, counted with the API's
-        limit = ratelimit.submission_limit(state.settings)
-        wait = ratelimit.hit(session, client_address(request), [limit], datetime.now(UTC))
+        limits = [ratelimit.submission_limit(state.settings)]
+        now = datetime.now(UTC)
+        wait = ratelimit.hit(session, client_address(request), limits, now)
+        for _ in photos:  # each photo is an anonymous upload (CIVIC_UPLOAD_RATE an hour)
+            if wait:
+                break
+            wait = ratelimit.hit(
+                session, client_address(request), [ratelimit.upload_limit(state.settings)], now
+            )
         if wait:
-            errors.general.append(("submit.error.rate", {"per_minute": limit.limit}))
+            session.rollback()
+            errors.general.append(("submit.error.rate", {"per_minute": limits[0].limit}))
             response = _submit_form(request, 429, values, errors)
             response.headers["Retry-After"] = ratelimit.retry_after(wait)
             return response
+    if photos:
+        hashes, refused = _store_photos(session, state, photos, principal, errors)
+        if refused:
+            session.rollback()
+            return _submit_form(request, refused, values, errors)
+        data = data.model_copy(update={"attachments": hashes})
     try:
         submitted = suggestions.submit(session, data, principal=principal, vault=state.vault)
     except CivicError as exc:
@@ -268,6 +341,7 @@ def _track_page(
     status_code: int = 200,
     eval_values: dict[str, str] | None = None,
     eval_errors: FieldErrors | None = None,
+    files_errors: FieldErrors | None = None,
 ) -> HTMLResponse:
     try:
         row = suggestions.get_row(session, code)
@@ -275,6 +349,21 @@ def _track_page(
         raise PageError(404, "track.not_found.title", "track.not_found", code=code) from None
     view = suggestions.public_view(row, datetime.now(UTC))
     trail = suggestions.trail(session, code)
+    cited: list[str] = []
+    replies: set[str] = set()
+    hidden_files = False
+    for item in trail["records"]:
+        body = (item["record"] or {}).get("body") or {}
+        for sha in body.get("attachments") or []:
+            if isinstance(sha, str):
+                cited.append(sha)
+        if isinstance(body.get("reply_sha256"), str):
+            cited.append(body["reply_sha256"])
+            replies.add(body["reply_sha256"])
+        hidden_files = hidden_files or "attachments_commitment" in body
+    visitors = track_visitors(request, session, code)
+    files = shown_files(session, code, list(dict.fromkeys(cited)), replies, visitors)
+    citizen = any(v.role is Role.CITIZEN for v in visitors)
     entries = []
     for position, item in enumerate(trail["records"]):
         entry = _describe(item["record"])
@@ -298,6 +387,11 @@ def _track_page(
         eval_errors=eval_errors or FieldErrors(),
         evaluated=request.query_params.get("evaluated") == "1",
         labels=_labels(request),
+        files=files,
+        reply_files={f.sha256: f for f in files if f.reply},
+        has_files=bool(cited) or hidden_files,
+        citizen=citizen,
+        files_errors=files_errors or FieldErrors(),
     )
 
 
@@ -366,6 +460,36 @@ def evaluate(
             eval_errors=errors,
         )
     return RedirectResponse(f"/track/{code}?evaluated=1", status_code=303)
+
+
+@router.post(
+    "/track/{tracking_code}/files",
+    response_class=HTMLResponse,
+    dependencies=[Depends(verify_csrf)],
+    name="portal_track_files",
+)
+def show_files(
+    request: Request, tracking_code: str, form: FormDep, session: ReadSessionDep, state: StateDep
+) -> Response:
+    """ "Show my photos and the reply": the citizen token of this suggestion, kept in this
+    browser for this suggestion's pages only (``api.portal.attachments``); ``forget=1``
+    removes it."""
+    code = _check_code(tracking_code)
+    if _text(form, "forget") == "1":
+        response: Response = RedirectResponse(f"/track/{code}", status_code=303)
+        clear_citizen_cookie(response, code)
+        return response
+    token = _text(form, "token").strip()
+    errors = FieldErrors()
+    if not token:
+        errors.add("files_token", "form.error.required")
+    elif citizen_of(session, token, code) is None:
+        errors.add("files_token", "track.files.bad_token")
+    if errors:
+        return _track_page(request, session, code, status_code=422, files_errors=errors)
+    response = RedirectResponse(f"/track/{code}#files", status_code=303)
+    set_citizen_cookie(response, code, token, state.settings)
+    return response
 
 
 @router.get("/track/{tracking_code}/receipt/{record_hash}.json", name="portal_receipt_download")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request, Response, status
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import (
@@ -21,7 +22,10 @@ from api.deps import (
     anonymous_upload_limit,
 )
 from ledger import attachments, suggestions
-from ledger.errors import PayloadTooLarge
+from ledger import repository as repo
+from ledger.auth import Principal
+from ledger.errors import NotFound, PayloadTooLarge
+from ledger.models import Attachment
 
 router = APIRouter(prefix="/api/v1", tags=["attachments"])
 
@@ -37,9 +41,14 @@ ATTACHMENT_CSP = "default-src 'none'; sandbox"
     summary="Upload a file (photo, reply document); the answer names it by SHA-256",
     description=(
         "The body is the file; Content-Type is its type, one of "
-        f"{', '.join(sorted(attachments.ALLOWED_TYPES))}, and must be what the bytes are: "
+        f"{', '.join(sorted(attachments.UPLOAD_TYPES))}, and must be what the bytes are: "
         "the image and PDF signatures, and for text/plain UTF-8 without NUL that does not "
         "start with '<' (markup). "
+        "An image is decoded, turned upright and encoded again without EXIF, GPS, XMP, "
+        "comments or colour profile (JPEG and HEIC as JPEG, PNG as PNG, WebP as WebP), and "
+        "the stripped file is what is stored: the answer's sha256 is the SHA-256 of the "
+        "stored bytes, not of the file sent, and is what records cite. Documents are stored "
+        "as sent. "
         "Without an account: at most CIVIC_ANONYMOUS_ATTACHMENT_BYTES (2 MiB), counted as a "
         "submission (CIVIC_SUBMIT_RATE a minute) and against CIVIC_UPLOAD_RATE an hour per "
         "address. A file no record cites within CIVIC_ATTACHMENT_GRACE_HOURS (24) is removed; "
@@ -49,11 +58,14 @@ ATTACHMENT_CSP = "default-src 'none'; sandbox"
     responses={
         413: {
             "description": "larger than CIVIC_MAX_ATTACHMENT_BYTES, or without an account "
-            "CIVIC_ANONYMOUS_ATTACHMENT_BYTES"
+            "CIVIC_ANONYMOUS_ATTACHMENT_BYTES; or an image of more than 50 million pixels "
+            "(ImageTooLarge, a decompression bomb); nothing is stored"
         },
         415: {
             "description": "the bytes are not of the declared type (ContentMismatch: e.g. an "
-            "SVG as image/png, HTML as text/plain); nothing is stored"
+            "SVG as image/png, HTML as text/plain), or an image that cannot be decoded "
+            "(UnreadableImage: corrupt, truncated, HEIC this server cannot read); nothing is "
+            "stored"
         },
         422: {"description": "type not allowed, or an empty file"},
         429: {"description": "too many anonymous uploads from this address (whole service)"},
@@ -74,7 +86,7 @@ async def upload(
                 session, state.settings.attachments_dir, data, content_type, uploader
             )
 
-    stored = await run_in_threadpool(store)  # file and database I/O off the event loop
+    stored = await run_in_threadpool(store)  # decoding, file and database I/O off the loop
     return {"sha256": stored.sha256, "size": stored.size, "content_type": stored.content_type}
 
 
@@ -130,6 +142,42 @@ def download(
         session, state.settings.attachments_dir, sha256, principal=principal
     )
     return attachment_response(served)
+
+
+def readable(session: Session, sha256: str, principal: Principal | None) -> Attachment:
+    """The row of a file ``principal`` may read (``suggestions.may_read_attachment``), or the
+    404 a hash nobody uploaded gets."""
+    row = session.get(Attachment, sha256)
+    owner = repo.suggestion(session, row.suggestion) if row and row.suggestion else None
+    if row is None or not suggestions.may_read_attachment(principal, row, owner):
+        raise NotFound(f"no attachment {sha256}")
+    return row
+
+
+@router.get(
+    "/attachments/{sha256}/thumbnail",
+    summary="An image's thumbnail (JPEG, at most 320 pixels a side), for those who may read it",
+    description=(
+        "Derived from the stored (stripped) image, in no record. The same rule as the file's "
+        "download decides, and a refusal is the same 404; a file that is not an image has no "
+        "thumbnail (404, for those who may read the file)."
+    ),
+    responses={
+        200: {
+            "description": "the thumbnail",
+            "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}},
+        },
+        404: {"description": "no such file, not one this caller may read, or not an image"},
+    },
+)
+def thumbnail(
+    sha256: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")],
+    session: ReadSessionDep,
+    state: StateDep,
+    principal: OptionalPrincipal,
+) -> Response:
+    row = readable(session, sha256, principal)
+    return attachment_response(attachments.thumbnail(state.settings.attachments_dir, row))
 
 
 def attachment_response(served: attachments.Served) -> Response:

@@ -13,6 +13,7 @@ from ledger.models import Attachment
 from tests.api.conftest import People
 from tests.api.test_privacy_api import CONTACT
 from tests.api.test_workflow_api import REPLY, SUGGESTION, records, step, upload, walk_to
+from tests.fixtures import images
 from tests.fixtures.db import Database
 
 ROLES = [
@@ -178,7 +179,7 @@ def test_every_role_on_every_other_endpoint(
     )
 
 
-PHOTO = b"\x89PNG\r\n\x1a\n a photo of the broken street light"
+PHOTO = images.png(seed=11)  # a real image: images are decoded and stripped before storage
 
 
 def test_every_role_on_every_kind_of_attachment(
@@ -201,7 +202,7 @@ def test_every_role_on_every_kind_of_attachment(
     step(client, code, people.office.headers, to="ANSWERED", category="A", reply_sha256=reply)
     draft = upload(client, people.office.headers, REPLY + b", a draft nobody cites yet")
     shown = client.post(
-        "/api/v1/attachments", content=PHOTO + b" (public)", headers={"content-type": "image/png"}
+        "/api/v1/attachments", content=images.png(seed=12), headers={"content-type": "image/png"}
     ).json()["sha256"]
     client.post("/api/v1/suggestions", json={**SUGGESTION, "attachments": [shown]})
     with database.sessions.begin() as session:

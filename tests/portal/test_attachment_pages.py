@@ -3,6 +3,8 @@ by the same rule as the API's download, and to nobody else (issue 19, item 6).""
 
 from __future__ import annotations
 
+import hashlib
+
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import People
@@ -38,7 +40,7 @@ def test_the_workbench_links_a_suggestions_files_to_a_page_that_serves_them(
     assert shown.status_code == 200, shown.text
     assert f'href="/attachments/{photo}"' in shown.text
     got = portal_client.get(f"/attachments/{photo}")
-    assert got.status_code == 200 and got.content == PNG
+    assert got.status_code == 200 and hashlib.sha256(got.content).hexdigest() == photo
     assert got.headers["content-type"] == "image/png"
     assert got.headers["content-disposition"] == f'inline; filename="{photo}.png"'
     assert got.headers["content-security-policy"] == "default-src 'none'; sandbox"
@@ -55,9 +57,23 @@ def test_a_file_is_not_served_to_an_account_that_may_not_read_it_nor_to_nobody(
     assert refused.status_code == missing.status_code == 404
     # the same page but for the hash in its own links (the language switch)
     assert refused.text.replace(photo, "…") == missing.text.replace("ab" * 32, "…")
-    assert PNG not in refused.content
+    assert b"PNG" not in refused.content
     portal_client.cookies.clear()
     for sha in (photo, "ab" * 32):
         anonymous = portal_client.get(f"/attachments/{sha}", follow_redirects=False)
         assert anonymous.status_code == 303
         assert anonymous.headers["location"] == f"/login?next=%2Fattachments%2F{sha}"
+
+
+def test_a_thumbnail_is_served_by_the_same_rule(portal_client: TestClient, people: People) -> None:
+    _, photo = _confidential_with_a_photo(portal_client, people)
+    sign_in(portal_client, people.office.token)  # JT: assigned
+    got = portal_client.get(f"/attachments/{photo}/thumbnail")
+    assert got.status_code == 200 and got.headers["content-type"] == "image/jpeg"
+    assert got.headers["content-security-policy"] == "default-src 'none'; sandbox"
+    sign_in(portal_client, people.other_office.token)  # ZJ: not assigned
+    refused = portal_client.get(f"/attachments/{photo}/thumbnail", headers={"accept": "text/html"})
+    assert refused.status_code == 404 and b"JFIF" not in refused.content
+    portal_client.cookies.clear()
+    anonymous = portal_client.get(f"/attachments/{photo}/thumbnail", follow_redirects=False)
+    assert anonymous.status_code == 303
