@@ -540,7 +540,10 @@ def test_two_records_swapped_are_reordered(store: Store) -> None:
 
     report = store.audit()
     # Both stay before batch 1's map head: the map of trail heads is the same.
-    assert kinds(report) == [("reordered", LOG, first.position), ("reordered", LOG, second.position)]
+    assert kinds(report) == [
+        ("reordered", LOG, first.position),
+        ("reordered", LOG, second.position),
+    ]
     named = {f.position: (f.batch, f.subject, f.record_hash) for f in report.findings}
     assert named[first.position] == (1, store.codes[D], second.leaf_hash.hex())
     assert named[second.position] == (1, store.codes[C], first.leaf_hash.hex())
