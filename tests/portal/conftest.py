@@ -6,8 +6,8 @@ verifier service) on free ports, SQLite, in a temporary data directory:
 
 * ``portal``: the running ``Service`` (``portal.api`` is the portal's base URL,
   ``portal.add_account(role, name, office=…, district=…)`` makes an account and returns its
-  token, ``portal.verifier`` the verifier service);
-* ``browser``: one headless Chromium for the session;
+  token, ``portal.verifier`` the verifier service) and ``browser``, one headless Chromium, both
+  once per session for every folder (tests/fixtures/browser.py);
 * ``page``: a fresh context and page (1280×900) per test; ``new_page(width, height)`` for
   other viewports (a 375-px phone);
 * ``sign_in(page, token)``: signs a page in through ``/login`` (the staff pages);
@@ -38,46 +38,8 @@ if TYPE_CHECKING:
 
 __all__ = ["client", "people"]  # the API tests' fixtures, used beside the portal's
 
-CHROMIUM = Path(os.environ.get("CIVIC_CHROMIUM", "/usr/bin/chromium"))
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 DEFAULT_VIEWPORT = {"width": 1280, "height": 900}
-
-
-def _need_browser() -> None:
-    if not CHROMIUM.exists():
-        pytest.skip(
-            f"browser tests need Chromium at {CHROMIUM} (install it with scripts/setup-browser, "
-            "or set CIVIC_CHROMIUM)"
-        )
-
-
-@pytest.fixture(scope="session")
-def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    """The whole service, once per session (only when a browser test asks for it)."""
-    _need_browser()
-    service = Service(tmp_path_factory.mktemp("portal") / "data", interval=2.0)
-    try:
-        service.start(wait_verifier=True)
-        yield service
-    finally:
-        if service.proc is not None and service.proc.poll() is None:
-            try:
-                service.stop()
-            except Exception:
-                service.kill9()
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    _need_browser()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture

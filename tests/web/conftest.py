@@ -4,8 +4,8 @@
   a time (``js.ask({...})``), so property tests do not start a process per example;
 * ``keys``: a test log key and witness keys, with ``cosigned(size, root)`` making the C2SP
   checkpoint of PROTOCOL §9 for the assets' log, signed and cosigned;
-* ``portal``: tests/portal's whole running service (the browser tests launch their own
-  Chromium, with the flags they need, in test_browser.py).
+* ``portal`` and ``browser`` (tests/fixtures/browser.py): the session's one running service
+  and one Chromium, shared with tests/portal.
 """
 
 from __future__ import annotations
@@ -23,9 +23,6 @@ import pytest
 from core.checkpoint import Checkpoint, sign_checkpoint
 from core.cosignature import Cosigner
 from core.note import Ed25519Signer
-from tests.portal.conftest import portal
-
-__all__ = ["portal"]
 
 ROOT = Path(__file__).resolve().parents[2]
 ORACLE = Path(__file__).with_name("js") / "oracle.mjs"
@@ -114,4 +111,4 @@ def keys() -> Keys:
     return Keys()
 
 
-__all__ += ["Keys", "Oracle"]
+__all__ = ["Keys", "Oracle"]

@@ -39,34 +39,14 @@ from tests.web.trails import trail_answer
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 FINAL = "#browser-verdict:not([data-verdict='checking']):not([data-verdict='pending'])"
 
 
 @pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip(
-            f"browser tests need Chromium at {CHROMIUM} (scripts/setup-browser installs it)"
-        )
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+def chromium(browser: Any) -> Any:
+    """The session's one Chromium (tests/fixtures/browser.py): Playwright's sync API cannot
+    run twice at once in one process."""
+    return browser
 
 
 @pytest.fixture
