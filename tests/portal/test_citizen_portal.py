@@ -285,6 +285,9 @@ def test_a_citizen_follows_the_handling_and_evaluates_the_answer(
     for i in range(5):
         expect_verdict(page, f"#badge-{i}", "valid")
     expect_verdict(page, "#trail-badge", "valid")
+    # The visitor's own browser finds the whole trail complete once the local witness has
+    # cosigned the latest checkpoint (the page asks again every 2 s until then).
+    page.wait_for_selector("#browser-verdict[data-verdict='complete']", timeout=90_000)
     shoot(page, "track-answered")
 
     page.fill("#f-token", token)
