@@ -139,6 +139,7 @@ class CachingChainReader:
       anchored a moment later, and it must never turn into ``valid`` from memory either.
     * ``chain_id`` and a *positive* ``has_code`` for ``identity_ttl`` seconds (an endpoint could
       be repointed at another chain; code, once deployed, stays). "No code" is never cached.
+    * ``nextBatch`` never: it grows, and a smaller answer would make a map look the latest.
     * ``block_number`` and ``attestations`` for ``block_ttl`` seconds (about one block). Both
       only grow, so a stale answer can understate confirmations or attestations, giving
       ``unconfirmed`` where a fresh one would pass, but never overstate them.
@@ -216,6 +217,14 @@ class CachingChainReader:
                 while len(self._batches) > self.max_batches:
                     self._batches.popitem(last=False)
         return answer
+
+    def next_batch(self, contract: str, log_id: bytes) -> int:
+        """``nextBatch(logId)``, asked every time: it grows, and a remembered (smaller) answer
+        could call a map of trail heads the latest when a newer batch is anchored."""
+        ask = getattr(self.inner, "next_batch", None)
+        if ask is None:
+            raise TypeError(f"{type(self.inner).__name__} cannot ask nextBatch")
+        return int(ask(contract, log_id))
 
     def block_number(self) -> int:
         hit, value = self._fresh(("block_number",))

@@ -11,7 +11,8 @@ batch exports; every answer is checked against the chain.
   reached: 413 for a body over the limit, 422 for bad query parameters, 503 when the chain
   cannot be reached, 502 when it answers with something no verdict can rest on.
 * ``GET /verify/trail/{tracking_code}``: the suggestion's trail, read from the API and judged
-  record by record (``verify_trail``). 404 for an unknown tracking code, 502 when the API
+  record by record (``verify_trail``), and whether it is the whole trail as of the latest
+  anchored batch (``completeness``, PROTOCOL §11, ``verify_completeness``). 404 for an unknown tracking code, 502 when the API
   cannot be reached or does not answer with a trail, 503 when the chain cannot be reached.
 * ``GET /verify/batch/{log}/{n}``: the public batch export recomputed (version 2: the frontier
   of the log's tree before the batch and the batch's leaves → the log's root at its end) and
@@ -74,7 +75,7 @@ from verifier.openapi import install_error_documentation
 from verifier.present import trail_answer
 from verifier.receipt import receipt_from_json, verify_receipt_json
 from verifier.security import JSON_ONLY_CSP, SecurityHeaders, static_policy
-from verifier.trail import verify_trail
+from verifier.trail import verify_completeness, verify_trail
 
 DEFAULT_PORT = 8001
 PORT_ENV = "CIVIC_VERIFIER_PORT"
@@ -346,7 +347,18 @@ def create_verifier_app(
             min_confirmations=min_confirmations,
             min_attestations=min_attestations,
         )
-        return trail_answer(result, trail.state)
+        # PROTOCOL §11: whether the trail shown is the whole trail as of the latest anchored
+        # batch (the map of trail heads), judged on the chain like the records.
+        completeness = verify_completeness(
+            trail.map,
+            trail.records,
+            chain,
+            subject=tracking_code,
+            trust=trust,
+            min_confirmations=min_confirmations,
+            min_attestations=min_attestations,
+        )
+        return {**trail_answer(result, trail.state), "completeness": completeness.to_dict()}
 
     @app.get(
         "/verify/batch/{log}/{n}",

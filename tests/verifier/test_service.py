@@ -347,6 +347,20 @@ def test_caching_reader_rules() -> None:
     with pytest.raises(Exception, match="cannot reach"):
         reader.block_number()
 
+    # nextBatch is asked every time (a remembered smaller answer would make an old map of
+    # trail heads look the latest); a reader that cannot ask it says so.
+    class Growing:
+        count = 3
+
+        def next_batch(self, contract: str, log_id: bytes) -> int:
+            self.count += 1
+            return self.count
+
+    growing = CachingChainReader(Growing())  # type: ignore[arg-type]
+    assert [growing.next_batch(contract, lid) for _ in range(2)] == [4, 5]
+    with pytest.raises(TypeError, match="cannot ask nextBatch"):
+        reader.next_batch(contract, lid)
+
 
 # -- GET /verify/batch/{log}/{n} ------------------------------------------------------------------
 
@@ -490,12 +504,15 @@ def test_trail_route_against_the_real_api_and_chain(
                 pending = client.get(f"/verify/trail/{code}").json()
                 assert pending["verdict"] == "pending"
                 assert pending["service_state"] == "SUBMITTED"
+                assert pending["completeness"]["verdict"] == "no_map"  # nothing anchored yet
 
                 assert worker.step() is True
                 result = client.get(f"/verify/trail/{code}").json()
                 assert result["verdict"] == "valid", result["reason"]
                 assert result["tracking_code"] == code and result["state"] == "SUBMITTED"
                 assert result["records"][0]["receipt_verdict"] == "valid"
+                # the whole trail as of batch 0, on chain (PROTOCOL §11)
+                assert result["completeness"]["verdict"] == "complete", result["completeness"]
 
                 batch = client.get("/verify/batch/suggestions/0").json()
                 # the three suggestions and the batch's ledger.map_head record (PROTOCOL §10)
