@@ -156,11 +156,13 @@ def build_store(
     """A migrated SQLite store at ``path`` with ``n_records`` records and sealed batches
     (state ``sealed``; ``anchor_batches`` anchors them). Returns the batches to anchor.
     ``access_share`` of the records go to the access log (0: all in the suggestions log)."""
-    from core import tlog
+    from core import tlog, trailmap
     from core.canonical import canonical_bytes
     from core.merkle import merkle_root
+    from core.records import MAP_ACTOR, MAP_HEAD_TYPE, MAP_SUBJECT, build_record
     from ledger.db import make_engine
     from ledger.migrate import upgrade
+    from verifier.headmap import HeadMap
 
     engine = make_engine(f"sqlite:///{path}")
     upgrade(engine)
@@ -179,8 +181,58 @@ def build_store(
     checked = 0
     # Each log's growing tree (PROTOCOL §8), as its right edge: what a version 2 anchor needs.
     trees = {log: tlog.Frontier() for log in ("suggestions", "votes", "access")}
+    # Each log's map of trail heads (PROTOCOL §10): every batch ends with its map head.
+    maps = {log: HeadMap() for log in trees}
+    moved: dict[str, dict[str, tuple[int, bytes]]] = {log: {} for log in trees}
+    trails = dict.fromkeys(trees, 0)
+    fresh = dict.fromkeys(trees, 0)  # trails begun since the last map head
+
+    def map_head(log: str) -> None:
+        """Append the ``ledger.map_head`` record that ends the log's next batch."""
+        changes = moved[log]
+        trails[log] += fresh[log]
+        fresh[log] = 0
+        root = maps[log].update(
+            {trailmap.key_of(s): trailmap.value_of(seq, leaf) for s, (seq, leaf) in changes.items()}
+        )
+        moved[log] = {}
+        head = heads.get((log, MAP_SUBJECT))
+        sealed = build_record(
+            log=log,
+            type=MAP_HEAD_TYPE,
+            subject=MAP_SUBJECT,
+            seq=head.next_seq if head else 0,
+            prev=head.last_hash if head else None,
+            actor=MAP_ACTOR,
+            body={
+                "batch": numbers[log],
+                "index": positions[log],
+                "map_root": root.hex(),
+                "trails": trails[log],
+            },
+            now=sealed_at[log],
+            salt=rng.randbytes,
+        )
+        rows.append(
+            (
+                log,
+                positions[log],
+                MAP_SUBJECT,
+                sealed.record["seq"],
+                MAP_HEAD_TYPE,
+                sealed.leaf_hash,
+                sealed.canonical,
+                _stored_time(sealed_at[log]),
+            )
+        )
+        heads[(log, MAP_SUBJECT)] = _Head(
+            sealed.record["seq"] + 1, sealed.leaf_hash, sealed_at[log]
+        )
+        positions[log] += 1
+        leaves[log].append(sealed.leaf_hash)
 
     def seal(log: str) -> None:
+        map_head(log)
         pending = leaves[log]
         first = positions[log] - len(pending)
         tree = trees[log]
@@ -211,6 +263,8 @@ def build_store(
         rows.append((log, positions[log], subject, seq, kind, leaf, canonical, accepted))
         positions[log] += 1
         leaves[log].append(leaf)
+        moved[log][subject] = (seq, leaf)
+        fresh[log] += seq == 0
         sealed_at[log] = datetime.strptime(accepted, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC)
         if len(leaves[log]) == batch_size:
             seal(log)
@@ -221,15 +275,15 @@ def build_store(
                 rows,
             )
             rows = []
+    for log in leaves:  # the last batches, each with its map head (a row not yet written)
+        if leaves[log]:
+            seal(log)
     if rows:
         connection.executemany(
             "INSERT INTO records (log, position, subject, seq, type, leaf_hash, canonical, "
             "accepted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
-    for log in leaves:
-        if leaves[log]:
-            seal(log)
     connection.executemany(
         "INSERT INTO trail_heads (log, subject, next_seq, last_leaf_hash, last_at) "
         "VALUES (?, ?, ?, ?, ?)",
@@ -262,7 +316,7 @@ def build_store(
     )
     connection.commit()
     connection.close()
-    return {"batches": batches, "positions": positions, "trails": len(heads)}
+    return {"batches": batches, "positions": positions, "trails": sum(trails.values())}
 
 
 def anchor_batches(path: Path, batches: list[dict[str, Any]], client: Any, contract: str) -> None:
