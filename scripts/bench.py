@@ -645,12 +645,15 @@ PROSE = {
     ),
     "audit": (
         "`scripts/bench_audit.py`: a SQLite store of 1,000,000 records built directly and "
-        "anchored as version 2 (each batch the whole log's root and size, PROTOCOL §8), then one "
-        "timed `audit_store`. Under version 1 (per-batch roots) the same audit took 82.2 s "
-        "(2026-11-28); under version 2 it recomputes each log's growing tree once (right edge "
-        "only) instead of each batch's own tree. The 60 s goal is not met in either: the time "
-        "is per-record Python work (strict JSON parse, shape checks, trail links, hashing). "
-        "Measured on a quiet machine."
+        "anchored as version 2 (each batch the whole log's root and size, PROTOCOL §8), each "
+        "batch ending with its map head (§10), then one timed `audit_store`, which also replays "
+        "every log's map of trail heads and checks each map head. Under version 1 (per-batch "
+        "roots) the same audit took 82.2 s (2026-11-28) and under version 2 without the map "
+        "105.9 s (2026-12-03, recomputing each log's growing tree once, right edge only), both "
+        "on the earlier machine (an AMD EPYC), whose store build took 143.5 s against 65.8 s "
+        "here: the numbers of different machines do not compare. The 60 s goal is not met: the "
+        "time is per-record Python work (strict JSON parse, shape checks, trail links, "
+        "hashing) and the map replay. Measured on a quiet machine (load average 0.0 before)."
     ),
     "tree": (
         "`scripts/bench_tree.py` on SQLite, a log of 1,000,000 entries sealed in batches of "
