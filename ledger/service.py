@@ -258,14 +258,19 @@ def _checkpoint_of(session: ReadTarget, batch: StoredBatch) -> dict[str, str]:
     return {"checkpoint": checkpoints.cosigned_checkpoint(session, keys, batch)}
 
 
+def _known_log(log: str) -> None:
+    """BatchNotFound (404) for a log that is not one of PROTOCOL's."""
+    if log not in LOGS:
+        raise BatchNotFound(f"unknown log {log!r}; logs are {', '.join(sorted(LOGS))}")
+
+
 def map_proof(
     target: ReadTarget, log: str, subject: str, number: int | None = None
 ) -> dict[str, Any]:
     """PROTOCOL §10: the proof for ``subject`` in the map of trail heads of an anchored batch
     (the latest when ``number`` is None), with the version 2 receipt of the batch's
     ``ledger.map_head`` record. A subject without a trail gets its proof of absence."""
-    if log not in LOGS:
-        raise BatchNotFound(f"unknown log {log!r}; logs are {', '.join(sorted(LOGS))}")
+    _known_log(log)
     batch = maps.anchored_batch(target, log, number)
     if batch is None:
         raise BatchNotFound(
@@ -297,8 +302,7 @@ def anchored_batch(session: Session, log: str, number: int) -> dict[str, Any] | 
     tree before it (``first`` and ``frontier``), its anchor and its own leaf hashes in order.
     Anyone folds the frontier to batch b−1's anchored root, appends the leaves and must reach
     this root (verifier/batch.py)."""
-    if log not in LOGS:
-        raise BatchNotFound(f"unknown log {log!r}; logs are {', '.join(sorted(LOGS))}")
+    _known_log(log)
     batch = repo.batch(session, log, number)
     if batch is None:
         raise BatchNotFound(f"log {log} has no batch {number}")
@@ -358,8 +362,7 @@ def _anchored_end(session: Session, log: str, size: int) -> None:
 
 def consistency(session: Session, log: str, old: int, new: int) -> dict[str, Any]:
     """RFC 9162 §2.1.4 consistency proof between two anchored sizes of the log (PROTOCOL §8)."""
-    if log not in LOGS:
-        raise BatchNotFound(f"unknown log {log!r}; logs are {', '.join(sorted(LOGS))}")
+    _known_log(log)
     if not 0 < old <= new:
         raise InvalidInput(f"from must be at least 1 and at most to; got from={old}, to={new}")
     _anchored_end(session, log, old)
@@ -371,8 +374,7 @@ def consistency(session: Session, log: str, old: int, new: int) -> dict[str, Any
 def entries(session: Session, log: str, start: int, end: int) -> dict[str, Any]:
     """Entries ``[start, end)`` of the log, for monitors: index, leaf hash and canonical
     record (null when redacted, PROTOCOL §7). At most MAX_ENTRIES, and only sealed ones."""
-    if log not in LOGS:
-        raise BatchNotFound(f"unknown log {log!r}; logs are {', '.join(sorted(LOGS))}")
+    _known_log(log)
     if not 0 <= start < end or end - start > MAX_ENTRIES:
         raise InvalidInput(
             f"need 0 <= start < end and at most {MAX_ENTRIES} entries; got start={start}, end={end}"

@@ -241,7 +241,6 @@ class MapAnswer:
 
     batch: StoredBatch
     head: StoredRecord
-    body: dict[str, Any]
     proof: trailmap.MapProof
 
 
@@ -278,7 +277,7 @@ def prove(target: ReadTarget, batch: StoredBatch, subject: str) -> MapAnswer:
         raise RuntimeError(
             f"log {batch.log}: the stored map no longer gives batch {batch.number}'s map root"
         )
-    return MapAnswer(batch, head, body, proof)
+    return MapAnswer(batch, head, proof)
 
 
 def rebuild(session: Session, head: LogHead) -> int:
