@@ -38,12 +38,12 @@ from core.cosignature import Cosigner
 from core.note import NoteError, decode_base64, open_note, parse_verifier_key
 from ledger import auth
 from ledger.checkpoints import LogKeys
-from ledger.models import BatchRow, WitnessCosignatureRow, WitnessState
+from ledger.models import WitnessCosignatureRow, WitnessState
 from ledger.settings import Settings
 from ledger.witness_pusher import WitnessPusher
 from ledger.witnesses import parse_witnesses
 from tests.api.conftest import make_settings
-from tests.api.test_logs_api import _anchor
+from tests.api.test_logs_api import _anchor, submit_anchored
 from tests.api.test_workflow_api import SUGGESTION
 from tests.fixtures.db import Database
 
@@ -140,19 +140,6 @@ def _submit(client: TestClient, count: int, start: int = 0) -> list[str]:
     return hashes
 
 
-def _rounds(
-    client: TestClient, database: Database, registry: Any, sizes: list[int], start: int = 0
-) -> tuple[list[str], list[BatchRow]]:
-    """Batches of ``sizes`` suggestions, each anchored before the next is submitted (a batch
-    takes every waiting record and ends with its map head, PROTOCOL §10)."""
-    hashes: list[str] = []
-    batches: list[BatchRow] = []
-    for size in sizes:
-        hashes += _submit(client, size, start=start + len(hashes))
-        batches = _anchor(database, registry, batch_max=size)
-    return hashes, batches
-
-
 def test_the_pusher_collects_cosignatures_the_api_serves_them(
     database: Database, registry: Any, tmp_path: Path, witness_server: Any
 ) -> None:
@@ -162,7 +149,7 @@ def test_the_pusher_collects_cosignatures_the_api_serves_them(
         database, tmp_path, witnesses=f"{url}={cosigner.verifier_key}", witness_quorum=1
     )
     with TestClient(create_app(settings)) as client:
-        hashes, batches = _rounds(client, database, registry, [4, 2])  # ends 5 and 8
+        hashes, batches = submit_anchored(client, database, registry, [4, 2])  # ends 5 and 8
         keys = LogKeys(settings)
         doubles.append(WitnessDouble(cosigner, keys.verifier_key("suggestions")))
         witness = doubles[0]
@@ -225,7 +212,7 @@ def test_409_422_and_conflicts(
     cosigner = Cosigner("witness.example.org", b"v" * 32)
     settings = make_settings(database, tmp_path, witnesses=f"{url}={cosigner.verifier_key}")
     with TestClient(create_app(settings)) as client:
-        batches = _rounds(client, database, registry, [2, 2, 2])[1]  # ends 3, 6, 9
+        batches = submit_anchored(client, database, registry, [2, 2, 2])[1]  # ends 3, 6, 9
         keys = LogKeys(settings)
         witness_key = settings.witness_list[0]
         pusher = WitnessPusher(database.sessions, keys, settings.witness_list)
@@ -309,7 +296,7 @@ def test_a_stuck_witness_does_not_delay_a_healthy_ones_cosignatures(
     witnesses = f"{stuck_witness}={stuck.verifier_key},{url}={healthy.verifier_key}"
     settings = make_settings(database, tmp_path, witnesses=witnesses)
     with TestClient(create_app(settings)) as client:
-        _rounds(client, database, registry, [2, 2])  # ends 3 and 6
+        submit_anchored(client, database, registry, [2, 2])  # ends 3 and 6
         keys = LogKeys(settings)
         doubles.append(WitnessDouble(healthy, keys.verifier_key("suggestions")))
         timeout = 3.0
@@ -436,7 +423,7 @@ def test_the_real_witness_cosigns_what_the_pusher_sends(
                     ) from None
                 time.sleep(0.2)
         with TestClient(create_app(settings)) as client:
-            batches = _rounds(client, database, registry, [2, 2, 1])[1]  # ends 3, 6, 8
+            batches = submit_anchored(client, database, registry, [2, 2, 1])[1]  # ends 3, 6, 8
             pusher = WitnessPusher(database.sessions, LogKeys(settings), [witness])
             assert pusher.push(witness, "suggestions") == 3
             log_key = parse_verifier_key(client.get("/api/v1/logs/suggestions/keys").json()["log"])
